@@ -1,0 +1,95 @@
+using FastInval.Caches;
+using FastInval.Internals;
+
+namespace FastInval;
+
+/// <summary>
+/// Device TLBs (PCIe ATS address-translation caches) of every device behind one IOMMU: entries keyed by
+/// (source id, PASID, span), in pinned structure-of-arrays memory.
+/// </summary>
+/// <remarks>
+/// <para>Hashing ignores the PASID, so a range invalidation of a device probes each covered block once and finds every
+/// PASID there. Any power-of-two span from 4 KiB is allowed (ATS translation completions carry arbitrary sizes).</para>
+/// <para><b>Threading.</b> As <see cref="TranslationCache"/>: concurrent <see cref="TryLookup"/> with one serialized writer.</para>
+/// </remarks>
+public sealed class DeviceTlb : IDisposable
+{
+    private static readonly ulong[] s_sizeBits = BuildSizeBits();
+    private const ulong CommonBits = TranslationTag.ValidBit | (1UL << TranslationTag.StageShift) | TranslationTag.LeafBit;
+
+    internal readonly TranslationTable Table;
+
+    /// <summary>Creates device TLBs holding up to <paramref name="capacity"/> entries in total.</summary>
+    public DeviceTlb(int capacity) => Table = new TranslationTable(capacity, keysAddressSpace: false, variableSizes: true);
+
+    /// <summary>Maximum number of entries.</summary>
+    public int Capacity => Table.Capacity;
+
+    /// <summary>Entries cached now.</summary>
+    public int Count => Table.Count;
+
+    /// <summary>Pinned bytes owned.</summary>
+    public long MemoryBytes => Table.Store.Bytes;
+
+    /// <summary>Caches an ATS translation (writer side).</summary>
+    public FillResult Fill(in DeviceTlbEntry entry)
+    {
+        ulong span = entry.SizeLog2 is >= 12 and <= 63 ? (1UL << entry.SizeLog2) - 1 : 0;
+        if (span == 0 || (entry.InputAddress & span) != 0 || (entry.OutputAddress & span) != 0 ||
+            !AddressSpace.IsValid(entry.Pasid) || (uint)entry.Rights > 0xFFF)
+        {
+            return FillResult.Rejected;
+        }
+
+        ulong asField = entry.Global ? TranslationTag.GlobalBit : TranslationTag.EncodeAddressSpace(entry.Pasid);
+        ulong tag = CommonBits | s_sizeBits[entry.SizeLog2] | TranslationTag.Space(entry.SourceId) | asField;
+        return Table.Fill(tag, entry.InputAddress, entry.SizeLog2, entry.OutputAddress | (ulong)entry.Rights);
+    }
+
+    /// <summary>Finds the device's cached translation of <paramref name="address"/> for <paramref name="pasid"/>
+    /// (or <see cref="AddressSpace.None"/>); a global entry of the device answers for every PASID.</summary>
+    public bool TryLookup(uint sourceId, uint pasid, ulong address, out Translation translation)
+    {
+        if (!AddressSpace.IsValid(pasid) ||
+            !Table.TryLookup(CommonBits | TranslationTag.Space(sourceId), sourceId, pasid, address, ulong.MaxValue, s_sizeBits,
+                leaf: true, out ulong tag, out ulong first, out int sizeLog2, out ulong value))
+        {
+            translation = default;
+            return false;
+        }
+
+        translation = new Translation((value & ~0xFFFUL) + (address - first), first, (AccessRights)(value & 0xFFF),
+            (byte)sizeLog2, (tag & TranslationTag.GlobalBit) != 0);
+        return true;
+    }
+
+    /// <summary>Removes every entry (writer side).</summary>
+    public void Clear() => Table.Clear();
+
+    /// <summary>Every cached entry (writer side; allocates).</summary>
+    public DeviceTlbEntry[] ToArray()
+    {
+        var raw = new (ulong Tag, ulong First, ulong Last, ulong Value)[Count];
+        int n = Table.Snapshot(raw);
+        var result = new DeviceTlbEntry[n];
+        for (int i = 0; i < n; i++)
+        {
+            (ulong tag, ulong first, ulong last, ulong value) = raw[i];
+            bool global = (tag & TranslationTag.GlobalBit) != 0;
+            result[i] = new DeviceTlbEntry(TranslationTag.SpaceOf(tag), global ? AddressSpace.None : TranslationTag.DecodeAddressSpace(tag),
+                first, value & ~0xFFFUL, (byte)(System.Numerics.BitOperations.Log2(last - first) + 1), (AccessRights)(value & 0xFFF), global);
+        }
+
+        return result;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => Table.Dispose();
+
+    private static ulong[] BuildSizeBits()
+    {
+        var bits = new ulong[64];
+        Array.Fill(bits, (ulong)Granule.Size4K << TranslationTag.GranuleShift);
+        return bits;
+    }
+}

@@ -1,0 +1,331 @@
+using System.Runtime.CompilerServices;
+using System.Threading;
+using FastInval.Internals;
+using FastInval.Kernels;
+
+namespace FastInval.Caches;
+
+/// <summary>
+/// Structure-of-arrays slot storage with a chained hash index, shared by every cache. Columns, all in one
+/// <see cref="PinnedBuffer"/>: <c>Tag</c> (u64, scanned by the kernels), <c>First</c>/<c>Last</c> (u64, the inclusive span),
+/// <c>Value</c> (u64), <c>Next</c> (i32, chain link + 1, 0 = end), <c>Ref</c> (u8, CLOCK reference bit) and the bucket array
+/// (<see cref="Bucket"/>: head + 1 and a sequence counter).
+/// </summary>
+/// <remarks>
+/// <para><b>Concurrency (seqlock per bucket).</b> One writer at a time (fill or invalidate, serialized by the caller);
+/// any number of concurrent readers. Every change to a slot happens while the sequence counter of the bucket whose chain
+/// holds it is odd: link, unlink, value update. A reader samples an even counter, walks the chain, copies the slot's
+/// columns, and accepts the copy only if the counter is unchanged, otherwise it retries. A slot is therefore never read
+/// half-written (no torn entry), and once the writer's call returns every later reader sees the chain without the
+/// removed slot (no stale translation). Readers re-check the counter every few steps, so a chain that changes under
+/// them never traps them in a loop. Capacity never changes, so columns never move.</para>
+/// <para><b>Free slots</b> have a zero tag and are threaded through <c>Next</c>. New slots come from the free list, then
+/// from the high-water mark. Scans cover [0, high-water mark rounded up to 8): tables that have held few entries scan
+/// little even with a huge capacity.</para>
+/// <para><b>Eviction</b> when full: CLOCK (second chance). A hand sweeps slots; a slot whose reference bit is set (a
+/// lookup hit it since the last sweep) gets its bit cleared and is skipped; the first slot with a clear bit is evicted.
+/// One entry per fill, never the cache wholesale.</para>
+/// </remarks>
+internal sealed unsafe class SlotStore : IDisposable
+{
+    internal struct Bucket
+    {
+        public int Head;
+        public int Seq;
+    }
+
+    private readonly PinnedBuffer _buffer;
+    private readonly ulong* _tag;
+    private readonly ulong* _first;
+    private readonly ulong* _last;
+    private readonly ulong* _value;
+    private readonly int* _next;
+    private readonly byte* _ref;
+    private readonly Bucket* _buckets;
+    private readonly int _capacity;
+    private readonly int _bucketMask;
+    private int _highWater;
+    private int _freeHead; // slot + 1, 0 = empty
+    private int _count;
+    private int _hand;
+
+    public SlotStore(int capacity)
+    {
+        if (capacity < 1 || capacity > MaxCapacity)
+        {
+            ThrowHelper.ArgumentOutOfRange(nameof(capacity), $"capacity must be between 1 and {MaxCapacity}");
+        }
+
+        _capacity = capacity;
+        PaddedCapacity = (capacity + TagScan.Padding - 1) / TagScan.Padding * TagScan.Padding;
+        int buckets = (int)Math.Max(8u, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)capacity));
+        _bucketMask = buckets - 1;
+
+        nuint p = (nuint)PaddedCapacity;
+        nuint bytes = (PinnedBuffer.Align(p * 8) * 4) + PinnedBuffer.Align(p * 4) + PinnedBuffer.Align(p) +
+                      PinnedBuffer.Align((nuint)buckets * (nuint)sizeof(Bucket));
+        _buffer = new PinnedBuffer(bytes);
+        _tag = _buffer.Carve<ulong>(p);
+        _first = _buffer.Carve<ulong>(p);
+        _last = _buffer.Carve<ulong>(p);
+        _value = _buffer.Carve<ulong>(p);
+        _next = _buffer.Carve<int>(p);
+        _ref = _buffer.Carve<byte>(p);
+        _buckets = _buffer.Carve<Bucket>((nuint)buckets);
+    }
+
+    /// <summary>Largest supported capacity (2^28 slots: 268M entries, ~10 GiB).</summary>
+    public const int MaxCapacity = 1 << 28;
+
+    public int Capacity => _capacity;
+
+    public int PaddedCapacity { get; }
+
+    public int Count => _count;
+
+    public int BucketCount => _bucketMask + 1;
+
+    /// <summary>Bytes of pinned memory owned.</summary>
+    public long Bytes => (long)_buffer.Length;
+
+    /// <summary>End (exclusive, multiple of 8) of the slot range a scan must cover.</summary>
+    public nuint ScanEnd => (nuint)((_highWater + TagScan.Padding - 1) & ~(TagScan.Padding - 1));
+
+    public ref ulong TagRef => ref *_tag;
+
+    public ref ulong FirstRef => ref *_first;
+
+    public ref ulong LastRef => ref *_last;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong Tag(int slot) => _tag[slot];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong First(int slot) => _first[slot];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong Last(int slot) => _last[slot];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong Value(int slot) => _value[slot];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int BucketOf(ulong hash) => (int)(hash & (ulong)_bucketMask);
+
+    /// <summary>Writer side: first slot of a bucket's chain, or -1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Head(int bucket) => _buckets[bucket].Head - 1;
+
+    /// <summary>Writer side: next slot in the chain, or -1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Next(int slot) => _next[slot] - 1;
+
+    // ---- readers -----------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Reader side: finds the slot of <paramref name="bucket"/> whose tag equals <paramref name="tag"/> under
+    /// <paramref name="tagMask"/>, whose first equals <paramref name="first"/> and (when <paramref name="last"/> is not 0)
+    /// whose last equals <paramref name="last"/>; returns a consistent copy of its tag and value.
+    /// </summary>
+    public bool TryRead(int bucket, ulong tagMask, ulong tag, ulong first, ulong last, out ulong foundTag, out ulong value)
+    {
+        ref Bucket b = ref _buckets[bucket];
+        SpinWait spin = default;
+        while (true)
+        {
+            int seq = Volatile.Read(ref b.Seq);
+            if ((seq & 1) != 0)
+            {
+                spin.SpinOnce(sleep1Threshold: -1);
+                continue;
+            }
+
+            bool found = false;
+            ulong t = 0, v = 0;
+            int slot = b.Head - 1;
+            int steps = 0;
+            while (slot >= 0)
+            {
+                t = _tag[slot];
+                if ((t & tagMask) == tag && _first[slot] == first && (last == 0 || _last[slot] == last))
+                {
+                    v = _value[slot];
+                    found = true;
+                    if (_ref[slot] == 0)
+                    {
+                        _ref[slot] = 1;
+                    }
+
+                    break;
+                }
+
+                slot = _next[slot] - 1;
+                if (++steps == 32)
+                {
+                    // A chain that changes under a reader could lead it around; bail out to the counter check.
+                    if (Volatile.Read(ref b.Seq) != seq)
+                    {
+                        break;
+                    }
+
+                    steps = 0;
+                }
+            }
+
+            Volatile.ReadBarrier();
+            if (Volatile.Read(ref b.Seq) == seq)
+            {
+                foundTag = t;
+                value = v;
+                return found;
+            }
+        }
+    }
+
+    // ---- writer ------------------------------------------------------------------------------------------
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void BeginWrite(ref Bucket b)
+    {
+        Volatile.Write(ref b.Seq, b.Seq + 1);
+        Volatile.WriteBarrier();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void EndWrite(ref Bucket b) => Volatile.Write(ref b.Seq, b.Seq + 1);
+
+    /// <summary>True when no free slot is left (the caller must evict first).</summary>
+    public bool IsFull => _count == _capacity;
+
+    /// <summary>Takes a free slot (free list first, then the high-water mark). The store must not be full.</summary>
+    public int Allocate()
+    {
+        FastAssert.True(!IsFull);
+        int slot;
+        if (_freeHead != 0)
+        {
+            slot = _freeHead - 1;
+            _freeHead = _next[slot];
+        }
+        else
+        {
+            slot = _highWater++;
+        }
+
+        _count++;
+        return slot;
+    }
+
+    /// <summary>Fills a slot taken by <see cref="Allocate"/> and links it at the head of its bucket.</summary>
+    public void Link(int bucket, int slot, ulong tag, ulong first, ulong last, ulong value)
+    {
+        ref Bucket b = ref _buckets[bucket];
+        BeginWrite(ref b);
+        _first[slot] = first;
+        _last[slot] = last;
+        _value[slot] = value;
+        _ref[slot] = 0;
+        _next[slot] = b.Head;
+        _tag[slot] = tag;
+        b.Head = slot + 1;
+        EndWrite(ref b);
+    }
+
+    /// <summary>Replaces the tag and value of a linked slot (same identity, new translation).</summary>
+    public void Update(int bucket, int slot, ulong tag, ulong value)
+    {
+        ref Bucket b = ref _buckets[bucket];
+        BeginWrite(ref b);
+        _tag[slot] = tag;
+        _value[slot] = value;
+        EndWrite(ref b);
+    }
+
+    /// <summary>Unlinks a slot from its bucket's chain, clears its tag and returns it to the free list.</summary>
+    public void Unlink(int bucket, int slot)
+    {
+        ref Bucket b = ref _buckets[bucket];
+        BeginWrite(ref b);
+        int target = slot + 1;
+        if (b.Head == target)
+        {
+            b.Head = _next[slot];
+        }
+        else
+        {
+            int prev = b.Head - 1;
+            while (prev >= 0 && _next[prev] != target)
+            {
+                prev = _next[prev] - 1;
+            }
+
+            FastAssert.True(prev >= 0, "slot not found in its bucket");
+            if (prev >= 0)
+            {
+                _next[prev] = _next[slot];
+            }
+        }
+
+        _tag[slot] = 0;
+        EndWrite(ref b);
+
+        // The slot is out of every chain: thread it onto the free list (readers that still hold it re-check).
+        _next[slot] = _freeHead;
+        _freeHead = target;
+        _count--;
+    }
+
+    /// <summary>CLOCK victim: the first slot from the hand whose reference bit is clear, clearing bits on the way.</summary>
+    public int ClockVictim()
+    {
+        FastAssert.True(_count > 0);
+        int limit = _highWater;
+        while (true)
+        {
+            if (_hand >= limit)
+            {
+                _hand = 0;
+            }
+
+            int slot = _hand++;
+            if (_tag[slot] == 0)
+            {
+                continue;
+            }
+
+            if (_ref[slot] != 0)
+            {
+                _ref[slot] = 0;
+                continue;
+            }
+
+            return slot;
+        }
+    }
+
+    /// <summary>Empties the store: every non-empty bucket is emptied under its counter, then the columns are reset.</summary>
+    public void Clear()
+    {
+        int buckets = _bucketMask + 1;
+        for (int i = 0; i < buckets; i++)
+        {
+            ref Bucket b = ref _buckets[i];
+            if (b.Head != 0)
+            {
+                BeginWrite(ref b);
+                b.Head = 0;
+                EndWrite(ref b);
+            }
+        }
+
+        nuint used = ScanEnd;
+        new Span<ulong>(_tag, (int)used).Clear();
+        new Span<int>(_next, (int)used).Clear();
+        _highWater = 0;
+        _freeHead = 0;
+        _count = 0;
+        _hand = 0;
+    }
+
+    public void Dispose() => _buffer.Dispose();
+}

@@ -1,0 +1,204 @@
+using FastInval.Internals;
+
+namespace FastInval;
+
+/// <summary>
+/// The IOTLB: leaf translations and paging-structure entries of every stage, tagged with domain (DID / VMID),
+/// address space (PASID / ASID), global bit, stage, granule and level, in pinned structure-of-arrays memory.
+/// </summary>
+/// <remarks>
+/// <para>Lookups are O(1) in the capacity: one hash probe per span present among the cached leaves (at most the
+/// handful of page and block sizes in use). Invalidation goes through <see cref="InvalidationEngine"/>.</para>
+/// <para><b>Threading.</b> <see cref="TryLookup"/> and <see cref="TryLookupTable"/> may run on any number of threads,
+/// concurrently with one writer. Writers (<see cref="Fill"/>, the engine's invalidations, <see cref="Clear"/>) must be
+/// serialized by the caller. A lookup never returns a torn entry, and never returns an entry whose invalidation
+/// completed before the lookup started. <see cref="Dispose"/> requires that no other call is in flight.</para>
+/// </remarks>
+public sealed class TranslationCache : IDisposable
+{
+    internal readonly Caches.TranslationTable Table;
+
+    // Granule and level bits of the tag for each span (0 = no level of any granule has that span).
+    private static readonly ulong[] s_sizeBits = BuildSizeBits();
+
+    /// <summary>Creates an IOTLB holding up to <paramref name="capacity"/> entries (1 to 2^28).</summary>
+    public TranslationCache(int capacity) => Table = new Caches.TranslationTable(capacity, keysAddressSpace: true, variableSizes: false);
+
+    /// <summary>Maximum number of entries.</summary>
+    public int Capacity => Table.Capacity;
+
+    /// <summary>Entries cached now.</summary>
+    public int Count => Table.Count;
+
+    /// <summary>Pinned bytes owned (all columns and the hash index).</summary>
+    public long MemoryBytes => Table.Store.Bytes;
+
+    internal static ReadOnlySpan<ulong> SizeBits => s_sizeBits;
+
+    /// <summary>Caches an entry (writer side). Malformed entries are rejected, see <see cref="TranslationEntry"/>.</summary>
+    public FillResult Fill(in TranslationEntry entry)
+    {
+        if (!TryEncode(in entry, out ulong tag, out ulong value))
+        {
+            return FillResult.Rejected;
+        }
+
+        return Table.Fill(tag, entry.InputAddress, entry.SizeLog2, value);
+    }
+
+    /// <summary>Finds the leaf translation of <paramref name="address"/> for (stage, domain, address space).
+    /// A global entry of the domain answers for every address space.</summary>
+    public bool TryLookup(TranslationStage stage, ushort domainId, uint addressSpaceId, ulong address, out Translation translation) =>
+        Lookup(stage, domainId, addressSpaceId, address, ulong.MaxValue, leaf: true, out translation);
+
+    /// <summary>Finds the paging-structure entry spanning 2^<paramref name="spanLog2"/> bytes around <paramref name="address"/>.</summary>
+    public bool TryLookupTable(TranslationStage stage, ushort domainId, uint addressSpaceId, ulong address, int spanLog2, out Translation translation)
+    {
+        if ((uint)spanLog2 >= 64)
+        {
+            translation = default;
+            return false;
+        }
+
+        return Lookup(stage, domainId, addressSpaceId, address, 1UL << spanLog2, leaf: false, out translation);
+    }
+
+    private bool Lookup(TranslationStage stage, ushort domainId, uint addressSpaceId, ulong address, ulong sizeMask, bool leaf, out Translation translation)
+    {
+        if (!AddressSpace.IsValid(addressSpaceId) || ((uint)stage & ((uint)stage - 1)) != 0 || (uint)stage > 4)
+        {
+            translation = default;
+            return false;
+        }
+
+        ulong common = Caches.TranslationTag.ValidBit | Caches.TranslationTag.Stage((StageMask)stage) |
+                       (leaf ? Caches.TranslationTag.LeafBit : 0) | Caches.TranslationTag.Space(domainId);
+        if (!Table.TryLookup(common, domainId, addressSpaceId, address, sizeMask, s_sizeBits, leaf,
+                out ulong tag, out ulong first, out int sizeLog2, out ulong value))
+        {
+            translation = default;
+            return false;
+        }
+
+        ulong output = value & ~0xFFFUL;
+        translation = new Translation(leaf ? output + (address - first) : output, first, (AccessRights)(value & 0xFFF),
+            (byte)sizeLog2, (tag & Caches.TranslationTag.GlobalBit) != 0);
+        return true;
+    }
+
+    /// <summary>Removes every entry (writer side).</summary>
+    public void Clear() => Table.Clear();
+
+    /// <summary>Copies every cached entry into <paramref name="destination"/> (writer side; diagnostics and tests).</summary>
+    public int CopyTo(Span<TranslationEntry> destination)
+    {
+        var raw = new (ulong Tag, ulong First, ulong Last, ulong Value)[Count];
+        int n = Table.Snapshot(raw);
+        if (destination.Length < n)
+        {
+            ThrowHelper.Argument(nameof(destination), "destination is shorter than Count");
+        }
+
+        for (int i = 0; i < n; i++)
+        {
+            destination[i] = Decode(raw[i].Tag, raw[i].First, raw[i].Last, raw[i].Value);
+        }
+
+        return n;
+    }
+
+    /// <summary>Every cached entry (writer side; allocates).</summary>
+    public TranslationEntry[] ToArray()
+    {
+        var result = new TranslationEntry[Count];
+        CopyTo(result);
+        return result;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => Table.Dispose();
+
+    internal static bool TryEncode(in TranslationEntry e, out ulong tag, out ulong value)
+    {
+        tag = 0;
+        value = 0;
+        uint stage = (uint)e.Stage;
+        if (stage is not (1 or 2 or 4) || e.Granule is < Granule.Size4K or > Granule.Size64K || (uint)e.Rights > 0xFFF)
+        {
+            return false;
+        }
+
+        int level = Caches.TranslationTag.LevelForSize(e.Granule, e.SizeLog2);
+        if (e.IsTable ? level is < 0 or > 2 : level is < 1 or > 3)
+        {
+            return false;
+        }
+
+        ulong spanMask = (1UL << e.SizeLog2) - 1;
+        ulong outMask = e.IsTable ? (1UL << Caches.TranslationTag.GranuleLog2(e.Granule)) - 1 : spanMask;
+        if ((e.InputAddress & spanMask) != 0 || (e.OutputAddress & outMask) != 0)
+        {
+            return false;
+        }
+
+        ulong asField;
+        if (e.Stage == TranslationStage.Stage2)
+        {
+            if (e.AddressSpaceId != AddressSpace.None || e.Global)
+            {
+                return false;
+            }
+
+            asField = Caches.TranslationTag.AddressSpaceNone;
+        }
+        else if (e.Global)
+        {
+            asField = 0;
+        }
+        else
+        {
+            if (!AddressSpace.IsValid(e.AddressSpaceId))
+            {
+                return false;
+            }
+
+            asField = Caches.TranslationTag.EncodeAddressSpace(e.AddressSpaceId);
+        }
+
+        tag = Caches.TranslationTag.ValidBit | Caches.TranslationTag.Stage((StageMask)stage) |
+              (e.Global ? Caches.TranslationTag.GlobalBit : 0) | (e.IsTable ? 0 : Caches.TranslationTag.LeafBit) |
+              s_sizeBits[e.SizeLog2] | Caches.TranslationTag.Space(e.DomainId) | asField;
+        value = e.OutputAddress | (ulong)e.Rights;
+        return true;
+    }
+
+    internal static TranslationEntry Decode(ulong tag, ulong first, ulong last, ulong value)
+    {
+        bool global = (tag & Caches.TranslationTag.GlobalBit) != 0;
+        int size = System.Numerics.BitOperations.Log2(last - first) + 1;
+        return new TranslationEntry(
+            (TranslationStage)((tag & Caches.TranslationTag.StageMask) >> Caches.TranslationTag.StageShift),
+            (ushort)Caches.TranslationTag.SpaceOf(tag),
+            global ? AddressSpace.None : Caches.TranslationTag.DecodeAddressSpace(tag),
+            first, value & ~0xFFFUL, (byte)size, (AccessRights)(value & 0xFFF),
+            Caches.TranslationTag.GranuleOf(tag), global, (tag & Caches.TranslationTag.LeafBit) == 0);
+    }
+
+    private static ulong[] BuildSizeBits()
+    {
+        var bits = new ulong[64];
+        for (Granule g = Granule.Size4K; g <= Granule.Size64K; g++)
+        {
+            for (int s = 0; s < 64; s++)
+            {
+                int level = Caches.TranslationTag.LevelForSize(g, s);
+                if (level >= 0)
+                {
+                    bits[s] = ((ulong)g << Caches.TranslationTag.GranuleShift) | ((ulong)level << Caches.TranslationTag.LevelShift);
+                }
+            }
+        }
+
+        return bits;
+    }
+}

@@ -1,0 +1,267 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using FastInval.Internals;
+using FastInval.Kernels;
+
+namespace FastInval.Caches;
+
+/// <summary>
+/// The engine of the IOTLB and of device TLBs: translation entries in a <see cref="SlotStore"/>, hashed by
+/// (space, address-space key, span, block number), with per-class counts of the spans present so that a lookup probes
+/// only the page sizes that exist and a small range invalidation probes only the blocks it covers.
+/// </summary>
+/// <remarks>
+/// Classes: leaf or table × non-global or global. A lookup probes, for each span present among leaves in ascending
+/// order, the non-global entry of the requested address space and then the global entry; the first hit wins (the
+/// smallest span; at equal span the non-global one). The IOTLB keys the address space into the hash (chains stay short
+/// when many PASIDs map the same IOVA); a device TLB does not (so one probe per block finds every PASID of a device).
+/// </remarks>
+internal sealed class TranslationTable : IDisposable
+{
+    private const int Classes = 4; // bit 0 = global, bit 1 = table
+
+    private readonly SlotStore _store;
+    private readonly bool _keysAddressSpace;
+    private readonly bool _variableSizes;
+    private readonly int[] _sizeCounts = new int[Classes * 64];
+    private readonly ulong[] _sizeMasks = new ulong[Classes];
+
+    public TranslationTable(int capacity, bool keysAddressSpace, bool variableSizes)
+    {
+        _store = new SlotStore(capacity);
+        _keysAddressSpace = keysAddressSpace;
+        _variableSizes = variableSizes;
+    }
+
+    public SlotStore Store => _store;
+
+    public int Count => _store.Count;
+
+    public int Capacity => _store.Capacity;
+
+    /// <summary>Spans (bit n = 2^n bytes) present in the given class.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong SizeMask(bool table, bool global) => _sizeMasks[(table ? 2 : 0) | (global ? 1 : 0)];
+
+    public bool KeysAddressSpace => _keysAddressSpace;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Hash(uint space, uint addressSpaceKey, int sizeLog2, ulong block)
+    {
+        ulong h = (block * 0x9E37_79B9_7F4A_7C15UL) ^ ((((ulong)space << 32) | ((ulong)addressSpaceKey << 6) | (uint)sizeLog2) * 0xC2B2_AE3D_27D4_EB4FUL);
+        h ^= h >> 31;
+        h *= 0xBF58_476D_1CE4_E5B9UL;
+        return h ^ (h >> 29);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int BucketOf(uint space, uint addressSpaceKey, int sizeLog2, ulong address) =>
+        _store.BucketOf(Hash(space, _keysAddressSpace ? addressSpaceKey : 0, sizeLog2, address >> sizeLog2));
+
+    /// <summary>Writer side. Inserts or replaces an entry given in packed form.</summary>
+    public FillResult Fill(ulong tag, ulong first, int sizeLog2, ulong value)
+    {
+        ulong last = first + ((1UL << sizeLog2) - 1);
+        uint space = TranslationTag.SpaceOf(tag);
+        int bucket = BucketOf(space, TranslationTag.HashKeyOf(tag), sizeLog2, first);
+        for (int s = _store.Head(bucket); s >= 0; s = _store.Next(s))
+        {
+            if (_store.Tag(s) == tag && _store.First(s) == first && _store.Last(s) == last)
+            {
+                _store.Update(bucket, s, tag, value);
+                return FillResult.Replaced;
+            }
+        }
+
+        FillResult result = FillResult.Inserted;
+        if (_store.IsFull)
+        {
+            Remove(_store.ClockVictim());
+            result = FillResult.InsertedAfterEviction;
+            // The victim may have shared the bucket; linking at the head is still correct.
+        }
+
+        int slot = _store.Allocate();
+        _store.Link(bucket, slot, tag, first, last, value);
+        int cls = ClassOf(tag);
+        if (_sizeCounts[(cls * 64) + sizeLog2]++ == 0)
+        {
+            _sizeMasks[cls] |= 1UL << sizeLog2;
+        }
+
+        return result;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int ClassOf(ulong tag) =>
+        ((tag & TranslationTag.LeafBit) == 0 ? 2 : 0) | ((tag & TranslationTag.GlobalBit) != 0 ? 1 : 0);
+
+    /// <summary>Writer side. Removes one linked slot.</summary>
+    public void Remove(int slot)
+    {
+        ulong tag = _store.Tag(slot);
+        ulong first = _store.First(slot);
+        int sizeLog2 = BitOperations.Log2(_store.Last(slot) - first) + 1;
+        int bucket = BucketOf(TranslationTag.SpaceOf(tag), TranslationTag.HashKeyOf(tag), sizeLog2, first);
+        _store.Unlink(bucket, slot);
+        int cls = ClassOf(tag);
+        if (--_sizeCounts[(cls * 64) + sizeLog2] == 0)
+        {
+            _sizeMasks[cls] &= ~(1UL << sizeLog2);
+        }
+    }
+
+    /// <summary>Writer side. Removes everything.</summary>
+    public void Clear()
+    {
+        _store.Clear();
+        Array.Clear(_sizeCounts);
+        Array.Clear(_sizeMasks);
+    }
+
+    /// <summary>
+    /// Reader side. Finds the entry covering <paramref name="address"/>: <paramref name="commonTag"/> holds the valid,
+    /// stage, leaf and space bits; <paramref name="sizeBits"/> gives the granule and level bits of each span.
+    /// </summary>
+    public bool TryLookup(ulong commonTag, uint space, uint addressSpaceId, ulong address, ulong sizeMask,
+        ReadOnlySpan<ulong> sizeBits, bool leaf, out ulong foundTag, out ulong first, out int sizeLog2, out ulong value)
+    {
+        ulong asField = TranslationTag.EncodeAddressSpace(addressSpaceId);
+        ulong nonGlobal = SizeMask(!leaf, global: false);
+        ulong global = SizeMask(!leaf, global: true);
+        ulong sizes = (nonGlobal | global) & sizeMask;
+        while (sizes != 0)
+        {
+            int s = BitOperations.TrailingZeroCount(sizes);
+            sizes &= sizes - 1;
+            ulong mask = (1UL << s) - 1;
+            ulong baseAddress = address & ~mask;
+            ulong last = _variableSizes ? baseAddress + mask : 0;
+            ulong sizeTag = commonTag | sizeBits[s];
+            if ((nonGlobal & (1UL << s)) != 0 &&
+                _store.TryRead(BucketOf(space, (uint)asField, s, baseAddress), ulong.MaxValue, sizeTag | asField,
+                    baseAddress, last, out foundTag, out value))
+            {
+                first = baseAddress;
+                sizeLog2 = s;
+                return true;
+            }
+
+            if ((global & (1UL << s)) != 0 &&
+                _store.TryRead(BucketOf(space, TranslationTag.GlobalKey, s, baseAddress), ulong.MaxValue,
+                    sizeTag | TranslationTag.GlobalBit, baseAddress, last, out foundTag, out value))
+            {
+                first = baseAddress;
+                sizeLog2 = s;
+                return true;
+            }
+        }
+
+        foundTag = 0;
+        first = 0;
+        sizeLog2 = 0;
+        value = 0;
+        return false;
+    }
+
+    /// <summary>Writer side. Removes every slot a scan with <paramref name="op"/> selects; returns how many.</summary>
+    public int RemoveByScan<TOp>(in TOp op, TagScanKernel kernel) where TOp : struct, IMatchOp
+    {
+        Span<int> hits = stackalloc int[256];
+        nuint i = 0;
+        nuint end = _store.ScanEnd;
+        int removed = 0;
+        while (i < end)
+        {
+            int n = TagScan.Run(kernel, in op, ref _store.TagRef, ref _store.FirstRef, ref _store.LastRef, i, end, hits, out i);
+            for (int k = 0; k < n; k++)
+            {
+                Remove(hits[k]);
+            }
+
+            removed += n;
+        }
+
+        return removed;
+    }
+
+    /// <summary>
+    /// Writer side. Removes the slots <paramref name="op"/> selects among those hashed to the blocks of each span in
+    /// <paramref name="sizes"/> that overlap [first, last], under the given address-space hash key.
+    /// </summary>
+    public int RemoveByProbe(in RangeOp op, uint space, uint addressSpaceKey, ulong sizes, ulong first, ulong last)
+    {
+        int removed = 0;
+        while (sizes != 0)
+        {
+            int s = BitOperations.TrailingZeroCount(sizes);
+            sizes &= sizes - 1;
+            ulong block = first >> s;
+            ulong lastBlock = last >> s;
+            while (true)
+            {
+                int bucket = _store.BucketOf(Hash(space, _keysAddressSpace ? addressSpaceKey : 0, s, block));
+                int slot = _store.Head(bucket);
+                while (slot >= 0)
+                {
+                    int next = _store.Next(slot);
+                    if (op.Match(_store.Tag(slot), _store.First(slot), _store.Last(slot)))
+                    {
+                        Remove(slot);
+                        removed++;
+                    }
+
+                    slot = next;
+                }
+
+                if (block == lastBlock)
+                {
+                    break;
+                }
+
+                block++;
+            }
+        }
+
+        return removed;
+    }
+
+    /// <summary>Number of bucket probes <see cref="RemoveByProbe"/> would make (saturating).</summary>
+    public static ulong ProbeCost(ulong sizes, ulong first, ulong last)
+    {
+        ulong cost = 0;
+        while (sizes != 0)
+        {
+            int s = BitOperations.TrailingZeroCount(sizes);
+            sizes &= sizes - 1;
+            ulong blocks = (last >> s) - (first >> s);
+            cost = blocks >= ulong.MaxValue - cost - 1 ? ulong.MaxValue : cost + blocks + 1;
+        }
+
+        return cost;
+    }
+
+    /// <summary>Writer side. Visits every valid slot in slot order.</summary>
+    public int Snapshot(Span<(ulong Tag, ulong First, ulong Last, ulong Value)> destination)
+    {
+        int n = 0;
+        int end = (int)_store.ScanEnd;
+        for (int s = 0; s < end; s++)
+        {
+            ulong t = _store.Tag(s);
+            if (t != 0)
+            {
+                if (n == destination.Length)
+                {
+                    ThrowHelper.Argument(nameof(destination), "destination is shorter than Count");
+                }
+
+                destination[n++] = (t, _store.First(s), _store.Last(s), _store.Value(s));
+            }
+        }
+
+        return n;
+    }
+
+    public void Dispose() => _store.Dispose();
+}

@@ -1,0 +1,342 @@
+using FastInval.Caches;
+using FastInval.Descriptors;
+using FastInval.Internals;
+using FastInval.Kernels;
+
+namespace FastInval;
+
+/// <summary>Capacities, kernel and fault plan of an <see cref="InvalidationEngine"/>.</summary>
+public sealed class EngineOptions
+{
+    /// <summary>IOTLB capacity in entries (default 65,536).</summary>
+    public int IotlbCapacity { get; init; } = 1 << 16;
+
+    /// <summary>Device-TLB capacity in entries, all devices together (default 16,384).</summary>
+    public int DeviceTlbCapacity { get; init; } = 1 << 14;
+
+    /// <summary>Configuration-cache capacity in entries (default 4,096).</summary>
+    public int ConfigCacheCapacity { get; init; } = 1 << 12;
+
+    /// <summary>Scan kernel (default <see cref="TagScanKernels.Best"/>).</summary>
+    public TagScanKernel Kernel { get; init; } = TagScanKernels.Best;
+
+    /// <summary>Injected hardware failures (default none).</summary>
+    public FaultPlan FaultPlan { get; init; } = FaultPlan.None;
+}
+
+/// <summary>Counts of a batch's outcomes.</summary>
+public readonly record struct BatchResult(int Ok, int TimedOut, int CompletionErrors, int Invalid, int FirstFailureIndex)
+{
+    /// <summary>True when every descriptor is <see cref="InvalidationStatus.Ok"/>.</summary>
+    public bool AllOk => TimedOut == 0 && CompletionErrors == 0 && Invalid == 0;
+}
+
+/// <summary>
+/// The core: an IOTLB, device TLBs and configuration caches, and the batch executor that applies invalidation
+/// descriptors to them. Every front end decodes into <see cref="InvalidationDescriptor"/> and calls
+/// <see cref="Execute(ReadOnlySpan{InvalidationDescriptor}, Span{InvalidationStatus})"/>.
+/// </summary>
+/// <remarks>
+/// <para><b>Semantics.</b> A batch has exactly the effect of executing its descriptors one by one, in order (removals
+/// commute, and device-TLB fault decisions are taken in descriptor order). Underneath, tag flushes of one batch are
+/// coalesced four to a scan, small ranges probe the hash index block by block instead of scanning, and a flush of the
+/// whole IOTLB resets it.</para>
+/// <para><b>Errors.</b> No exception for descriptor content: a malformed descriptor reports
+/// <see cref="InvalidationStatus.Invalid"/> and changes nothing; a device-TLB descriptor reports the fault plan's
+/// decision (a time-out leaves the device's entries in place; a completion error removes them). Only host errors
+/// throw (an outcome span shorter than the batch).</para>
+/// <para><b>Threading.</b> <see cref="Execute(ReadOnlySpan{InvalidationDescriptor}, Span{InvalidationStatus})"/> and the
+/// caches' fills are writers and must be serialized by the caller (one thread, or a lock per engine). Lookups on the
+/// caches may run on other threads at any time; once Execute returns, no lookup that starts afterwards returns an entry
+/// it removed.</para>
+/// <para><b>Allocation.</b> Execute, fills and lookups allocate nothing.</para>
+/// </remarks>
+public sealed class InvalidationEngine : IDisposable
+{
+    /// <summary>A probe is taken to cost about this many slots of a vector scan.</summary>
+    private const ulong ProbeToScanRatio = 32;
+
+    private ulong _deviceTlbOrdinal;
+
+    /// <summary>Creates an engine with its caches.</summary>
+    public InvalidationEngine(EngineOptions? options = null)
+    {
+        options ??= new EngineOptions();
+        Iotlb = new TranslationCache(options.IotlbCapacity);
+        DeviceTlb = new DeviceTlb(options.DeviceTlbCapacity);
+        ConfigCache = new ConfigurationCache(options.ConfigCacheCapacity);
+        Kernel = options.Kernel;
+        FaultPlan = options.FaultPlan ?? FaultPlan.None;
+    }
+
+    /// <summary>The IOTLB (leaf and paging-structure entries).</summary>
+    public TranslationCache Iotlb { get; }
+
+    /// <summary>Device TLBs of every device behind this IOMMU.</summary>
+    public DeviceTlb DeviceTlb { get; }
+
+    /// <summary>Context / PASID / STE / CD / interrupt-entry caches.</summary>
+    public ConfigurationCache ConfigCache { get; }
+
+    /// <summary>The scan kernel in use.</summary>
+    public TagScanKernel Kernel { get; }
+
+    /// <summary>The fault plan consulted for device-TLB invalidations (may be replaced between batches).</summary>
+    public FaultPlan FaultPlan { get; set; }
+
+    /// <summary>Device-TLB descriptors executed so far: the ordinal the fault plan sees next.</summary>
+    public ulong DeviceTlbInvalidations => _deviceTlbOrdinal;
+
+    /// <summary>Executes one descriptor.</summary>
+    public InvalidationStatus Execute(in InvalidationDescriptor descriptor)
+    {
+        if (!DescriptorPredicates.IsValid(in descriptor))
+        {
+            return InvalidationStatus.Invalid;
+        }
+
+        switch (descriptor.Scope)
+        {
+            case InvalidationScope.Iotlb:
+                if (IsWholeIotlb(in descriptor))
+                {
+                    Iotlb.Table.Clear();
+                }
+                else
+                {
+                    RangeOp op = DescriptorPredicates.Iotlb(in descriptor, withRange: false);
+                    if (DescriptorPredicates.TryReduce(in op, out TagOp tagOp))
+                    {
+                        Iotlb.Table.RemoveByScan(in tagOp, Kernel);
+                    }
+                    else
+                    {
+                        Iotlb.Table.RemoveByScan(in op, Kernel);
+                    }
+                }
+
+                return InvalidationStatus.Ok;
+            case InvalidationScope.IotlbRange:
+                ExecuteIotlbRange(in descriptor);
+                return InvalidationStatus.Ok;
+            case InvalidationScope.DeviceTlb:
+                return ExecuteDeviceTlb(in descriptor);
+            default:
+                ExecuteConfig(in descriptor);
+                return InvalidationStatus.Ok;
+        }
+    }
+
+    /// <summary>
+    /// Executes a batch with the effect of executing it one descriptor at a time, writing each descriptor's outcome.
+    /// </summary>
+    public BatchResult Execute(ReadOnlySpan<InvalidationDescriptor> batch, Span<InvalidationStatus> statuses)
+    {
+        if (statuses.Length < batch.Length)
+        {
+            ThrowHelper.Argument(nameof(statuses), "statuses must be at least as long as the batch");
+        }
+
+        int ok = 0, timedOut = 0, completionErrors = 0, invalid = 0, firstFailure = -1;
+        Span<TagOp> pending = stackalloc TagOp[4];
+        int pendingCount = 0;
+        for (int i = 0; i < batch.Length; i++)
+        {
+            ref readonly InvalidationDescriptor d = ref batch[i];
+            InvalidationStatus status;
+            if (d.Scope == InvalidationScope.Iotlb && DescriptorPredicates.IsValid(in d))
+            {
+                status = InvalidationStatus.Ok;
+                if (IsWholeIotlb(in d))
+                {
+                    Iotlb.Table.Clear();
+                    pendingCount = 0; // nothing left for them to remove
+                }
+                else
+                {
+                    RangeOp op = DescriptorPredicates.Iotlb(in d, withRange: false);
+                    if (DescriptorPredicates.TryReduce(in op, out TagOp tagOp))
+                    {
+                        pending[pendingCount++] = tagOp;
+                        if (pendingCount == pending.Length)
+                        {
+                            FlushPending(pending, ref pendingCount);
+                        }
+                    }
+                    else
+                    {
+                        Iotlb.Table.RemoveByScan(in op, Kernel);
+                    }
+                }
+            }
+            else
+            {
+                status = Execute(in d);
+            }
+
+            statuses[i] = status;
+            switch (status)
+            {
+                case InvalidationStatus.Ok: ok++; break;
+                case InvalidationStatus.TimedOut: timedOut++; break;
+                case InvalidationStatus.CompletionError: completionErrors++; break;
+                default: invalid++; break;
+            }
+
+            if (status != InvalidationStatus.Ok && firstFailure < 0)
+            {
+                firstFailure = i;
+            }
+        }
+
+        FlushPending(pending, ref pendingCount);
+        return new BatchResult(ok, timedOut, completionErrors, invalid, firstFailure);
+    }
+
+    private void FlushPending(Span<TagOp> pending, ref int count)
+    {
+        switch (count)
+        {
+            case 0:
+                return;
+            case 1:
+                Iotlb.Table.RemoveByScan(in pending[0], Kernel);
+                break;
+            default:
+                var op4 = new TagOp4(pending[0], pending[1], count > 2 ? pending[2] : TagOp4.Never, count > 3 ? pending[3] : TagOp4.Never);
+                Iotlb.Table.RemoveByScan(in op4, Kernel);
+                break;
+        }
+
+        count = 0;
+    }
+
+    private static bool IsWholeIotlb(in InvalidationDescriptor d) =>
+        d.Stages == StageMask.All && (d.Flags & (InvalidationFlags.MatchDomain | InvalidationFlags.MatchAddressSpace | InvalidationFlags.LeafOnly)) == 0;
+
+    private void ExecuteIotlbRange(in InvalidationDescriptor d)
+    {
+        RangeOp op = DescriptorPredicates.Iotlb(in d, withRange: true);
+        TranslationTable table = Iotlb.Table;
+        if ((d.Flags & InvalidationFlags.MatchDomain) != 0)
+        {
+            bool matchAs = (d.Flags & InvalidationFlags.MatchAddressSpace) != 0;
+            bool leafOnly = (d.Flags & InvalidationFlags.LeafOnly) != 0;
+            (ulong hintLeaves, ulong hintTables) = DescriptorPredicates.HintedSizes(d.GranuleHint, d.LevelHint);
+            ulong tablesAllowed = leafOnly ? 0 : hintTables;
+            ulong nonGlobal = (table.SizeMask(false, false) & hintLeaves) | (table.SizeMask(true, false) & tablesAllowed);
+            ulong global = !matchAs || (d.Flags & InvalidationFlags.IncludeGlobal) != 0
+                ? (table.SizeMask(false, true) & hintLeaves) | (table.SizeMask(true, true) & tablesAllowed)
+                : 0;
+
+            // Non-global entries can be probed when their address-space key is known: the matched id, or "none" for a
+            // stage-2-only flush (stage-2 entries never carry an address space).
+            bool canProbe = matchAs || d.Stages == StageMask.Stage2 || nonGlobal == 0;
+            if (canProbe)
+            {
+                uint key = matchAs ? (uint)TranslationTag.EncodeAddressSpace(d.AddressSpaceId) : (uint)TranslationTag.AddressSpaceNone;
+                ulong cost = SaturatingAdd(TranslationTable.ProbeCost(nonGlobal, d.First, d.Last), TranslationTable.ProbeCost(global, d.First, d.Last));
+                if (cost <= (ulong)table.Store.ScanEnd / ProbeToScanRatio)
+                {
+                    table.RemoveByProbe(in op, d.DomainId, key, nonGlobal, d.First, d.Last);
+                    table.RemoveByProbe(in op, d.DomainId, TranslationTag.GlobalKey, global, d.First, d.Last);
+                    return;
+                }
+            }
+        }
+
+        table.RemoveByScan(in op, Kernel);
+    }
+
+    private InvalidationStatus ExecuteDeviceTlb(in InvalidationDescriptor d)
+    {
+        DeviceTlbFault fault = FaultPlan.DecideDeviceTlb(_deviceTlbOrdinal++, d.SourceId);
+        if (fault == DeviceTlbFault.Timeout)
+        {
+            return InvalidationStatus.TimedOut;
+        }
+
+        RangeOp op = DescriptorPredicates.DeviceTlb(in d);
+        TranslationTable table = DeviceTlb.Table;
+        bool probed = false;
+        if ((d.Flags & InvalidationFlags.MatchSource) != 0)
+        {
+            ulong sizes = table.SizeMask(false, false) | table.SizeMask(false, true);
+            if (TranslationTable.ProbeCost(sizes, d.First, d.Last) <= (ulong)table.Store.ScanEnd / ProbeToScanRatio)
+            {
+                table.RemoveByProbe(in op, d.SourceId, 0, sizes, d.First, d.Last);
+                probed = true;
+            }
+        }
+
+        if (!probed)
+        {
+            table.RemoveByScan(in op, Kernel);
+        }
+
+        return fault == DeviceTlbFault.CompletionError ? InvalidationStatus.CompletionError : InvalidationStatus.Ok;
+    }
+
+    private void ExecuteConfig(in InvalidationDescriptor d)
+    {
+        RangeOp op = DescriptorPredicates.Config(in d);
+        ConfigurationCache cache = ConfigCache;
+        if ((d.Flags & InvalidationFlags.MatchSource) != 0 && d.Last - d.First < 16 && d.Last <= uint.MaxValue)
+        {
+            // Probe when every (kind, source id) key is fully known.
+            bool matchAs = (d.Flags & InvalidationFlags.MatchAddressSpace) != 0;
+            bool probeable = true;
+            for (int bit = 0; bit < 5; bit++)
+            {
+                var kind = (ConfigKinds)(1 << bit);
+                if ((d.ConfigKinds & kind) != 0 && ConfigurationCache.HasAddressSpace(kind) && !matchAs)
+                {
+                    probeable = false;
+                }
+            }
+
+            ulong keys = (d.Last - d.First + 1) * (ulong)System.Numerics.BitOperations.PopCount((uint)d.ConfigKinds);
+            if (probeable && keys <= (ulong)cache.Store.ScanEnd / ProbeToScanRatio)
+            {
+                for (ulong sid = d.First; ; sid++)
+                {
+                    for (int bit = 0; bit < 5; bit++)
+                    {
+                        var kind = (ConfigKinds)(1 << bit);
+                        if ((d.ConfigKinds & kind) != 0)
+                        {
+                            uint asId = ConfigurationCache.HasAddressSpace(kind) ? d.AddressSpaceId : AddressSpace.None;
+                            cache.RemoveByProbe(in op, kind, (uint)sid, asId);
+                        }
+                    }
+
+                    if (sid == d.Last)
+                    {
+                        break;
+                    }
+                }
+
+                return;
+            }
+        }
+
+        if ((d.Flags & InvalidationFlags.MatchSource) == 0 && DescriptorPredicates.TryReduce(in op, out TagOp tagOp))
+        {
+            cache.RemoveByScan(in tagOp, Kernel);
+        }
+        else
+        {
+            cache.RemoveByScan(in op, Kernel);
+        }
+    }
+
+    private static ulong SaturatingAdd(ulong a, ulong b) => a > ulong.MaxValue - b ? ulong.MaxValue : a + b;
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        Iotlb.Dispose();
+        DeviceTlb.Dispose();
+        ConfigCache.Dispose();
+    }
+}
