@@ -24,6 +24,19 @@ public sealed class EngineOptions
     public FaultPlan FaultPlan { get; init; } = FaultPlan.None;
 }
 
+/// <summary>How small ranges are executed (a test and benchmark knob; the default chooses by cost).</summary>
+internal enum RangeStrategy
+{
+    /// <summary>Probe the hash index when cheaper than a scan.</summary>
+    Auto = 0,
+
+    /// <summary>Always scan with the vector kernel.</summary>
+    ScanOnly = 1,
+
+    /// <summary>Probe whenever the keys allow it and the probe count is bounded (≤ 2^16).</summary>
+    ProbeWhenPossible = 2,
+}
+
 /// <summary>Counts of a batch's outcomes.</summary>
 public readonly record struct BatchResult(int Ok, int TimedOut, int CompletionErrors, int Invalid, int FirstFailureIndex)
 {
@@ -57,6 +70,9 @@ public sealed class InvalidationEngine : IDisposable
     private const ulong ProbeToScanRatio = 32;
 
     private ulong _deviceTlbOrdinal;
+
+    /// <summary>Forces the range path (tests compare both paths against the reference).</summary>
+    internal RangeStrategy RangeStrategy { get; set; }
 
     /// <summary>Creates an engine with its caches.</summary>
     public InvalidationEngine(EngineOptions? options = null)
@@ -236,7 +252,7 @@ public sealed class InvalidationEngine : IDisposable
             {
                 uint key = matchAs ? (uint)TranslationTag.EncodeAddressSpace(d.AddressSpaceId) : (uint)TranslationTag.AddressSpaceNone;
                 ulong cost = SaturatingAdd(TranslationTable.ProbeCost(nonGlobal, d.First, d.Last), TranslationTable.ProbeCost(global, d.First, d.Last));
-                if (cost <= (ulong)table.Store.ScanEnd / ProbeToScanRatio)
+                if (ShouldProbe(cost, table.Store.ScanEnd))
                 {
                     table.RemoveByProbe(in op, d.DomainId, key, nonGlobal, d.First, d.Last);
                     table.RemoveByProbe(in op, d.DomainId, TranslationTag.GlobalKey, global, d.First, d.Last);
@@ -262,7 +278,7 @@ public sealed class InvalidationEngine : IDisposable
         if ((d.Flags & InvalidationFlags.MatchSource) != 0)
         {
             ulong sizes = table.SizeMask(false, false) | table.SizeMask(false, true);
-            if (TranslationTable.ProbeCost(sizes, d.First, d.Last) <= (ulong)table.Store.ScanEnd / ProbeToScanRatio)
+            if (ShouldProbe(TranslationTable.ProbeCost(sizes, d.First, d.Last), table.Store.ScanEnd))
             {
                 table.RemoveByProbe(in op, d.SourceId, 0, sizes, d.First, d.Last);
                 probed = true;
@@ -296,7 +312,7 @@ public sealed class InvalidationEngine : IDisposable
             }
 
             ulong keys = (d.Last - d.First + 1) * (ulong)System.Numerics.BitOperations.PopCount((uint)d.ConfigKinds);
-            if (probeable && keys <= (ulong)cache.Store.ScanEnd / ProbeToScanRatio)
+            if (probeable && ShouldProbe(keys, cache.Store.ScanEnd))
             {
                 for (ulong sid = d.First; ; sid++)
                 {
@@ -329,6 +345,13 @@ public sealed class InvalidationEngine : IDisposable
             cache.RemoveByScan(in op, Kernel);
         }
     }
+
+    private bool ShouldProbe(ulong probes, nuint scanEnd) => RangeStrategy switch
+    {
+        RangeStrategy.ScanOnly => false,
+        RangeStrategy.ProbeWhenPossible => probes <= 1UL << 16,
+        _ => probes <= (ulong)scanEnd / ProbeToScanRatio,
+    };
 
     private static ulong SaturatingAdd(ulong a, ulong b) => a > ulong.MaxValue - b ? ulong.MaxValue : a + b;
 
