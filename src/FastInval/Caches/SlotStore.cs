@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Threading;
 using FastInval.Internals;
 using FastInval.Kernels;
 
@@ -8,31 +7,30 @@ namespace FastInval.Caches;
 /// <summary>
 /// Structure-of-arrays slot storage with a chained hash index, shared by every cache. Columns, all in one
 /// <see cref="PinnedBuffer"/>: <c>Tag</c> (u64, scanned by the kernels), <c>First</c>/<c>Last</c> (u64, the inclusive span),
-/// <c>Value</c> (u64), <c>Next</c> (i32, chain link + 1, 0 = end), <c>Ref</c> (u8, CLOCK reference bit) and the bucket array
-/// (<see cref="Bucket"/>: head + 1 and a sequence counter).
+/// <c>Value</c> (u64), <c>Next</c> (i32, chain link + 1, 0 = end), the CLOCK reference bitmap (1 bit per slot), the bucket
+/// heads (i32, slot + 1) and the sequence counters (i32, one per stripe of buckets).
 /// </summary>
 /// <remarks>
-/// <para><b>Concurrency (seqlock per bucket).</b> One writer at a time (fill or invalidate, serialized by the caller);
-/// any number of concurrent readers. Every change to a slot happens while the sequence counter of the bucket whose chain
-/// holds it is odd: link, unlink, value update. A reader samples an even counter, walks the chain, copies the slot's
-/// columns, and accepts the copy only if the counter is unchanged, otherwise it retries. A slot is therefore never read
-/// half-written (no torn entry), and once the writer's call returns every later reader sees the chain without the
-/// removed slot (no stale translation). Readers re-check the counter every few steps, so a chain that changes under
-/// them never traps them in a loop. Capacity never changes, so columns never move.</para>
+/// <para><b>Concurrency (striped seqlock).</b> One writer at a time (fill or invalidate, serialized by the caller);
+/// any number of concurrent readers. Every change to a slot happens while the sequence counter of the stripe of the
+/// bucket whose chain holds it is odd: link, unlink, value update. A reader samples an even counter, walks the chain,
+/// copies the slot's columns, and accepts the copy only if the counter is unchanged, otherwise it retries. A slot is
+/// therefore never read half-written (no torn entry), and once the writer's call returns every later reader sees the
+/// chain without the removed slot (no stale translation). Readers re-check the counter every few steps, so a chain that
+/// changes under them never traps them in a loop. Counters are striped (1,024 stripes) so they stay in L1 while the heads
+/// (4 bytes per bucket) stay in L2: a hit costs one L2 access and one miss to the slot's columns. Capacity never changes,
+/// so columns never move.</para>
 /// <para><b>Free slots</b> have a zero tag and are threaded through <c>Next</c>. New slots come from the free list, then
 /// from the high-water mark. Scans cover [0, high-water mark rounded up to 8): tables that have held few entries scan
 /// little even with a huge capacity.</para>
 /// <para><b>Eviction</b> when full: CLOCK (second chance). A hand sweeps slots; a slot whose reference bit is set (a
 /// lookup hit it since the last sweep) gets its bit cleared and is skipped; the first slot with a clear bit is evicted.
-/// One entry per fill, never the cache wholesale.</para>
+/// One entry per fill, never the cache wholesale. Readers set reference bits without atomics: a lost bit only makes an
+/// entry a little likelier to be evicted.</para>
 /// </remarks>
 internal sealed unsafe class SlotStore : IDisposable
 {
-    internal struct Bucket
-    {
-        public int Head;
-        public int Seq;
-    }
+    private const int Stripes = 1024;
 
     private readonly PinnedBuffer _buffer;
     private readonly ulong* _tag;
@@ -40,8 +38,9 @@ internal sealed unsafe class SlotStore : IDisposable
     private readonly ulong* _last;
     private readonly ulong* _value;
     private readonly int* _next;
-    private readonly byte* _ref;
-    private readonly Bucket* _buckets;
+    private readonly ulong* _refBits;
+    private readonly int* _heads;
+    private readonly int* _seqs;
     private readonly int _capacity;
     private readonly int _bucketMask;
     private int _highWater;
@@ -62,16 +61,18 @@ internal sealed unsafe class SlotStore : IDisposable
         _bucketMask = buckets - 1;
 
         nuint p = (nuint)PaddedCapacity;
-        nuint bytes = (PinnedBuffer.Align(p * 8) * 4) + PinnedBuffer.Align(p * 4) + PinnedBuffer.Align(p) +
-                      PinnedBuffer.Align((nuint)buckets * (nuint)sizeof(Bucket));
+        nuint refWords = (p + 63) / 64;
+        nuint bytes = (PinnedBuffer.Align(p * 8) * 4) + PinnedBuffer.Align(p * 4) + PinnedBuffer.Align(refWords * 8) +
+                      PinnedBuffer.Align((nuint)buckets * 4) + PinnedBuffer.Align(Stripes * 4);
         _buffer = new PinnedBuffer(bytes);
         _tag = _buffer.Carve<ulong>(p);
         _first = _buffer.Carve<ulong>(p);
         _last = _buffer.Carve<ulong>(p);
         _value = _buffer.Carve<ulong>(p);
         _next = _buffer.Carve<int>(p);
-        _ref = _buffer.Carve<byte>(p);
-        _buckets = _buffer.Carve<Bucket>((nuint)buckets);
+        _refBits = _buffer.Carve<ulong>(refWords);
+        _heads = _buffer.Carve<int>((nuint)buckets);
+        _seqs = _buffer.Carve<int>(Stripes);
     }
 
     /// <summary>Largest supported capacity (2^28 slots: 268M entries, ~10 GiB).</summary>
@@ -114,7 +115,7 @@ internal sealed unsafe class SlotStore : IDisposable
 
     /// <summary>Writer side: first slot of a bucket's chain, or -1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int Head(int bucket) => _buckets[bucket].Head - 1;
+    public int Head(int bucket) => _heads[bucket] - 1;
 
     /// <summary>Writer side: next slot in the chain, or -1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -127,22 +128,23 @@ internal sealed unsafe class SlotStore : IDisposable
     /// <paramref name="tagMask"/>, whose first equals <paramref name="first"/> and (when <paramref name="last"/> is not 0)
     /// whose last equals <paramref name="last"/>; returns a consistent copy of its tag and value.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryRead(int bucket, ulong tagMask, ulong tag, ulong first, ulong last, out ulong foundTag, out ulong value)
     {
-        ref Bucket b = ref _buckets[bucket];
-        SpinWait spin = default;
+        ref int seqRef = ref _seqs[bucket & (Stripes - 1)];
+        ref int head = ref _heads[bucket];
         while (true)
         {
-            int seq = Volatile.Read(ref b.Seq);
+            int seq = Volatile.Read(ref seqRef);
             if ((seq & 1) != 0)
             {
-                spin.SpinOnce(sleep1Threshold: -1);
+                Thread.SpinWait(1); // the writer is inside this stripe for a few nanoseconds
                 continue;
             }
 
             bool found = false;
             ulong t = 0, v = 0;
-            int slot = b.Head - 1;
+            int slot = head - 1;
             int steps = 0;
             while (slot >= 0)
             {
@@ -151,11 +153,6 @@ internal sealed unsafe class SlotStore : IDisposable
                 {
                     v = _value[slot];
                     found = true;
-                    if (_ref[slot] == 0)
-                    {
-                        _ref[slot] = 1;
-                    }
-
                     break;
                 }
 
@@ -163,7 +160,7 @@ internal sealed unsafe class SlotStore : IDisposable
                 if (++steps == 32)
                 {
                     // A chain that changes under a reader could lead it around; bail out to the counter check.
-                    if (Volatile.Read(ref b.Seq) != seq)
+                    if (Volatile.Read(ref seqRef) != seq)
                     {
                         break;
                     }
@@ -173,8 +170,18 @@ internal sealed unsafe class SlotStore : IDisposable
             }
 
             Volatile.ReadBarrier();
-            if (Volatile.Read(ref b.Seq) == seq)
+            if (Volatile.Read(ref seqRef) == seq)
             {
+                if (found)
+                {
+                    ref ulong word = ref _refBits[slot >> 6];
+                    ulong bit = 1UL << slot;
+                    if ((word & bit) == 0)
+                    {
+                        word |= bit;
+                    }
+                }
+
                 foundTag = t;
                 value = v;
                 return found;
@@ -185,14 +192,16 @@ internal sealed unsafe class SlotStore : IDisposable
     // ---- writer ------------------------------------------------------------------------------------------
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void BeginWrite(ref Bucket b)
+    private ref int BeginWrite(int bucket)
     {
-        Volatile.Write(ref b.Seq, b.Seq + 1);
+        ref int seq = ref _seqs[bucket & (Stripes - 1)];
+        Volatile.Write(ref seq, seq + 1);
         Volatile.WriteBarrier();
+        return ref seq;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void EndWrite(ref Bucket b) => Volatile.Write(ref b.Seq, b.Seq + 1);
+    private static void EndWrite(ref int seq) => Volatile.Write(ref seq, seq + 1);
 
     /// <summary>True when no free slot is left (the caller must evict first).</summary>
     public bool IsFull => _count == _capacity;
@@ -219,41 +228,39 @@ internal sealed unsafe class SlotStore : IDisposable
     /// <summary>Fills a slot taken by <see cref="Allocate"/> and links it at the head of its bucket.</summary>
     public void Link(int bucket, int slot, ulong tag, ulong first, ulong last, ulong value)
     {
-        ref Bucket b = ref _buckets[bucket];
-        BeginWrite(ref b);
+        ref int seq = ref BeginWrite(bucket);
         _first[slot] = first;
         _last[slot] = last;
         _value[slot] = value;
-        _ref[slot] = 0;
-        _next[slot] = b.Head;
+        _refBits[slot >> 6] &= ~(1UL << slot);
+        _next[slot] = _heads[bucket];
         _tag[slot] = tag;
-        b.Head = slot + 1;
-        EndWrite(ref b);
+        _heads[bucket] = slot + 1;
+        EndWrite(ref seq);
     }
 
     /// <summary>Replaces the tag and value of a linked slot (same identity, new translation).</summary>
     public void Update(int bucket, int slot, ulong tag, ulong value)
     {
-        ref Bucket b = ref _buckets[bucket];
-        BeginWrite(ref b);
+        ref int seq = ref BeginWrite(bucket);
         _tag[slot] = tag;
         _value[slot] = value;
-        EndWrite(ref b);
+        EndWrite(ref seq);
     }
 
     /// <summary>Unlinks a slot from its bucket's chain, clears its tag and returns it to the free list.</summary>
     public void Unlink(int bucket, int slot)
     {
-        ref Bucket b = ref _buckets[bucket];
-        BeginWrite(ref b);
+        ref int seq = ref BeginWrite(bucket);
+        ref int head = ref _heads[bucket];
         int target = slot + 1;
-        if (b.Head == target)
+        if (head == target)
         {
-            b.Head = _next[slot];
+            head = _next[slot];
         }
         else
         {
-            int prev = b.Head - 1;
+            int prev = head - 1;
             while (prev >= 0 && _next[prev] != target)
             {
                 prev = _next[prev] - 1;
@@ -267,7 +274,7 @@ internal sealed unsafe class SlotStore : IDisposable
         }
 
         _tag[slot] = 0;
-        EndWrite(ref b);
+        EndWrite(ref seq);
 
         // The slot is out of every chain: thread it onto the free list (readers that still hold it re-check).
         _next[slot] = _freeHead;
@@ -293,9 +300,11 @@ internal sealed unsafe class SlotStore : IDisposable
                 continue;
             }
 
-            if (_ref[slot] != 0)
+            ref ulong word = ref _refBits[slot >> 6];
+            ulong bit = 1UL << slot;
+            if ((word & bit) != 0)
             {
-                _ref[slot] = 0;
+                word &= ~bit;
                 continue;
             }
 
@@ -303,19 +312,20 @@ internal sealed unsafe class SlotStore : IDisposable
         }
     }
 
-    /// <summary>Empties the store: every non-empty bucket is emptied under its counter, then the columns are reset.</summary>
+    /// <summary>Empties the store: every counter goes odd, the heads are zeroed, every counter goes even; then the
+    /// slot columns are reset (no reader can reach a slot any more).</summary>
     public void Clear()
     {
-        int buckets = _bucketMask + 1;
-        for (int i = 0; i < buckets; i++)
+        for (int i = 0; i < Stripes; i++)
         {
-            ref Bucket b = ref _buckets[i];
-            if (b.Head != 0)
-            {
-                BeginWrite(ref b);
-                b.Head = 0;
-                EndWrite(ref b);
-            }
+            Volatile.Write(ref _seqs[i], _seqs[i] + 1);
+        }
+
+        Volatile.WriteBarrier();
+        new Span<int>(_heads, _bucketMask + 1).Clear();
+        for (int i = 0; i < Stripes; i++)
+        {
+            Volatile.Write(ref _seqs[i], _seqs[i] + 1);
         }
 
         nuint used = ScanEnd;

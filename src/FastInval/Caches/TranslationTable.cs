@@ -48,10 +48,10 @@ internal sealed class TranslationTable : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Hash(uint space, uint addressSpaceKey, int sizeLog2, ulong block)
     {
+        // Two independent multiplies, then one more to mix: consecutive blocks of one space land in unrelated buckets.
         ulong h = (block * 0x9E37_79B9_7F4A_7C15UL) ^ ((((ulong)space << 32) | ((ulong)addressSpaceKey << 6) | (uint)sizeLog2) * 0xC2B2_AE3D_27D4_EB4FUL);
-        h ^= h >> 31;
-        h *= 0xBF58_476D_1CE4_E5B9UL;
-        return h ^ (h >> 29);
+        h = (h ^ (h >> 32)) * 0xBF58_476D_1CE4_E5B9UL;
+        return h ^ (h >> 32);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

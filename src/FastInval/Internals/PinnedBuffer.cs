@@ -3,17 +3,23 @@ using System.Runtime.InteropServices;
 namespace FastInval.Internals;
 
 /// <summary>
-/// The one owner of pinned memory in FastInval: a single 64-byte aligned, zeroed native allocation that
-/// the cache tables carve into columns. Native memory keeps multi-gigabyte tables out of the GC heap and
-/// gives every column a stable address for the lifetime of the owner.
+/// The one owner of pinned memory in FastInval: a single aligned, zeroed native allocation that the cache tables
+/// carve into columns. Native memory keeps multi-gigabyte tables out of the GC heap and gives every column a stable
+/// address for the lifetime of the owner.
 /// </summary>
 /// <remarks>
-/// Threading: the allocation is created and freed by the owning table. Readers may access it until
-/// <see cref="Dispose"/>; disposing while other threads still look up is a host error (the memory is freed).
+/// <para>Large buffers (≥ 4 MiB) are aligned to 2 MiB and, on Linux, advised as transparent huge pages
+/// (<c>madvise(MADV_HUGEPAGE)</c>) before first touch: a random lookup in a million-entry table then costs one cache
+/// miss per column instead of a cache miss plus a page-walk. Where the advice is refused, ordinary pages are used.</para>
+/// <para>Threading: the allocation is created and freed by the owning table. Readers may access it until
+/// <see cref="Dispose"/>; disposing while other threads still look up is a host error (the memory is freed).</para>
 /// </remarks>
-internal sealed unsafe class PinnedBuffer : IDisposable
+internal sealed unsafe partial class PinnedBuffer : IDisposable
 {
     public const int Alignment = 64;
+    private const nuint HugePage = 2 * 1024 * 1024;
+    private const nuint HugeThreshold = 4 * 1024 * 1024;
+    private const int MadviseHugePage = 14; // MADV_HUGEPAGE
 
     private byte* _base;
     private readonly nuint _length;
@@ -22,13 +28,36 @@ internal sealed unsafe class PinnedBuffer : IDisposable
     public PinnedBuffer(nuint length)
     {
         _length = length == 0 ? Alignment : length;
-        _base = (byte*)NativeMemory.AlignedAlloc(_length, Alignment);
+        bool huge = _length >= HugeThreshold;
+        if (huge)
+        {
+            _length = (_length + HugePage - 1) & ~(HugePage - 1);
+        }
+
+        _base = (byte*)NativeMemory.AlignedAlloc(_length, huge ? HugePage : Alignment);
+        if (huge && OperatingSystem.IsLinux())
+        {
+            try
+            {
+                HugePages = Madvise(_base, _length, MadviseHugePage) == 0;
+            }
+            catch (DllNotFoundException)
+            {
+            }
+            catch (EntryPointNotFoundException)
+            {
+            }
+        }
+
         NativeMemory.Clear(_base, _length);
         GC.AddMemoryPressure((long)_length);
     }
 
     /// <summary>Total bytes owned.</summary>
     public nuint Length => _length;
+
+    /// <summary>True when the kernel accepted the huge-page advice.</summary>
+    public bool HugePages { get; }
 
     /// <summary>Rounds <paramref name="bytes"/> up to the alignment, so columns carved in order stay aligned.</summary>
     public static nuint Align(nuint bytes) => (bytes + (Alignment - 1)) & ~(nuint)(Alignment - 1);
@@ -67,4 +96,7 @@ internal sealed unsafe class PinnedBuffer : IDisposable
             _base = null;
         }
     }
+
+    [LibraryImport("libc", EntryPoint = "madvise")]
+    private static partial int Madvise(void* address, nuint length, int advice);
 }

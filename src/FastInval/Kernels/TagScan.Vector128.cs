@@ -7,7 +7,10 @@ namespace FastInval.Kernels;
 
 internal static partial class TagScan
 {
-    /// <summary>2 tags per compare: load, match, and only when some lane matched, extract the lane mask and record the hits.</summary>
+    /// <summary>
+    /// 4 vectors of 2 tags per iteration (one padding unit of 8 slots): load and match, test all lanes with one branch,
+    /// and only when some lane matched combine the lane masks and record the hits.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static int Vector128Kernel<TOp>(in TOp op, ref ulong tags, ref ulong firsts, ref ulong lasts,
         nuint i, nuint end, Span<int> hits, out nuint next)
@@ -17,15 +20,23 @@ internal static partial class TagScan
         ref int hit = ref MemoryMarshal.GetReference(hits);
         int n = 0;
         int limit = hits.Length - Padding;
-        for (; i < end; i += (nuint)Vector128<ulong>.Count)
+        for (; i < end; i += Padding)
         {
-            Vector128<ulong> t = Vector128.LoadUnsafe(ref tags, i);
-            Vector128<ulong> m = TOp.UsesRange
-                ? local.Match(t, Vector128.LoadUnsafe(ref firsts, i), Vector128.LoadUnsafe(ref lasts, i))
-                : local.Match(t, default, default);
-            if (m != Vector128<ulong>.Zero)
+            Vector128<ulong> m0 = TOp.UsesRange
+                ? local.Match(Vector128.LoadUnsafe(ref tags, i + 0), Vector128.LoadUnsafe(ref firsts, i + 0), Vector128.LoadUnsafe(ref lasts, i + 0))
+                : local.Match(Vector128.LoadUnsafe(ref tags, i + 0), default, default);
+            Vector128<ulong> m1 = TOp.UsesRange
+                ? local.Match(Vector128.LoadUnsafe(ref tags, i + 2), Vector128.LoadUnsafe(ref firsts, i + 2), Vector128.LoadUnsafe(ref lasts, i + 2))
+                : local.Match(Vector128.LoadUnsafe(ref tags, i + 2), default, default);
+            Vector128<ulong> m2 = TOp.UsesRange
+                ? local.Match(Vector128.LoadUnsafe(ref tags, i + 4), Vector128.LoadUnsafe(ref firsts, i + 4), Vector128.LoadUnsafe(ref lasts, i + 4))
+                : local.Match(Vector128.LoadUnsafe(ref tags, i + 4), default, default);
+            Vector128<ulong> m3 = TOp.UsesRange
+                ? local.Match(Vector128.LoadUnsafe(ref tags, i + 6), Vector128.LoadUnsafe(ref firsts, i + 6), Vector128.LoadUnsafe(ref lasts, i + 6))
+                : local.Match(Vector128.LoadUnsafe(ref tags, i + 6), default, default);
+            if ((m0 | m1 | m2 | m3) != Vector128<ulong>.Zero)
             {
-                ulong bits = m.ExtractMostSignificantBits();
+                ulong bits = (ulong)m0.ExtractMostSignificantBits() | ((ulong)m1.ExtractMostSignificantBits() << 2) | ((ulong)m2.ExtractMostSignificantBits() << 4) | ((ulong)m3.ExtractMostSignificantBits() << 6);
                 do
                 {
                     Unsafe.Add(ref hit, n++) = (int)(i + (nuint)BitOperations.TrailingZeroCount(bits));
@@ -35,7 +46,7 @@ internal static partial class TagScan
 
                 if (n > limit)
                 {
-                    next = i + (nuint)Vector128<ulong>.Count;
+                    next = i + Padding;
                     return n;
                 }
             }

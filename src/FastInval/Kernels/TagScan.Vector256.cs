@@ -7,7 +7,10 @@ namespace FastInval.Kernels;
 
 internal static partial class TagScan
 {
-    /// <summary>4 tags per compare: load, match, and only when some lane matched, extract the lane mask and record the hits.</summary>
+    /// <summary>
+    /// 2 vectors of 4 tags per iteration (one padding unit of 8 slots): load and match, test all lanes with one branch,
+    /// and only when some lane matched combine the lane masks and record the hits.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static int Vector256Kernel<TOp>(in TOp op, ref ulong tags, ref ulong firsts, ref ulong lasts,
         nuint i, nuint end, Span<int> hits, out nuint next)
@@ -17,15 +20,17 @@ internal static partial class TagScan
         ref int hit = ref MemoryMarshal.GetReference(hits);
         int n = 0;
         int limit = hits.Length - Padding;
-        for (; i < end; i += (nuint)Vector256<ulong>.Count)
+        for (; i < end; i += Padding)
         {
-            Vector256<ulong> t = Vector256.LoadUnsafe(ref tags, i);
-            Vector256<ulong> m = TOp.UsesRange
-                ? local.Match(t, Vector256.LoadUnsafe(ref firsts, i), Vector256.LoadUnsafe(ref lasts, i))
-                : local.Match(t, default, default);
-            if (m != Vector256<ulong>.Zero)
+            Vector256<ulong> m0 = TOp.UsesRange
+                ? local.Match(Vector256.LoadUnsafe(ref tags, i + 0), Vector256.LoadUnsafe(ref firsts, i + 0), Vector256.LoadUnsafe(ref lasts, i + 0))
+                : local.Match(Vector256.LoadUnsafe(ref tags, i + 0), default, default);
+            Vector256<ulong> m1 = TOp.UsesRange
+                ? local.Match(Vector256.LoadUnsafe(ref tags, i + 4), Vector256.LoadUnsafe(ref firsts, i + 4), Vector256.LoadUnsafe(ref lasts, i + 4))
+                : local.Match(Vector256.LoadUnsafe(ref tags, i + 4), default, default);
+            if ((m0 | m1) != Vector256<ulong>.Zero)
             {
-                ulong bits = m.ExtractMostSignificantBits();
+                ulong bits = (ulong)m0.ExtractMostSignificantBits() | ((ulong)m1.ExtractMostSignificantBits() << 4);
                 do
                 {
                     Unsafe.Add(ref hit, n++) = (int)(i + (nuint)BitOperations.TrailingZeroCount(bits));
@@ -35,7 +40,7 @@ internal static partial class TagScan
 
                 if (n > limit)
                 {
-                    next = i + (nuint)Vector256<ulong>.Count;
+                    next = i + Padding;
                     return n;
                 }
             }

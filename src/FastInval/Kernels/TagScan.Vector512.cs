@@ -7,7 +7,10 @@ namespace FastInval.Kernels;
 
 internal static partial class TagScan
 {
-    /// <summary>8 tags per compare: load, match, and only when some lane matched, extract the lane mask and record the hits.</summary>
+    /// <summary>
+    /// one vector of 8 tags per iteration (one padding unit of 8 slots): load and match, test all lanes with one branch,
+    /// and only when some lane matched combine the lane masks and record the hits.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static int Vector512Kernel<TOp>(in TOp op, ref ulong tags, ref ulong firsts, ref ulong lasts,
         nuint i, nuint end, Span<int> hits, out nuint next)
@@ -17,15 +20,14 @@ internal static partial class TagScan
         ref int hit = ref MemoryMarshal.GetReference(hits);
         int n = 0;
         int limit = hits.Length - Padding;
-        for (; i < end; i += (nuint)Vector512<ulong>.Count)
+        for (; i < end; i += Padding)
         {
-            Vector512<ulong> t = Vector512.LoadUnsafe(ref tags, i);
-            Vector512<ulong> m = TOp.UsesRange
-                ? local.Match(t, Vector512.LoadUnsafe(ref firsts, i), Vector512.LoadUnsafe(ref lasts, i))
-                : local.Match(t, default, default);
-            if (m != Vector512<ulong>.Zero)
+            Vector512<ulong> m0 = TOp.UsesRange
+                ? local.Match(Vector512.LoadUnsafe(ref tags, i + 0), Vector512.LoadUnsafe(ref firsts, i + 0), Vector512.LoadUnsafe(ref lasts, i + 0))
+                : local.Match(Vector512.LoadUnsafe(ref tags, i + 0), default, default);
+            if ((m0) != Vector512<ulong>.Zero)
             {
-                ulong bits = m.ExtractMostSignificantBits();
+                ulong bits = (ulong)m0.ExtractMostSignificantBits();
                 do
                 {
                     Unsafe.Add(ref hit, n++) = (int)(i + (nuint)BitOperations.TrailingZeroCount(bits));
@@ -35,7 +37,7 @@ internal static partial class TagScan
 
                 if (n > limit)
                 {
-                    next = i + (nuint)Vector512<ulong>.Count;
+                    next = i + Padding;
                     return n;
                 }
             }
