@@ -5,7 +5,7 @@ using FastInval.Kernels;
 
 namespace FastInval;
 
-/// <summary>Capacities, kernel and fault plan of an <see cref="InvalidationEngine"/>.</summary>
+/// <summary>Capacities, kernel and fault plan of an <see cref="InvalidationEngine"/>. Immutable once built; may be shared.</summary>
 public sealed class EngineOptions
 {
     /// <summary>IOTLB capacity in entries (default 65,536).</summary>

@@ -25,6 +25,7 @@ public enum TagScanKernel : byte
 /// (all of them: vector types fall back to software), <see cref="Accelerated"/> ones run on hardware, and
 /// <see cref="Best"/> is the widest accelerated kernel unless <c>FASTINVAL_KERNEL</c> forces one.
 /// </summary>
+/// <remarks>Threading: immutable after type initialization; safe from any thread.</remarks>
 public static class TagScanKernels
 {
     /// <summary>Environment variable that forces <see cref="Best"/>: <c>Scalar</c>, <c>Vector128</c>, <c>Vector256</c> or

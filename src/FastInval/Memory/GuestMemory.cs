@@ -1,0 +1,224 @@
+using System.Buffers.Binary;
+using FastInval.Internals;
+
+namespace FastInval;
+
+/// <summary>
+/// A guest-physical address space assembled from host buffers: the memory the VT-d invalidation queue and the SMMUv3
+/// command queue live in, and where wait-descriptor status and CMD_SYNC MSI writes land. Any access that is not
+/// entirely inside mapped memory is a fault, reported as <c>false</c> (never an exception): front ends turn it into the
+/// architected error (VT-d IQE with a fetch-error code, SMMU CERROR_ABT).
+/// </summary>
+/// <remarks>
+/// <para>Mappings may not overlap; an access may span adjacent mappings. Reads and writes allocate nothing.</para>
+/// <para><b>Threading.</b> <see cref="Map"/> and <see cref="Unmap"/> publish a new immutable region table, so they may
+/// run while other threads read or write; concurrent <see cref="Map"/> calls are serialized internally. Reads and writes
+/// of guest memory itself are not atomic beyond what the host's buffers give (as with real DMA).</para>
+/// </remarks>
+public sealed class GuestMemory
+{
+    private readonly record struct Region(ulong First, ulong Last, Memory<byte> Buffer);
+
+    private Region[] _regions = [];
+    private readonly object _mapLock = new();
+
+    /// <summary>Creates an empty address space: every access faults.</summary>
+    public GuestMemory()
+    {
+    }
+
+    /// <summary>Maps <paramref name="buffer"/> at <paramref name="guestPhysicalAddress"/>.</summary>
+    /// <exception cref="ArgumentException">The buffer is empty, wraps past 2^64, or overlaps an existing mapping.</exception>
+    public void Map(ulong guestPhysicalAddress, Memory<byte> buffer)
+    {
+        if (buffer.IsEmpty)
+        {
+            ThrowHelper.Argument(nameof(buffer), "cannot map an empty buffer");
+        }
+
+        ulong last = guestPhysicalAddress + (ulong)buffer.Length - 1;
+        if (last < guestPhysicalAddress)
+        {
+            ThrowHelper.Argument(nameof(guestPhysicalAddress), "mapping wraps past the top of the address space");
+        }
+
+        lock (_mapLock)
+        {
+            Region[] old = _regions;
+            foreach (Region r in old)
+            {
+                if (guestPhysicalAddress <= r.Last && last >= r.First)
+                {
+                    ThrowHelper.Argument(nameof(guestPhysicalAddress), $"mapping 0x{guestPhysicalAddress:x}..0x{last:x} overlaps 0x{r.First:x}..0x{r.Last:x}");
+                }
+            }
+
+            var next = new Region[old.Length + 1];
+            int i = 0;
+            while (i < old.Length && old[i].First < guestPhysicalAddress)
+            {
+                next[i] = old[i];
+                i++;
+            }
+
+            next[i] = new Region(guestPhysicalAddress, last, buffer);
+            Array.Copy(old, i, next, i + 1, old.Length - i);
+            Volatile.Write(ref _regions, next);
+        }
+    }
+
+    /// <summary>Removes the mapping that starts at <paramref name="guestPhysicalAddress"/>; returns false if there is none.</summary>
+    public bool Unmap(ulong guestPhysicalAddress)
+    {
+        lock (_mapLock)
+        {
+            Region[] old = _regions;
+            int index = Array.FindIndex(old, r => r.First == guestPhysicalAddress);
+            if (index < 0)
+            {
+                return false;
+            }
+
+            var next = new Region[old.Length - 1];
+            Array.Copy(old, 0, next, 0, index);
+            Array.Copy(old, index + 1, next, index, old.Length - index - 1);
+            Volatile.Write(ref _regions, next);
+            return true;
+        }
+    }
+
+    /// <summary>True when every byte of [address, address + length) is mapped.</summary>
+    public bool IsMapped(ulong address, int length) => IsMapped(Volatile.Read(ref _regions), address, length);
+
+    /// <summary>Copies guest memory at <paramref name="address"/> into <paramref name="destination"/>. Nothing is read
+    /// (and false returned) unless every byte is mapped.</summary>
+    public bool TryRead(ulong address, Span<byte> destination)
+    {
+        Region[] regions = Volatile.Read(ref _regions);
+        if (!IsMapped(regions, address, destination.Length))
+        {
+            return false;
+        }
+
+        while (!destination.IsEmpty)
+        {
+            Region r = regions[Find(regions, address)];
+            int offset = (int)(address - r.First);
+            int n = Math.Min(destination.Length, r.Buffer.Length - offset);
+            r.Buffer.Span.Slice(offset, n).CopyTo(destination);
+            destination = destination[n..];
+            address += (ulong)n;
+        }
+
+        return true;
+    }
+
+    /// <summary>Copies <paramref name="source"/> into guest memory at <paramref name="address"/>. Nothing is written (and
+    /// false returned) unless every byte is mapped.</summary>
+    public bool TryWrite(ulong address, ReadOnlySpan<byte> source)
+    {
+        Region[] regions = Volatile.Read(ref _regions);
+        if (!IsMapped(regions, address, source.Length))
+        {
+            return false;
+        }
+
+        while (!source.IsEmpty)
+        {
+            Region r = regions[Find(regions, address)];
+            int offset = (int)(address - r.First);
+            int n = Math.Min(source.Length, r.Buffer.Length - offset);
+            source[..n].CopyTo(r.Buffer.Span.Slice(offset, n));
+            source = source[n..];
+            address += (ulong)n;
+        }
+
+        return true;
+    }
+
+    /// <summary>Reads a little-endian u32.</summary>
+    public bool TryReadUInt32(ulong address, out uint value)
+    {
+        Span<byte> b = stackalloc byte[4];
+        bool ok = TryRead(address, b);
+        value = ok ? BinaryPrimitives.ReadUInt32LittleEndian(b) : 0;
+        return ok;
+    }
+
+    /// <summary>Reads a little-endian u64.</summary>
+    public bool TryReadUInt64(ulong address, out ulong value)
+    {
+        Span<byte> b = stackalloc byte[8];
+        bool ok = TryRead(address, b);
+        value = ok ? BinaryPrimitives.ReadUInt64LittleEndian(b) : 0;
+        return ok;
+    }
+
+    /// <summary>Writes a little-endian u32.</summary>
+    public bool TryWriteUInt32(ulong address, uint value)
+    {
+        Span<byte> b = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(b, value);
+        return TryWrite(address, b);
+    }
+
+    /// <summary>Writes a little-endian u64.</summary>
+    public bool TryWriteUInt64(ulong address, ulong value)
+    {
+        Span<byte> b = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(b, value);
+        return TryWrite(address, b);
+    }
+
+    private static bool IsMapped(Region[] regions, ulong address, int length)
+    {
+        while (length > 0)
+        {
+            int i = Find(regions, address);
+            if (i < 0)
+            {
+                return false;
+            }
+
+            ulong available = regions[i].Last - address + 1;
+            if ((ulong)length <= available)
+            {
+                return true;
+            }
+
+            length -= (int)available;
+            address = regions[i].Last + 1;
+            if (address == 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Index of the region containing <paramref name="address"/>, or -1 (binary search over sorted regions).</summary>
+    private static int Find(Region[] regions, ulong address)
+    {
+        int lo = 0, hi = regions.Length - 1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            Region r = regions[mid];
+            if (address < r.First)
+            {
+                hi = mid - 1;
+            }
+            else if (address > r.Last)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                return mid;
+            }
+        }
+
+        return -1;
+    }
+}
