@@ -83,7 +83,7 @@ internal static partial class Demo
         checks.Check(rejected == 0, $"every fill was accepted into a free slot ({rejected} were not)");
         o.WriteLine($"  per address space: {N(PageCount)} leaf entries of 4 KiB at {Hex(PagesBase)}, {BlockCount} of 2 MiB at {Hex(BlocksBase)},");
         o.WriteLine("  5 paging-structure entries (the walk's 512 GiB, 1 GiB and 2 MiB table entries); per domain 32 host stage-2 entries;");
-        o.WriteLine($"  the NIC's device TLB caches {AtcPages} pages, the accelerator's {AtcPages} pages + {AtcBlocks} 2 MiB pages per PASID;");
+        o.WriteLine($"  the NIC's device TLB caches {AtcPages} pages, the accelerator's {AtcPages} pages + {AtcBlocks} pages of 2 MiB per PASID;");
         o.WriteLine("  one context entry per device and one PASID-table entry per address space.");
         o.WriteLine($"  now cached: IOTLB {N(engine.Iotlb.Count)} entries, device TLB {N(engine.DeviceTlb.Count)} entries, config cache {N(engine.ConfigCache.Count)} entries");
 
@@ -172,8 +172,8 @@ internal static partial class Demo
             InvalidationDescriptor.DeviceTlb(Nic.Sid, AddressSpace.None, staleFirst, staleLast),
         ], expected: [InvalidationStatus.Ok, InvalidationStatus.TimedOut]);
         int staleAfter = story.AtcInRange(Nic.Sid, staleFirst, staleLast);
-        o.WriteLine($"  time-out:     descriptor #1 (device TLB of {Bdf(Nic.Sid)}) TimedOut. A VT-d queue reports this as an Invalidation");
-        o.WriteLine($"                Time-out Error (ITE, ITESID = {Bdf(Nic.Sid)}); iommufd's per-entry hw_error mode as its ITE bit.");
+        o.WriteLine($"  time-out:     descriptor #1 (device TLB of {Bdf(Nic.Sid)}) TimedOut. A VT-d queue front end reports this as an");
+        o.WriteLine($"                Invalidation Time-out Error (ITE, ITESID = {Bdf(Nic.Sid)}); iommufd's per-entry hw_error mode sets its ITE bit.");
         o.WriteLine($"  stale:        the NIC's device TLB still holds {N(staleAfter)} of its {N(staleBefore)} entries for the unmapped range");
         checks.Check(staleBefore == 16 && staleAfter == staleBefore, "the timed-out device keeps its device-TLB entries");
         story.Lookup("NIC DMA", NicSpace, staleFirst + 0x123, expectHit: false, note: "the IOTLB part succeeded");
