@@ -97,8 +97,14 @@ public sealed class InvalidationEngine : IDisposable
     /// <summary>The scan kernel in use.</summary>
     public TagScanKernel Kernel { get; }
 
-    /// <summary>The fault plan consulted for device-TLB invalidations (may be replaced between batches).</summary>
-    public FaultPlan FaultPlan { get; set; }
+    /// <summary>The fault plan consulted for device-TLB invalidations (may be replaced between batches; null means none).</summary>
+    public FaultPlan FaultPlan
+    {
+        get => _faultPlan;
+        set => _faultPlan = value ?? FaultPlan.None;
+    }
+
+    private FaultPlan _faultPlan = FaultPlan.None;
 
     /// <summary>Device-TLB descriptors executed so far: the ordinal the fault plan sees next.</summary>
     public ulong DeviceTlbInvalidations => _deviceTlbOrdinal;

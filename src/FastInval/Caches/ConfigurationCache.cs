@@ -73,7 +73,12 @@ public sealed class ConfigurationCache : IDisposable
             result = FillResult.InsertedAfterEviction;
         }
 
-        int slot = Store.Allocate();
+        int slot = Store.Allocate(out ulong deadTag);
+        if (deadTag != 0)
+        {
+            Store.UnlinkDead(BucketOf(deadTag & ConfigTag.KindMask, (uint)Store.First(slot), deadTag & ConfigTag.AddressSpaceMask), slot);
+        }
+
         Store.Link(bucket, slot, tag, entry.SourceId, entry.SourceId, entry.Value);
         return result;
     }
@@ -122,7 +127,7 @@ public sealed class ConfigurationCache : IDisposable
             int n = TagScan.Run(kernel, in op, ref Store.TagRef, ref Store.FirstRef, ref Store.LastRef, i, end, hits, out i);
             for (int k = 0; k < n; k++)
             {
-                Remove(hits[k]);
+                Store.Kill(hits[k]);
             }
 
             removed += n;
@@ -160,7 +165,7 @@ public sealed class ConfigurationCache : IDisposable
         for (int s = 0; s < end; s++)
         {
             ulong tag = Store.Tag(s);
-            if (tag != 0)
+            if ((tag & ConfigTag.ValidBit) != 0)
             {
                 result.Add(new ConfigEntry((ConfigKinds)((tag & ConfigTag.KindMask) >> ConfigTag.KindShift), (uint)Store.First(s),
                     TranslationTag.DecodeAddressSpace(tag), (ushort)((tag & ConfigTag.DomainMask) >> ConfigTag.DomainShift), Store.Value(s)));

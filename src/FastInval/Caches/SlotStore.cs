@@ -20,9 +20,16 @@ namespace FastInval.Caches;
 /// changes under them never traps them in a loop. Counters are striped (1,024 stripes) so they stay in L1 while the heads
 /// (4 bytes per bucket) stay in L2: a hit costs one L2 access and one miss to the slot's columns. Capacity never changes,
 /// so columns never move.</para>
-/// <para><b>Free slots</b> have a zero tag and are threaded through <c>Next</c>. New slots come from the free list, then
-/// from the high-water mark. Scans cover [0, high-water mark rounded up to 8): tables that have held few entries scan
-/// little even with a huge capacity.</para>
+/// <para><b>Removal</b> has two forms. <see cref="Unlink"/> takes a slot out of its chain at once (used where the chain is
+/// at hand: index probes, eviction). <see cref="Kill"/> only clears the slot's valid bit and pushes it on the dead
+/// stack (used by vector scans, so a flush that removes many entries costs a store per entry, not a chain walk): a
+/// dead slot stays in its chain, invisible to every lookup and predicate (all require the valid bit), until a fill
+/// reuses it and unlinks it from its old chain under that chain's counter. Clearing the valid bit is one aligned 8-byte
+/// store, so a lookup that starts after the flush returns cannot see the entry; one that started before may (the
+/// invalidation had not completed), and the slot's other columns stay intact until reuse, so no answer is torn.</para>
+/// <para><b>Free slots</b> (never used or unlinked) have a zero tag and are threaded through <c>Next</c>. A fill takes a
+/// free slot, else a dead one, else the next slot above the high-water mark, else evicts. Scans cover [0, high-water
+/// mark rounded up to 8): tables that have held few entries scan little even with a huge capacity.</para>
 /// <para><b>Eviction</b> when full: CLOCK (second chance). A hand sweeps slots; a slot whose reference bit is set (a
 /// lookup hit it since the last sweep) gets its bit cleared and is skipped; the first slot with a clear bit is evicted.
 /// One entry per fill, never the cache wholesale. Readers set reference bits without atomics: a lost bit only makes an
@@ -38,6 +45,7 @@ internal sealed unsafe class SlotStore : IDisposable
     private readonly ulong* _last;
     private readonly ulong* _value;
     private readonly int* _next;
+    private readonly int* _dead;
     private readonly ulong* _refBits;
     private readonly int* _heads;
     private readonly int* _seqs;
@@ -45,6 +53,7 @@ internal sealed unsafe class SlotStore : IDisposable
     private readonly int _bucketMask;
     private int _highWater;
     private int _freeHead; // slot + 1, 0 = empty
+    private int _deadCount;
     private int _count;
     private int _hand;
 
@@ -62,7 +71,7 @@ internal sealed unsafe class SlotStore : IDisposable
 
         nuint p = (nuint)PaddedCapacity;
         nuint refWords = (p + 63) / 64;
-        nuint bytes = (PinnedBuffer.Align(p * 8) * 4) + PinnedBuffer.Align(p * 4) + PinnedBuffer.Align(refWords * 8) +
+        nuint bytes = (PinnedBuffer.Align(p * 8) * 4) + (PinnedBuffer.Align(p * 4) * 2) + PinnedBuffer.Align(refWords * 8) +
                       PinnedBuffer.Align((nuint)buckets * 4) + PinnedBuffer.Align(Stripes * 4);
         _buffer = new PinnedBuffer(bytes);
         _tag = _buffer.Carve<ulong>(p);
@@ -70,6 +79,7 @@ internal sealed unsafe class SlotStore : IDisposable
         _last = _buffer.Carve<ulong>(p);
         _value = _buffer.Carve<ulong>(p);
         _next = _buffer.Carve<int>(p);
+        _dead = _buffer.Carve<int>(p);
         _refBits = _buffer.Carve<ulong>(refWords);
         _heads = _buffer.Carve<int>((nuint)buckets);
         _seqs = _buffer.Carve<int>(Stripes);
@@ -203,18 +213,29 @@ internal sealed unsafe class SlotStore : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void EndWrite(ref int seq) => Volatile.Write(ref seq, seq + 1);
 
-    /// <summary>True when no free slot is left (the caller must evict first).</summary>
+    /// <summary>True when every slot holds a live entry (the caller must evict first).</summary>
     public bool IsFull => _count == _capacity;
 
-    /// <summary>Takes a free slot (free list first, then the high-water mark). The store must not be full.</summary>
-    public int Allocate()
+    /// <summary>
+    /// Takes a slot for a new entry: a free one, else a dead one (returned with <paramref name="deadTag"/> ≠ 0: the
+    /// caller must unlink it from the chain its old tag hashes to before linking it anew), else the next one above the
+    /// high-water mark. The store must not be full.
+    /// </summary>
+    public int Allocate(out ulong deadTag)
     {
         FastAssert.True(!IsFull);
+        deadTag = 0;
         int slot;
         if (_freeHead != 0)
         {
             slot = _freeHead - 1;
             _freeHead = _next[slot];
+        }
+        else if (_deadCount != 0)
+        {
+            slot = _dead[--_deadCount];
+            deadTag = _tag[slot];
+            FastAssert.True(deadTag != 0 && (deadTag & ValidBit) == 0);
         }
         else
         {
@@ -223,6 +244,51 @@ internal sealed unsafe class SlotStore : IDisposable
 
         _count++;
         return slot;
+    }
+
+    private const ulong ValidBit = 1UL << 63;
+
+    /// <summary>Removes a live slot without unlinking it: clears its valid bit and pushes it on the dead stack.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Kill(int slot)
+    {
+        FastAssert.True((_tag[slot] & ValidBit) != 0);
+        _tag[slot] &= ~ValidBit;
+        _dead[_deadCount++] = slot;
+        _count--;
+    }
+
+    /// <summary>Takes a dead slot out of its chain (the caller found its bucket from the slot's tag); the slot stays
+    /// allocated to the caller.</summary>
+    public void UnlinkDead(int bucket, int slot)
+    {
+        ref int seq = ref BeginWrite(bucket);
+        UnlinkFromChain(bucket, slot);
+        _tag[slot] = 0;
+        EndWrite(ref seq);
+    }
+
+    private void UnlinkFromChain(int bucket, int slot)
+    {
+        ref int head = ref _heads[bucket];
+        int target = slot + 1;
+        if (head == target)
+        {
+            head = _next[slot];
+            return;
+        }
+
+        int prev = head - 1;
+        while (prev >= 0 && _next[prev] != target)
+        {
+            prev = _next[prev] - 1;
+        }
+
+        FastAssert.True(prev >= 0, "slot not found in its bucket");
+        if (prev >= 0)
+        {
+            _next[prev] = _next[slot];
+        }
     }
 
     /// <summary>Fills a slot taken by <see cref="Allocate"/> and links it at the head of its bucket.</summary>
@@ -248,37 +314,18 @@ internal sealed unsafe class SlotStore : IDisposable
         EndWrite(ref seq);
     }
 
-    /// <summary>Unlinks a slot from its bucket's chain, clears its tag and returns it to the free list.</summary>
+    /// <summary>Unlinks a live slot from its bucket's chain, clears its tag and returns it to the free list.</summary>
     public void Unlink(int bucket, int slot)
     {
+        FastAssert.True((_tag[slot] & ValidBit) != 0);
         ref int seq = ref BeginWrite(bucket);
-        ref int head = ref _heads[bucket];
-        int target = slot + 1;
-        if (head == target)
-        {
-            head = _next[slot];
-        }
-        else
-        {
-            int prev = head - 1;
-            while (prev >= 0 && _next[prev] != target)
-            {
-                prev = _next[prev] - 1;
-            }
-
-            FastAssert.True(prev >= 0, "slot not found in its bucket");
-            if (prev >= 0)
-            {
-                _next[prev] = _next[slot];
-            }
-        }
-
+        UnlinkFromChain(bucket, slot);
         _tag[slot] = 0;
         EndWrite(ref seq);
 
         // The slot is out of every chain: thread it onto the free list (readers that still hold it re-check).
         _next[slot] = _freeHead;
-        _freeHead = target;
+        _freeHead = slot + 1;
         _count--;
     }
 
@@ -295,7 +342,7 @@ internal sealed unsafe class SlotStore : IDisposable
             }
 
             int slot = _hand++;
-            if (_tag[slot] == 0)
+            if ((_tag[slot] & ValidBit) == 0)
             {
                 continue;
             }
@@ -333,6 +380,7 @@ internal sealed unsafe class SlotStore : IDisposable
         new Span<int>(_next, (int)used).Clear();
         _highWater = 0;
         _freeHead = 0;
+        _deadCount = 0;
         _count = 0;
         _hand = 0;
     }

@@ -81,7 +81,12 @@ internal sealed class TranslationTable : IDisposable
             // The victim may have shared the bucket; linking at the head is still correct.
         }
 
-        int slot = _store.Allocate();
+        int slot = _store.Allocate(out ulong deadTag);
+        if (deadTag != 0)
+        {
+            _store.UnlinkDead(BucketOfSlot(deadTag, _store.First(slot), _store.Last(slot)), slot);
+        }
+
         _store.Link(bucket, slot, tag, first, last, value);
         int cls = ClassOf(tag);
         if (_sizeCounts[(cls * 64) + sizeLog2]++ == 0)
@@ -96,14 +101,34 @@ internal sealed class TranslationTable : IDisposable
     private static int ClassOf(ulong tag) =>
         ((tag & TranslationTag.LeafBit) == 0 ? 2 : 0) | ((tag & TranslationTag.GlobalBit) != 0 ? 1 : 0);
 
-    /// <summary>Writer side. Removes one linked slot.</summary>
+    /// <summary>The bucket a slot with this (tag, first, last) hangs in; the valid bit does not matter.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int BucketOfSlot(ulong tag, ulong first, ulong last) =>
+        BucketOf(TranslationTag.SpaceOf(tag), TranslationTag.HashKeyOf(tag), BitOperations.Log2(last - first) + 1, first);
+
+    /// <summary>Writer side. Removes one live slot and unlinks it at once (the chain is at hand).</summary>
     public void Remove(int slot)
     {
         ulong tag = _store.Tag(slot);
         ulong first = _store.First(slot);
-        int sizeLog2 = BitOperations.Log2(_store.Last(slot) - first) + 1;
-        int bucket = BucketOf(TranslationTag.SpaceOf(tag), TranslationTag.HashKeyOf(tag), sizeLog2, first);
-        _store.Unlink(bucket, slot);
+        ulong last = _store.Last(slot);
+        _store.Unlink(BucketOfSlot(tag, first, last), slot);
+        Uncount(tag, first, last);
+    }
+
+    /// <summary>Writer side. Removes one live slot lazily (see <see cref="SlotStore.Kill"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Kill(int slot)
+    {
+        ulong tag = _store.Tag(slot);
+        Uncount(tag, _store.First(slot), _store.Last(slot));
+        _store.Kill(slot);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Uncount(ulong tag, ulong first, ulong last)
+    {
+        int sizeLog2 = BitOperations.Log2(last - first) + 1;
         int cls = ClassOf(tag);
         if (--_sizeCounts[(cls * 64) + sizeLog2] == 0)
         {
@@ -176,7 +201,7 @@ internal sealed class TranslationTable : IDisposable
             int n = TagScan.Run(kernel, in op, ref _store.TagRef, ref _store.FirstRef, ref _store.LastRef, i, end, hits, out i);
             for (int k = 0; k < n; k++)
             {
-                Remove(hits[k]);
+                Kill(hits[k]);
             }
 
             removed += n;
@@ -249,7 +274,7 @@ internal sealed class TranslationTable : IDisposable
         for (int s = 0; s < end; s++)
         {
             ulong t = _store.Tag(s);
-            if (t != 0)
+            if ((t & TranslationTag.ValidBit) != 0)
             {
                 if (n == destination.Length)
                 {
