@@ -296,6 +296,12 @@ public sealed class InvalidationEngine : IDisposable
             table.RemoveByScan(in op, Kernel);
         }
 
+        if (DescriptorPredicates.IsNoPasidDeviceTlb(in d) && table.PasidTaggedCount != 0)
+        {
+            RangeOp tagged = DescriptorPredicates.DeviceTlbPasidTagged(in d);
+            table.RemoveByScan(in tagged, Kernel);
+        }
+
         return fault == DeviceTlbFault.CompletionError ? InvalidationStatus.CompletionError : InvalidationStatus.Ok;
     }
 

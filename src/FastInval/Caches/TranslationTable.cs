@@ -25,6 +25,7 @@ internal sealed class TranslationTable : IDisposable
     private readonly bool _variableSizes;
     private readonly int[] _sizeCounts = new int[Classes * 64];
     private readonly ulong[] _sizeMasks = new ulong[Classes];
+    private int _pasidTagged;
 
     public TranslationTable(int capacity, bool keysAddressSpace, bool variableSizes)
     {
@@ -44,6 +45,14 @@ internal sealed class TranslationTable : IDisposable
     public ulong SizeMask(bool table, bool global) => _sizeMasks[(table ? 2 : 0) | (global ? 1 : 0)];
 
     public bool KeysAddressSpace => _keysAddressSpace;
+
+    /// <summary>Live entries that carry an address space or are global (a no-PASID device-TLB invalidation must find
+    /// them all; when there are none it skips that scan).</summary>
+    public int PasidTaggedCount => _pasidTagged;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool IsPasidTagged(ulong tag) =>
+        (tag & TranslationTag.GlobalBit) != 0 || (tag & TranslationTag.AddressSpaceNone) == 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Hash(uint space, uint addressSpaceKey, int sizeLog2, ulong block)
@@ -94,6 +103,7 @@ internal sealed class TranslationTable : IDisposable
             _sizeMasks[cls] |= 1UL << sizeLog2;
         }
 
+        _pasidTagged += IsPasidTagged(tag) ? 1 : 0;
         return result;
     }
 
@@ -134,6 +144,8 @@ internal sealed class TranslationTable : IDisposable
         {
             _sizeMasks[cls] &= ~(1UL << sizeLog2);
         }
+
+        _pasidTagged -= IsPasidTagged(tag) ? 1 : 0;
     }
 
     /// <summary>Writer side. Removes everything.</summary>
@@ -142,6 +154,7 @@ internal sealed class TranslationTable : IDisposable
         _store.Clear();
         Array.Clear(_sizeCounts);
         Array.Clear(_sizeMasks);
+        _pasidTagged = 0;
     }
 
     /// <summary>

@@ -89,7 +89,27 @@ internal static class DescriptorPredicates
             withRange ? d.First : 0, withRange ? d.Last : ulong.MaxValue);
     }
 
-    /// <summary>Device-TLB scope.</summary>
+    /// <summary>True for a device-TLB invalidation request without PASID (PCIe 6.2 §10.3.8: it also removes every
+    /// PASID-tagged entry of the device, at any address; <see cref="DeviceTlbPasidTagged"/> selects those).</summary>
+    public static bool IsNoPasidDeviceTlb(in InvalidationDescriptor d) =>
+        (d.Flags & InvalidationFlags.MatchAddressSpace) != 0 && d.AddressSpaceId == AddressSpace.None;
+
+    /// <summary>The second part of a no-PASID device-TLB invalidation: entries of the device requested with a PASID
+    /// (non-global with an address space, or global), at any address.</summary>
+    public static RangeOp DeviceTlbPasidTagged(in InvalidationDescriptor d)
+    {
+        ulong m0 = TranslationTag.ValidBit, v0 = TranslationTag.ValidBit;
+        if ((d.Flags & InvalidationFlags.MatchSource) != 0)
+        {
+            m0 |= TranslationTag.SpaceMask;
+            v0 |= TranslationTag.Space(d.SourceId);
+        }
+
+        return new RangeOp(m0, v0, TranslationTag.GlobalBit | TranslationTag.AddressSpaceNone, 0, TranslationTag.GlobalBit,
+            TranslationTag.GlobalBit, 0, 0, 0, Never, TranslationTag.ValidBit, 0, ulong.MaxValue);
+    }
+
+    /// <summary>Device-TLB scope (for a request without PASID, the in-range part; see <see cref="DeviceTlbPasidTagged"/>).</summary>
     public static RangeOp DeviceTlb(in InvalidationDescriptor d)
     {
         ulong m0 = TranslationTag.ValidBit, v0 = TranslationTag.ValidBit;

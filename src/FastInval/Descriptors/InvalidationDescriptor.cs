@@ -100,7 +100,12 @@ public enum InvalidationStatus : byte
 /// <para><see cref="InvalidationScope.DeviceTlb"/>: <see cref="InvalidationFlags.MatchSource"/> ⇒ E.Source = <see cref="SourceId"/>;
 /// the address-space clause as above (PASID; IncludeGlobal is the ATS Global-Invalidate bit); span overlaps [First, Last]
 /// (VT-d S-bit sizes and SMMU ATC_INV Size decode to such ranges; "all" is [0, ulong.MaxValue]).
-/// Subject to the fault plan: a time-out leaves the entries in place (the device never answered).</para>
+/// One exception, the PCIe rule for an invalidation request without a PASID (PCIe 6.2 §10.3.8, as VT-d's device-TLB
+/// descriptor and SMMU ATC_INV with SSV = 0 send it): with <see cref="InvalidationFlags.MatchAddressSpace"/> and
+/// <see cref="AddressSpaceId"/> = <see cref="AddressSpace.None"/>, E is removed when it was requested without a PASID and
+/// overlaps the range, <b>or</b> it was requested with any PASID (or is global), <b>at any address</b>.
+/// Subject to the fault plan: one decision per descriptor; a time-out leaves every entry in place (the device never
+/// answered).</para>
 /// <para><see cref="InvalidationScope.Config"/>: E.Kind ∈ <see cref="ConfigKinds"/>; <see cref="InvalidationFlags.MatchSource"/> ⇒
 /// First ≤ E.Source ≤ Last (VT-d device-selective with function mask, SMMU CFGI_STE, CFGI_STE_RANGE, CFGI_ALL);
 /// <see cref="InvalidationFlags.MatchDomain"/> ⇒ E.Domain = DomainId (VT-d domain-selective context/PASID cache);
@@ -212,8 +217,9 @@ public readonly struct InvalidationDescriptor : IEquatable<InvalidationDescripto
 
     // ---- Device TLB -----------------------------------------------------------------------------------
 
-    /// <summary>Device-TLB entries of one device, one PASID (or, with <see cref="AddressSpace.None"/>, requests without PASID),
-    /// overlapping [first, last]; <paramref name="includeGlobal"/> also removes the device's global entries there.</summary>
+    /// <summary>Device-TLB entries of one device and one PASID overlapping [first, last]; <paramref name="includeGlobal"/> also
+    /// removes the device's global entries there. With <see cref="AddressSpace.None"/> this is an invalidation request
+    /// without PASID: the no-PASID entries in the range and every PASID-tagged entry of the device (see the type's remarks).</summary>
     public static InvalidationDescriptor DeviceTlb(uint sourceId, uint pasid, ulong first = 0, ulong last = ulong.MaxValue,
         bool includeGlobal = false) =>
         new(InvalidationScope.DeviceTlb,

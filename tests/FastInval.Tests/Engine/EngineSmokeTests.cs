@@ -38,3 +38,39 @@ public class EngineSmokeTests
         Assert.True(engine.Iotlb.TryLookup(TranslationStage.Stage1, 3, 9, 0x20000, out _));
     }
 }
+
+public class DeviceTlbSemanticsTests
+{
+    [Fact]
+    public void Invalidation_without_pasid_removes_no_pasid_entries_in_range_and_every_pasid_entry_of_the_device()
+    {
+        using var engine = new InvalidationEngine();
+        engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, AddressSpace.None, 0x1000, 0x1000));
+        engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, AddressSpace.None, 0x9000, 0x9000));   // out of range, no PASID: stays
+        engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, 5, 0x9000_0000, 0x9000));               // PASID 5, far away: goes
+        engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, 6, 0x1000, 0x1000, global: true));      // global: goes
+        engine.DeviceTlb.Fill(new DeviceTlbEntry(0x11, 5, 0x1000, 0x1000));                    // other device: stays
+        Assert.Equal(InvalidationStatus.Ok, engine.Execute(InvalidationDescriptor.DeviceTlb(0x10, AddressSpace.None, 0x1000, 0x1FFF)));
+        Assert.False(engine.DeviceTlb.TryLookup(0x10, AddressSpace.None, 0x1000, out _));
+        Assert.True(engine.DeviceTlb.TryLookup(0x10, AddressSpace.None, 0x9000, out _));
+        Assert.False(engine.DeviceTlb.TryLookup(0x10, 5, 0x9000_0000, out _));
+        Assert.False(engine.DeviceTlb.TryLookup(0x10, 6, 0x1000, out _));
+        Assert.True(engine.DeviceTlb.TryLookup(0x11, 5, 0x1000, out _));
+        Assert.Equal(2, engine.DeviceTlb.Count);
+    }
+
+    [Fact]
+    public void Invalidation_with_a_pasid_keeps_other_pasids_and_no_pasid_entries()
+    {
+        using var engine = new InvalidationEngine();
+        engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, AddressSpace.None, 0x1000, 0x1000));
+        engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, 5, 0x1000, 0x1000));
+        engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, 6, 0x1000, 0x1000));
+        engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, 7, 0x1000, 0x1000, global: true));
+        Assert.Equal(InvalidationStatus.Ok, engine.Execute(InvalidationDescriptor.DeviceTlb(0x10, 5, 0, ulong.MaxValue)));
+        Assert.Equal(3, engine.DeviceTlb.Count);
+        Assert.Equal(InvalidationStatus.Ok, engine.Execute(InvalidationDescriptor.DeviceTlb(0x10, 6, 0, ulong.MaxValue, includeGlobal: true)));
+        Assert.Equal(1, engine.DeviceTlb.Count);
+        Assert.True(engine.DeviceTlb.TryLookup(0x10, AddressSpace.None, 0x1000, out _));
+    }
+}
