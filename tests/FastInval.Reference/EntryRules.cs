@@ -168,7 +168,8 @@ public static class EntryRules
         }
         else if (!e.Global && !IsValidAddressSpace(e.AddressSpaceId))
         {
-            // A global entry's address space is ignored (and reads back as None).
+            // A global entry's address space "is ignored" (and reads back as None), for validity too. Contrast the
+            // device TLB, whose documented rule is "pasid is valid" with no exception for global entries.
             return false;
         }
 
@@ -257,9 +258,9 @@ public static class EntryRules
             return false;
         }
 
-        if (!e.Global && !IsValidAddressSpace(e.Pasid))
+        if (!IsValidAddressSpace(e.Pasid))
         {
-            // As for IOTLB entries, a global entry's PASID is ignored (and reads back as None).
+            // "pasid is valid", global or not (unlike an IOTLB entry, whose address space is ignored when global).
             return false;
         }
 
