@@ -136,6 +136,9 @@ public sealed class ReferenceEngine
         return true;
     }
 
+    /// <summary>Removes every IOTLB entry.</summary>
+    public void ClearIotlb() => _iotlb.Clear();
+
     /// <summary>Every IOTLB entry, in <see cref="EntryOrder"/>.</summary>
     public TranslationEntry[] IotlbSnapshot()
     {
@@ -222,6 +225,9 @@ public sealed class ReferenceEngine
         return true;
     }
 
+    /// <summary>Removes every device-TLB entry (the ordinal is not reset).</summary>
+    public void ClearDeviceTlb() => _deviceTlb.Clear();
+
     /// <summary>Every device-TLB entry, in <see cref="EntryOrder"/>.</summary>
     public DeviceTlbEntry[] DeviceTlbSnapshot()
     {
@@ -269,6 +275,9 @@ public sealed class ReferenceEngine
         entry = default;
         return false;
     }
+
+    /// <summary>Removes every configuration entry.</summary>
+    public void ClearConfig() => _config.Clear();
 
     /// <summary>Every configuration entry, in <see cref="EntryOrder"/>.</summary>
     public ConfigEntry[] ConfigSnapshot()

@@ -22,7 +22,7 @@ public static class Differential
         {
             Op op = s.Ops[i];
             string? why = StepExact(fast, reference, op);
-            if (why is null && op is ExecuteOp or BatchOp or SetFaultPlanOp)
+            if (why is null && op is ExecuteOp or BatchOp or SetFaultPlanOp or ClearOp)
             {
                 why = CompareCaches(fast, reference);
             }
@@ -124,6 +124,21 @@ public static class Differential
                 reference.FaultPlan = plan.Plan.Build();
                 return null;
 
+            case ClearOp { Cache: CacheKind.Iotlb }:
+                fast.Iotlb.Clear();
+                reference.ClearIotlb();
+                return fast.Iotlb.Count == 0 ? null : $"Count {fast.Iotlb.Count} after Clear";
+
+            case ClearOp { Cache: CacheKind.DeviceTlb }:
+                fast.DeviceTlb.Clear();
+                reference.ClearDeviceTlb();
+                return fast.DeviceTlb.Count == 0 ? null : $"Count {fast.DeviceTlb.Count} after Clear";
+
+            case ClearOp:
+                fast.ConfigCache.Clear();
+                reference.ClearConfig();
+                return fast.ConfigCache.Count == 0 ? null : $"Count {fast.ConfigCache.Count} after Clear";
+
             default:
                 return CompareLookup(fast, reference, op, evicting: false);
         }
@@ -183,7 +198,7 @@ public static class Differential
 
                 return null;
 
-            case ExecuteOp or BatchOp or SetFaultPlanOp:
+            case ExecuteOp or BatchOp or SetFaultPlanOp or ClearOp:
                 return StepExact(fast, reference, op);
 
             default:

@@ -31,7 +31,7 @@ public class EngineVersusReferenceProperties
                 why = "exception: " + ex;
             }
 
-            return (why is null).Label(why ?? "agree");
+            return (why is null).Label(why ?? "agree").Classify(true, TagScanKernels.Name(s.Kernel));
         });
 
     /// <summary>(a) With room for everything, the fast engine answers every lookup, fill and descriptor exactly as the

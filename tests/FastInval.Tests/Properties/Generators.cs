@@ -15,8 +15,8 @@ public static class Generators
 {
     // ---- palettes -------------------------------------------------------------------------------------
 
-    /// <summary>Domains (DID / VMID).</summary>
-    public static readonly ushort[] Domains = [1, 2, 0xFFFF];
+    /// <summary>Domains (DID / VMID), including both ends of the 16-bit range.</summary>
+    public static readonly ushort[] Domains = [0, 1, 0xFFFF];
 
     /// <summary>Address spaces, including "none" and the largest id.</summary>
     public static readonly uint[] AddressSpaces = [AddressSpace.None, 0, AddressSpace.MaxId];
@@ -24,8 +24,8 @@ public static class Generators
     /// <summary>Ids that are neither ≤ MaxId nor None.</summary>
     public static readonly uint[] BadAddressSpaces = [AddressSpace.MaxId + 1, 0x8000_0000];
 
-    /// <summary>Source ids / StreamIDs.</summary>
-    public static readonly uint[] SourceIds = [0x10, 0x11, 0x300];
+    /// <summary>Source ids / StreamIDs (32-bit: 0x1_0010 equals 0x10 in its low 16 bits).</summary>
+    public static readonly uint[] SourceIds = [0x10, 0x11, 0x1_0010];
 
     /// <summary>A dozen addresses around 2 MiB and 1 GiB boundaries, and at the top of the address space.</summary>
     public static readonly ulong[] Addresses =
@@ -215,7 +215,7 @@ public static class Generators
             ? Mostly(Pick(0u, 5u, AddressSpace.MaxId), Pick(AddressSpace.None, AddressSpace.MaxId + 1))
             : Mostly(Gen.Constant(AddressSpace.None), Pick(0u, 5u))
         from domain in Domain
-        from value in Pick(0x1000UL, 0x2000UL, 0xDEAD_BEEF_0000UL)
+        from value in Pick(0x1000UL, 0x2000UL, 0xDEAD_BEEF_0000UL, ulong.MaxValue)
         select new ConfigEntry(kind, sid, asid, domain, value);
 
     // ---- descriptors --------------------------------------------------------------------------------------
@@ -417,6 +417,7 @@ public static class Generators
             (4, LookupConfig),
             (12, Descriptor.Select(d => (Op)new ExecuteOp(d))),
             (6, Batch),
+            (1, Pick(CacheKind.Iotlb, CacheKind.DeviceTlb, CacheKind.ConfigCache).Select(c => (Op)new ClearOp(c))),
         };
         if (planChanges)
         {
@@ -630,26 +631,42 @@ public static class Generators
         return (start, start > ulong.MaxValue - length ? ulong.MaxValue : start + length);
     }
 
-    /// <summary>Scenarios whose capacities are at least the working set, nothing is ever evicted: half of them with
-    /// 512 entries per cache, half with exactly as many entries as the scenario has fills of that cache (a full table).</summary>
+    /// <summary>Scenarios whose capacities are at least the working set, so nothing is ever evicted: half of them with
+    /// 512 entries per cache, half with exactly as many as the distinct entries the scenario fills (see <see cref="Tight"/>).</summary>
     public static Arbitrary<Scenario> Roomy(bool faults) => Arb.From(
         from kernel in Gen.Elements(TagScanKernels.Available.ToArray())
         from plan in faults ? FaultSpec : Gen.Constant(Properties.FaultSpec.None)
         from ops in Operations(planChanges: faults)
         from tight in Chance(50)
+        from capacity in Gen.Frequency((19, Gen.Constant(0)), (1, Gen.Constant(1)))
         select tight
-            ? new Scenario(kernel, IotlbFills(ops), DeviceTlbFills(ops), ConfigFills(ops), plan, ops)
-            : new Scenario(kernel, 512, 512, 512, plan, ops),
+            ? Tight(kernel, plan, ops)
+            : capacity == 0 ? new Scenario(kernel, 512, 512, 512, plan, ops)
+            : new Scenario(kernel, 3000, 1000, 1 << 16, plan, ops),
         Shrink);
 
-    // The number of fills of one cache: a capacity the working set can never exceed (at least 1).
-    private static int IotlbFills(ImmutableArray<Op> ops) =>
-        Math.Max(1, ops.Sum(op => op switch { FillIotlbOp => 1, FillIotlbRunOp r => r.Count, _ => 0 }));
+    /// <summary>
+    /// Capacities exactly as large as the number of distinct identities the scenario ever fills into each cache (at
+    /// least 1): the working set can never exceed them, and a scenario that fills everything before flushing runs full.
+    /// </summary>
+    private static Scenario Tight(TagScanKernel kernel, FaultSpec plan, ImmutableArray<Op> ops)
+    {
+        var everything = new ReferenceEngine();
+        foreach (Op op in ops)
+        {
+            switch (op)
+            {
+                case FillIotlbOp f: everything.FillIotlb(f.Entry); break;
+                case FillIotlbRunOp f: foreach (TranslationEntry e in f.Entries()) { everything.FillIotlb(e); } break;
+                case FillDeviceTlbOp f: everything.FillDeviceTlb(f.Entry); break;
+                case FillDeviceTlbRunOp f: foreach (DeviceTlbEntry e in f.Entries()) { everything.FillDeviceTlb(e); } break;
+                case FillConfigOp f: everything.FillConfig(f.Entry); break;
+            }
+        }
 
-    private static int DeviceTlbFills(ImmutableArray<Op> ops) =>
-        Math.Max(1, ops.Sum(op => op switch { FillDeviceTlbOp => 1, FillDeviceTlbRunOp r => r.Count, _ => 0 }));
-
-    private static int ConfigFills(ImmutableArray<Op> ops) => Math.Max(1, ops.Count(op => op is FillConfigOp));
+        return new Scenario(kernel, Math.Max(1, everything.IotlbCount), Math.Max(1, everything.DeviceTlbCount),
+            Math.Max(1, everything.ConfigCount), plan, ops);
+    }
 
     /// <summary>Scenarios with tiny capacities (1–8 entries per cache): evictions happen all the time.</summary>
     public static Arbitrary<Scenario> Cramped() => Arb.From(

@@ -125,6 +125,26 @@ public sealed record BatchOp(ImmutableArray<InvalidationDescriptor> Descriptors)
     }
 }
 
+/// <summary>Which cache a <see cref="ClearOp"/> empties.</summary>
+public enum CacheKind
+{
+    /// <summary>The IOTLB.</summary>
+    Iotlb,
+
+    /// <summary>The device TLBs.</summary>
+    DeviceTlb,
+
+    /// <summary>The configuration caches.</summary>
+    ConfigCache,
+}
+
+/// <summary><c>Iotlb.Clear()</c>, <c>DeviceTlb.Clear()</c> or <c>ConfigCache.Clear()</c> (host-side writer call).</summary>
+public sealed record ClearOp(CacheKind Cache) : Op
+{
+    /// <inheritdoc/>
+    public override string ToString() => $"{Cache}.Clear()";
+}
+
 /// <summary><c>FaultPlan = plan</c> (both engines, between batches).</summary>
 public sealed record SetFaultPlanOp(FaultSpec Plan) : Op
 {

@@ -61,6 +61,31 @@ public class ReferenceEngineTests
         Assert.True(Has(r, nextBlock));
     }
 
+    // vtd notes §4.2: IH = 1 says only leaves changed, so paging-structure entries covering the range may stay;
+    // IH = 0 requires them to go too.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Execute_VtdPsiInvalidationHint_KeepsTablesOnlyWhenSet(bool ih)
+    {
+        var r = new ReferenceEngine();
+        var page = Page(0x20_1000);
+        var table2M = TranslationEntry.Table(S1, Did, Pasid, 0x20_0000, 0x7000, 21);
+        var table1G = TranslationEntry.Table(S1, Did, Pasid, 0, 0x8000, 30);
+        var table512G = TranslationEntry.Table(S1, Did, Pasid, 0, 0x9000, 39);
+        foreach (var e in new[] { page, table2M, table1G, table512G })
+        {
+            Assert.Equal(FillResult.Inserted, r.FillIotlb(e));
+        }
+
+        r.Execute(InvalidationDescriptor.IotlbRange(Did, Pasid, 0x20_1000, 0x20_1FFF, leafOnly: ih));
+
+        Assert.False(Has(r, page));
+        Assert.Equal(ih, Has(r, table2M));
+        Assert.Equal(ih, Has(r, table1G));
+        Assert.Equal(ih, Has(r, table512G));
+    }
+
     // smmu notes §2.1: TTL = 2, Leaf = 0 removes level-2 blocks and level-0/1 table entries; level-3 pages, level-2
     // table entries and level-1 blocks need not go (and the documented rule keeps them).
     [Fact]
