@@ -178,6 +178,19 @@ public static class DescriptorRules
             return false;
         }
 
+        if (Has(d.Flags, InvalidationFlags.MatchAddressSpace) && d.AddressSpaceId == AddressSpace.None)
+        {
+            // PCIe 6.2 §10.3.8: a request without PASID hits the no-PASID entries in its range and every entry
+            // that was requested with a PASID (global ones included), wherever it is.
+            bool requestedWithPasid = e.Global || e.Pasid != AddressSpace.None;
+            if (requestedWithPasid)
+            {
+                return true;
+            }
+
+            return EntryRules.SpanOverlaps(e.InputAddress, e.SizeLog2, d.First, d.Last);
+        }
+
         if (Has(d.Flags, InvalidationFlags.MatchAddressSpace))
         {
             bool nonGlobalHit = !e.Global && e.Pasid == d.AddressSpaceId;
