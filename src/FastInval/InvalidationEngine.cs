@@ -37,7 +37,13 @@ internal enum RangeStrategy
     ProbeWhenPossible = 2,
 }
 
-/// <summary>Counts of a batch's outcomes.</summary>
+/// <summary>Counts of a batch's outcomes; <see cref="FirstFailureIndex"/> is the index of the first descriptor whose status
+/// is not <see cref="InvalidationStatus.Ok"/> (time-outs and completion errors count), or −1.</summary>
+/// <param name="Ok">Descriptors executed without error.</param>
+/// <param name="TimedOut">Device-TLB descriptors that timed out.</param>
+/// <param name="CompletionErrors">Device-TLB descriptors that completed with an error.</param>
+/// <param name="Invalid">Malformed descriptors.</param>
+/// <param name="FirstFailureIndex">Index of the first non-Ok descriptor, or −1.</param>
 public readonly record struct BatchResult(int Ok, int TimedOut, int CompletionErrors, int Invalid, int FirstFailureIndex)
 {
     /// <summary>True when every descriptor is <see cref="InvalidationStatus.Ok"/>.</summary>

@@ -17,8 +17,8 @@ namespace FastInval;
 /// a table's to the granule.</item>
 /// <item>A stage-2 entry has no address space (<see cref="AddressSpace.None"/>) and is never global.
 /// Otherwise <see cref="AddressSpaceId"/> is at most <see cref="AddressSpace.MaxId"/> or <see cref="AddressSpace.None"/>.</item>
-/// <item>A global entry belongs to every address space of its domain: its <see cref="AddressSpaceId"/> is ignored and
-/// reads back as <see cref="AddressSpace.None"/>.</item>
+/// <item>A global entry belongs to every address space of its domain: its <see cref="AddressSpaceId"/> is ignored (any
+/// value is accepted, even an out-of-range one) and reads back as <see cref="AddressSpace.None"/>.</item>
 /// <item><see cref="Rights"/> fits in 12 bits.</item>
 /// </list>
 /// <para>Identity: two entries with equal stage, domain, address space (or both global), kind (leaf or table), span
@@ -169,7 +169,8 @@ public readonly struct DeviceTlbEntry : IEquatable<DeviceTlbEntry>
     public readonly bool Global;
 
     /// <summary>Creates a device-TLB entry. Valid when 12 ≤ <paramref name="sizeLog2"/> ≤ 63, both addresses are aligned to the span,
-    /// <paramref name="pasid"/> is valid and the rights fit in 12 bits.</summary>
+    /// <paramref name="pasid"/> is valid (≤ <see cref="AddressSpace.MaxId"/> or <see cref="AddressSpace.None"/>, checked even for a
+    /// global entry: an ATS completion always comes for a real request) and the rights fit in 12 bits.</summary>
     public DeviceTlbEntry(uint sourceId, uint pasid, ulong inputAddress, ulong outputAddress, byte sizeLog2 = 12,
         AccessRights rights = AccessRights.ReadWrite, bool global = false)
     {

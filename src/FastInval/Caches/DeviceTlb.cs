@@ -47,7 +47,8 @@ public sealed class DeviceTlb : IDisposable
     }
 
     /// <summary>Finds the device's cached translation of <paramref name="address"/> for <paramref name="pasid"/>
-    /// (or <see cref="AddressSpace.None"/>); a global entry of the device answers for every PASID.</summary>
+    /// (or <see cref="AddressSpace.None"/>); a global entry of the device answers for every PASID. The smallest span
+    /// answers first, and at equal span the non-global entry; an invalid PASID is a miss.</summary>
     public bool TryLookup(uint sourceId, uint pasid, ulong address, out Translation translation)
     {
         if (!AddressSpace.IsValid(pasid) ||

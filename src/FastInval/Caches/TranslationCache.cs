@@ -47,11 +47,14 @@ public sealed class TranslationCache : IDisposable
     }
 
     /// <summary>Finds the leaf translation of <paramref name="address"/> for (stage, domain, address space).
-    /// A global entry of the domain answers for every address space.</summary>
+    /// A global entry of the domain answers for every address space. When several entries cover the address, the one
+    /// with the smallest span answers, and at equal span the non-global one. An invalid address-space id (neither
+    /// ≤ <see cref="AddressSpace.MaxId"/> nor <see cref="AddressSpace.None"/>) or stage is a miss, globals included.</summary>
     public bool TryLookup(TranslationStage stage, ushort domainId, uint addressSpaceId, ulong address, out Translation translation) =>
         Lookup(stage, domainId, addressSpaceId, address, ulong.MaxValue, leaf: true, out translation);
 
-    /// <summary>Finds the paging-structure entry spanning 2^<paramref name="spanLog2"/> bytes around <paramref name="address"/>.</summary>
+    /// <summary>Finds the paging-structure entry spanning 2^<paramref name="spanLog2"/> bytes around <paramref name="address"/>
+    /// (same priority and miss rules as <see cref="TryLookup"/>; a span no table level has is a miss).</summary>
     public bool TryLookupTable(TranslationStage stage, ushort domainId, uint addressSpaceId, ulong address, int spanLog2, out Translation translation)
     {
         if ((uint)spanLog2 >= 64)

@@ -91,7 +91,8 @@ public enum InvalidationStatus : byte
 /// <item><see cref="GranuleHint"/> ≠ Any ⇒ E.Granule = GranuleHint (SMMU TG: only entries of that granule are required).</item>
 /// <item><see cref="LevelHint"/> ≠ 0 (needs a granule hint) ⇒ a leaf E sits at level LevelHint, and a table E sits at a
 /// level above it (E.Level &lt; LevelHint): the SMMU TTL rule, where Leaf = 0 also removes walk-cache entries
-/// "from the walk start down to the level above TTL" (smmu notes §2.1).</item>
+/// "from the walk start down to the level above TTL" (smmu notes §2.1). Hints are taken literally; architecture
+/// quirks (such as SMMU TG = 16 KiB with TTL = 1 meaning "any level" without LPA2) are the front end's to apply.</item>
 /// </list>
 /// <para>Global entries in a range: with <see cref="InvalidationFlags.MatchAddressSpace"/>, set
 /// <see cref="InvalidationFlags.IncludeGlobal"/> to also remove global entries of the range (SMMU TLBI_NH_VA: "plus global

@@ -23,7 +23,8 @@ public enum DeviceTlbFault : byte
 /// </summary>
 /// <remarks>
 /// <para>Device-TLB invalidations: the ordinal is the zero-based count of valid device-TLB descriptors an engine has
-/// executed before this one. The first rule that applies decides: <see cref="TimeoutOrdinals"/>, then
+/// executed before this one, and the device asked about is the descriptor's <see cref="InvalidationDescriptor.SourceId"/>
+/// (even for an all-devices descriptor without <see cref="InvalidationFlags.MatchSource"/>). The first rule that applies decides: <see cref="TimeoutOrdinals"/>, then
 /// <see cref="CompletionErrorOrdinals"/>, then <see cref="TimeoutSourceIds"/>, then the seeded random draw
 /// (<see cref="TimeoutPerMillion"/>, then <see cref="CompletionErrorPerMillion"/>).</para>
 /// <para>Guest-memory fetches (descriptor and command reads by the queue front ends): the ordinal is the front end's
