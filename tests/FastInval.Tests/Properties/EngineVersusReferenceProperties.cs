@@ -2,6 +2,8 @@ using FsCheck;
 using FsCheck.Fluent;
 using FsCheck.Xunit;
 
+using FastInval.Reference.Scenarios;
+
 namespace FastInval.Tests.Properties;
 
 /// <summary>

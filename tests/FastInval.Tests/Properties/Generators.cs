@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 
 using FastInval.Reference;
+using FastInval.Reference.Scenarios;
 
 using FsCheck;
 using FsCheck.Fluent;
@@ -635,7 +636,7 @@ public static class Generators
     /// 512 entries per cache, half with exactly as many as the distinct entries the scenario fills (see <see cref="Tight"/>).</summary>
     public static Arbitrary<Scenario> Roomy(bool faults) => Arb.From(
         from kernel in Gen.Elements(TagScanKernels.Available.ToArray())
-        from plan in faults ? FaultSpec : Gen.Constant(Properties.FaultSpec.None)
+        from plan in faults ? FaultSpec : Gen.Constant(FastInval.Reference.Scenarios.FaultSpec.None)
         from ops in Operations(planChanges: faults)
         from tight in Chance(50)
         from capacity in Gen.Frequency((19, Gen.Constant(0)), (1, Gen.Constant(1)))
@@ -675,7 +676,7 @@ public static class Generators
         from deviceTlb in Gen.Choose(1, 8)
         from config in Gen.Choose(1, 8)
         from ops in Operations(planChanges: false)
-        select new Scenario(kernel, iotlb, deviceTlb, config, Properties.FaultSpec.None, ops),
+        select new Scenario(kernel, iotlb, deviceTlb, config, FastInval.Reference.Scenarios.FaultSpec.None, ops),
         Shrink);
 
     /// <summary>Shrinks a scenario by dropping chunks of operations (halves first, then single ones), then batch entries,

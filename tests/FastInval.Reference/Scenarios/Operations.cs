@@ -2,7 +2,7 @@ using System.Collections.Immutable;
 using System.Globalization;
 using System.Text;
 
-namespace FastInval.Tests.Properties;
+namespace FastInval.Reference.Scenarios;
 
 /// <summary>
 /// One step of a differential scenario. <see cref="object.ToString"/> prints the step as the C# call it stands for,

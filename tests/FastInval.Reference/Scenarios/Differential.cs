@@ -1,8 +1,7 @@
 using System.Text;
 
-using FastInval.Reference;
 
-namespace FastInval.Tests.Properties;
+namespace FastInval.Reference.Scenarios;
 
 /// <summary>
 /// Runs a <see cref="Scenario"/> on the fast engine and on the <see cref="ReferenceEngine"/> side by side and reports the
@@ -429,12 +428,15 @@ public static class Differential
         return null;
     }
 
+    /// <summary>Address spaces a global entry is probed under: "none", the extremes, and an ordinary id.</summary>
+    private static readonly uint[] ProbeAddressSpaces = [AddressSpace.None, 0, AddressSpace.MaxId, 5];
+
     /// <summary>Looks up every cached entry at its first and last byte, for each address space that can see it.</summary>
     private static string? ProbeEveryEntry(InvalidationEngine fast, ReferenceEngine reference)
     {
         foreach (TranslationEntry e in reference.IotlbSnapshot())
         {
-            uint[] spaces = e.Global ? [.. Generators.AddressSpaces, 5] : [e.AddressSpaceId];
+            uint[] spaces = e.Global ? ProbeAddressSpaces : [e.AddressSpaceId];
             foreach (uint asid in spaces)
             {
                 foreach (ulong address in new[] { e.InputAddress, e.InputAddress + EntryRules.SpanMinusOne(e.SizeLog2) })
@@ -453,7 +455,7 @@ public static class Differential
 
         foreach (DeviceTlbEntry e in reference.DeviceTlbSnapshot())
         {
-            uint[] spaces = e.Global ? [.. Generators.AddressSpaces, 5] : [e.Pasid];
+            uint[] spaces = e.Global ? ProbeAddressSpaces : [e.Pasid];
             foreach (uint pasid in spaces)
             {
                 foreach (ulong address in new[] { e.InputAddress, e.InputAddress + EntryRules.SpanMinusOne(e.SizeLog2) })
