@@ -76,11 +76,7 @@ public class FillBenchmarks
     public int QemuStyle()
     {
         QemuStyleIotlb qemu = _qemu!;
-        foreach (ref readonly TranslationEntry e in NextEntries())
-        {
-            Workload.Fill(qemu, in e);
-        }
-
+        Workload.Fill(qemu, NextEntries());
         return qemu.Count;
     }
 

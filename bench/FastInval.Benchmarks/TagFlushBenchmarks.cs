@@ -88,30 +88,14 @@ public class TagFlushBenchmarks
     public int QemuStyle()
     {
         QemuStyleIotlb qemu = _qemu!;
-        foreach (ref readonly TranslationEntry e in _refill.AsSpan())
-        {
-            Workload.Fill(qemu, in e);
-        }
-
+        Workload.Fill(qemu, _refill);
         return Scope == FlushScope.Domain
             ? qemu.InvalidateDomain(Workload.ReservedDomain)
             : qemu.InvalidatePasid(WorkloadShape.Realistic.DomainOf(0), Workload.ReservedPasid);
     }
 
     /// <summary>Refills the flushed set, flushes, and returns how many entries the flush removed.</summary>
-    private int RefillAndFlushFastInval()
-    {
-        InvalidationEngine engine = _engine!;
-        TranslationCache iotlb = engine.Iotlb;
-        foreach (ref readonly TranslationEntry e in _refill.AsSpan())
-        {
-            iotlb.Fill(in e);
-        }
-
-        int before = iotlb.Count;
-        engine.Execute(in _flush);
-        return before - iotlb.Count;
-    }
+    private int RefillAndFlushFastInval() => Workload.RefillAndExecute(_engine!, _refill, in _flush);
 
     private void SetupFastInval(TagScanKernel kernel)
     {
