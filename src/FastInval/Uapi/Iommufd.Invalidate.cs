@@ -1,0 +1,567 @@
+using System.Runtime.CompilerServices;
+using FastInval.Smmu;
+
+namespace FastInval.Uapi;
+
+/// <summary>IOMMU_HWPT_INVALIDATE: the core (hw_pagetable.c, v6.13+) and the four drivers (VT-d nested, SMMUv3 vIOMMU,
+/// mock nested HWPT, mock vIOMMU).</summary>
+public sealed partial class Iommufd
+{
+    /// <summary>KMALLOC_MAX_SIZE with 4 KiB pages and MAX_PAGE_ORDER 10 (x86-64, arm64 4K): a bigger kcalloc fails.</summary>
+    private const ulong KmallocMaxSize = 4UL << 20;
+
+    private const int SmmuCommandSize = 16;
+    private const int MockHwptEntrySize = 8;
+    private const int MockHwptEntrySizeHwError = 16;
+    private const int MockViommuEntrySize = 12;
+    private const int DefaultBatch = 256;
+
+    private static readonly SmmuFeatures s_smmuFeatures = new();
+
+    private InvalidationDescriptor[] _batch = new InvalidationDescriptor[DefaultBatch];
+    private InvalidationStatus[] _statuses = new InvalidationStatus[DefaultBatch];
+
+    /// <summary>
+    /// iommufd_hwpt_invalidate (v6.13+): __reserved (EOPNOTSUPP); a non-empty array needs data_uptr and entry_len (EINVAL);
+    /// hwpt_id of any type (ENOENT); a nested HWPT or a vIOMMU goes to its driver (no invalidation op: EOPNOTSUPP),
+    /// anything else is EINVAL. entry_num is written back on every one of these paths: 0 before the driver, else what
+    /// the driver handled.
+    /// </summary>
+    private int HwptInvalidateCommand(Span<byte> cmd, Span<byte> arg, uint size)
+    {
+        uint hwptId = UserCopy.U32(cmd, 4);
+        var array = new UserArray
+        {
+            Uptr = UserCopy.U64(cmd, 8),
+            Type = UserCopy.U32(cmd, 16),
+            EntryLen = UserCopy.U32(cmd, 20),
+            EntryNum = UserCopy.U32(cmd, 24),
+        };
+        uint reserved = UserCopy.U32(cmd, 28);
+        int rc;
+        if (reserved != 0)
+        {
+            rc = -Errno.EOPNOTSUPP;
+            array.EntryNum = 0;
+        }
+        else if (array.EntryNum != 0 && (array.Uptr == 0 || array.EntryLen == 0))
+        {
+            rc = -Errno.EINVAL;
+            array.EntryNum = 0;
+        }
+        else
+        {
+            switch (Lookup(hwptId))
+            {
+                case null:
+                    rc = -Errno.ENOENT;
+                    array.EntryNum = 0;
+                    break;
+                case HwptNestedObject { Driver: Driver.IntelVtd } vtd:
+                    rc = _options.VtdErrorReporting == VtdErrorReporting.PerEntryHwError
+                        ? VtdInvalidate<HwErrorReporting>(vtd, ref array)
+                        : VtdInvalidate<MainlineReporting>(vtd, ref array);
+                    break;
+                case HwptNestedObject { Driver: Driver.Mock } mock:
+                    rc = MockHwptInvalidate(mock, ref array);
+                    break;
+                case HwptNestedObject:
+                    rc = -Errno.EOPNOTSUPP; // SMMUv3 nested domains have no cache_invalidate_user: use the vIOMMU
+                    array.EntryNum = 0;
+                    break;
+                case ViommuObject { Driver: Driver.Mock } mockViommu:
+                    rc = MockViommuInvalidate(mockViommu, ref array);
+                    break;
+                case ViommuObject smmu:
+                    rc = SmmuInvalidate(smmu, ref array);
+                    break;
+                default:
+                    rc = -Errno.EINVAL;
+                    array.EntryNum = 0;
+                    break;
+            }
+        }
+
+        UserCopy.PutU32(cmd, 24, array.EntryNum);
+        Respond(cmd, arg, size);
+        return rc;
+    }
+
+    // ---- Intel VT-d nested HWPT -----------------------------------------------------------------------
+
+    /// <summary>
+    /// intel_nested_cache_invalidate_user: the type must be VTD_S1 (EINVAL, also for an empty array); each entry in turn:
+    /// exactly 24 bytes (EINVAL), readable (EFAULT), flags other than LEAF or a non-zero __reserved (EOPNOTSUPP), addr not
+    /// 4 KiB aligned or npages = U64_MAX with addr ≠ 0 (EINVAL); then the flush (PASID-based IOTLB of the domain's DID
+    /// with PASID 0, and the device TLB of every attached ATS device). Processing stops at the first bad entry; entries
+    /// before it are flushed and counted. With PerEntryHwError, offset 20 is hw_error: not checked on input, written
+    /// back into every handled entry (ITE for a device-TLB time-out, ICE for a completion error).
+    /// </summary>
+    private int VtdInvalidate<TReporting>(HwptNestedObject domain, ref UserArray array)
+        where TReporting : struct, IReporting
+    {
+        if (array.Type != InvalidateDataType.VtdS1)
+        {
+            array.EntryNum = 0;
+            return -Errno.EINVAL;
+        }
+
+        uint count = array.EntryNum;
+        if (count == 0)
+        {
+            return 0;
+        }
+
+        if (array.EntryLen != VtdS1Invalidate.EntrySize)
+        {
+            array.EntryNum = 0;
+            return -Errno.EINVAL;
+        }
+
+        Span<byte> view = UserCopy.View(_memory, array.Uptr);
+        InvalidationEngine engine = VtdEngine;
+        int perEntry = 1 + domain.AtsCount;
+        EnsureBatchCapacity(perEntry);
+        Span<InvalidationDescriptor> batch = _batch;
+        ushort did = domain.DomainId;
+        uint processed = 0;
+        uint batchFirst = 0;
+        int pending = 0;
+        int rc = 0;
+        for (uint i = 0; i < count; i++)
+        {
+            ulong offset = (ulong)i * VtdS1Invalidate.EntrySize;
+            if (offset + VtdS1Invalidate.EntrySize > (ulong)view.Length)
+            {
+                rc = -Errno.EFAULT;
+                break;
+            }
+
+            ReadOnlySpan<byte> entry = view.Slice((int)offset, VtdS1Invalidate.EntrySize);
+            ulong addr = UserCopy.U64(entry, 0);
+            ulong npages = UserCopy.U64(entry, 8);
+            uint flags = UserCopy.U32(entry, 16);
+            if ((flags & ~VtdS1Invalidate.FlagLeaf) != 0 || (!TReporting.HwError && UserCopy.U32(entry, 20) != 0))
+            {
+                rc = -Errno.EOPNOTSUPP;
+                break;
+            }
+
+            if ((addr & 0xFFF) != 0 || (npages == ulong.MaxValue && addr != 0))
+            {
+                rc = -Errno.EINVAL;
+                break;
+            }
+
+            if (pending + perEntry > batch.Length)
+            {
+                FlushVtd<TReporting>(engine, view, batchFirst, pending, perEntry);
+                batchFirst = i;
+                pending = 0;
+            }
+
+            int mask = VtdAddressMask.Compute(addr, npages, out ulong block);
+            ulong first = 0, last = ulong.MaxValue;
+            if (mask >= VtdAddressMask.All)
+            {
+                batch[pending++] = InvalidationDescriptor.IotlbAddressSpace(did, 0, StageMask.FirstStage);
+            }
+            else
+            {
+                first = block;
+                last = block + ((4096UL << mask) - 1);
+                batch[pending++] = InvalidationDescriptor.IotlbRange(did, 0, first, last,
+                    leafOnly: (flags & VtdS1Invalidate.FlagLeaf) != 0, includeGlobal: true, stages: StageMask.FirstStage);
+            }
+
+            for (int d = 0; d < domain.AtsCount; d++)
+            {
+                batch[pending++] = InvalidationDescriptor.DeviceTlb(domain.AtsSourceIds[d], AddressSpace.None, first, last);
+            }
+
+            processed++;
+        }
+
+        if (pending != 0)
+        {
+            FlushVtd<TReporting>(engine, view, batchFirst, pending, perEntry);
+        }
+
+        array.EntryNum = processed;
+        return rc;
+    }
+
+    private void FlushVtd<TReporting>(InvalidationEngine engine, Span<byte> view, uint firstEntry, int pending, int perEntry)
+        where TReporting : struct, IReporting
+    {
+        Span<InvalidationStatus> statuses = _statuses.AsSpan(0, pending);
+        engine.Execute(_batch.AsSpan(0, pending), statuses);
+        if (!TReporting.HwError)
+        {
+            return; // merged Linux: device-TLB failures have no channel to user space
+        }
+
+        int entries = pending / perEntry;
+        for (int e = 0; e < entries; e++)
+        {
+            uint hwError = 0;
+            for (int d = 1; d < perEntry; d++)
+            {
+                hwError |= statuses[(e * perEntry) + d] switch
+                {
+                    InvalidationStatus.TimedOut => VtdS1Invalidate.ErrorIte,
+                    InvalidationStatus.CompletionError => VtdS1Invalidate.ErrorIce,
+                    _ => 0,
+                };
+            }
+
+            UserCopy.PutU32(view, (int)(((firstEntry + (uint)e) * (ulong)VtdS1Invalidate.EntrySize) + 20), hwError);
+        }
+    }
+
+    private void EnsureBatchCapacity(int perEntry)
+    {
+        if (_batch.Length < perEntry)
+        {
+            int capacity = Math.Max(perEntry, _batch.Length * 2);
+            _batch = new InvalidationDescriptor[capacity];
+            _statuses = new InvalidationStatus[capacity];
+        }
+    }
+
+    // ---- ARM SMMUv3 vIOMMU ---------------------------------------------------------------------------
+
+    /// <summary>
+    /// arm_vsmmu_cache_invalidate: the whole array is copied first (kcalloc of entry_num × 16 beyond the kmalloc limit:
+    /// ENOMEM with entry_num left as given; type ARM_SMMUV3 and a non-empty array: EINVAL; the full-array copy rules of
+    /// §3.4: EFAULT, E2BIG), then each command is converted: only TLBI_NH_ALL/ASID/VA/VAA (VMID forced to the vIOMMU's),
+    /// TLBI_NSNH_ALL (rewritten as TLBI_NH_ALL of the VMID), CFGI_CD, CFGI_CD_ALL and ATC_INV (vSID → physical SID through
+    /// the vDEVICEs) are accepted; anything else, an unknown vSID, or a command the SMMU would reject as illegal is EIO.
+    /// FastInval's deliberate fix: every command before the failing one is executed, so entry_num never counts a command
+    /// that was not carried out. An ATC invalidation that times out stops the batch with ETIMEDOUT at its index.
+    /// </summary>
+    private int SmmuInvalidate(ViommuObject viommu, ref UserArray array)
+    {
+        if ((ulong)array.EntryNum * SmmuCommandSize > KmallocMaxSize)
+        {
+            return -Errno.ENOMEM;
+        }
+
+        Span<byte> view = UserCopy.View(_memory, array.Uptr);
+        int rc = CheckFullArray(view, ref array, InvalidateDataType.ArmSmmuV3, SmmuCommandSize);
+        if (rc != 0)
+        {
+            return rc;
+        }
+
+        InvalidationEngine engine = SmmuEngine;
+        Span<byte> command = stackalloc byte[SmmuCommandSize];
+        Span<InvalidationDescriptor> batch = _batch;
+        int pending = 0;
+        uint count = array.EntryNum;
+        for (uint i = 0; i < count; i++)
+        {
+            ReadEntry(view, i, array.EntryLen, command);
+            ulong c0 = UserCopy.U64(command, 0);
+            ulong c1 = UserCopy.U64(command, 8);
+            if (!TryConvert(viommu, ref c0, ref c1))
+            {
+                rc = -Errno.EIO;
+            }
+            else
+            {
+                SmmuDecodedCommand decoded = SmmuCommandDecoder.Decode(new SmmuCommand(c0, c1), s_smmuFeatures);
+                if (decoded.Kind != SmmuCommandKind.Invalidation)
+                {
+                    rc = -Errno.EIO; // the physical SMMU would reject it (CERROR_ILL): refused here, before execution
+                }
+                else if (decoded.Descriptor.Scope == InvalidationScope.DeviceTlb)
+                {
+                    // An ATC invalidation completes (or not) on its own: execute what precedes it, then it alone.
+                    engine.Execute(batch[..pending], _statuses);
+                    pending = 0;
+                    InvalidationDescriptor atc = decoded.Descriptor;
+                    if (engine.Execute(in atc) == InvalidationStatus.TimedOut)
+                    {
+                        rc = -Errno.ETIMEDOUT;
+                    }
+                }
+                else
+                {
+                    if (pending == batch.Length)
+                    {
+                        engine.Execute(batch, _statuses);
+                        pending = 0;
+                    }
+
+                    batch[pending++] = decoded.Descriptor;
+                }
+            }
+
+            if (rc != 0)
+            {
+                engine.Execute(batch[..pending], _statuses);
+                array.EntryNum = i;
+                return rc;
+            }
+        }
+
+        engine.Execute(batch[..pending], _statuses);
+        return 0;
+    }
+
+    /// <summary>arm_vsmmu_convert_user_cmd: false for an opcode the vIOMMU does not accept or a vSID without a vDEVICE.</summary>
+    private static bool TryConvert(ViommuObject viommu, ref ulong c0, ref ulong c1)
+    {
+        const ulong vmidField = 0xFFFFUL << 32;
+        switch ((SmmuOpcode)(byte)c0)
+        {
+            case SmmuOpcode.TlbiNsnhAll:
+                c0 = (ulong)SmmuOpcode.TlbiNhAll | ((ulong)viommu.Vmid << 32);
+                c1 = 0;
+                return true;
+            case SmmuOpcode.TlbiNhAll:
+            case SmmuOpcode.TlbiNhAsid:
+            case SmmuOpcode.TlbiNhVa:
+            case SmmuOpcode.TlbiNhVaa:
+                c0 = (c0 & ~vmidField) | ((ulong)viommu.Vmid << 32);
+                return true;
+            case SmmuOpcode.AtcInv:
+            case SmmuOpcode.CfgiCd:
+            case SmmuOpcode.CfgiCdAll:
+                if (!viommu.Vdevices.TryGetValue(c0 >> 32, out VdeviceObject? vdevice))
+                {
+                    return false;
+                }
+
+                c0 = (c0 & 0xFFFF_FFFFUL) | ((ulong)vdevice.Device.StreamId << 32);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    // ---- Selftest mock ------------------------------------------------------------------------------
+
+    /// <summary>
+    /// mock_domain_cache_invalidate_user: type SELFTEST (EINVAL, also when empty); each entry: the single-entry copy
+    /// (exactly 8 bytes, or 16 in the v8 layout: EINVAL; EFAULT), flags other than ALL (EOPNOTSUPP; v8: ALL and
+    /// TRIGGER_ERROR, and __reserved must be 0), iotlb_id above 3 (EINVAL, even with ALL); then ALL zeroes every slot,
+    /// else slot iotlb_id. v8: TRIGGER_ERROR leaves the IOTLB alone and reports hw_error = FAKE_ERROR for that entry only.
+    /// </summary>
+    private int MockHwptInvalidate(HwptNestedObject domain, ref UserArray array)
+    {
+        if (array.Type != InvalidateDataType.Selftest)
+        {
+            array.EntryNum = 0;
+            return -Errno.EINVAL;
+        }
+
+        bool v8 = _options.VtdErrorReporting == VtdErrorReporting.PerEntryHwError;
+        int entrySize = v8 ? MockHwptEntrySizeHwError : MockHwptEntrySize;
+        uint allowed = v8 ? MockSelftest.FlagAll | MockSelftest.FlagTriggerError : MockSelftest.FlagAll;
+        Span<byte> view = UserCopy.View(_memory, array.Uptr);
+        uint processed = 0;
+        int rc = 0;
+        for (uint i = 0; i < array.EntryNum; i++)
+        {
+            if (array.EntryLen != (uint)entrySize)
+            {
+                rc = -Errno.EINVAL;
+                break;
+            }
+
+            ulong offset = (ulong)i * (uint)entrySize;
+            if (offset + (uint)entrySize > (ulong)view.Length)
+            {
+                rc = -Errno.EFAULT;
+                break;
+            }
+
+            Span<byte> entry = view.Slice((int)offset, entrySize);
+            uint flags = UserCopy.U32(entry, 0);
+            uint iotlbId = UserCopy.U32(entry, 4);
+            if ((flags & ~allowed) != 0 || (v8 && UserCopy.U32(entry, 12) != 0))
+            {
+                rc = -Errno.EOPNOTSUPP;
+                break;
+            }
+
+            if (iotlbId >= MockSelftest.Slots)
+            {
+                rc = -Errno.EINVAL;
+                break;
+            }
+
+            uint hwError = 0;
+            if ((flags & MockSelftest.FlagTriggerError) != 0)
+            {
+                hwError = MockSelftest.FakeError;
+            }
+            else if ((flags & MockSelftest.FlagAll) != 0)
+            {
+                Array.Clear(domain.MockIotlb);
+            }
+            else
+            {
+                domain.MockIotlb[iotlbId] = 0;
+            }
+
+            if (v8)
+            {
+                UserCopy.PutU32(entry, 8, hwError);
+            }
+
+            processed++;
+        }
+
+        array.EntryNum = processed;
+        return rc;
+    }
+
+    /// <summary>
+    /// mock_viommu_cache_invalidate: an empty array of type SELFTEST is a successful probe; kcalloc of entry_num × 12
+    /// beyond the kmalloc limit: ENOMEM (entry_num left as given); the full-array copy (type, non-empty, EFAULT, E2BIG);
+    /// then each entry: flags other than ALL (EOPNOTSUPP), cache_id above 3 (EINVAL, even with ALL), vdev_id without a
+    /// vDEVICE in this vIOMMU (EINVAL); ALL zeroes the device's 4 cache slots, else slot cache_id.
+    /// </summary>
+    private int MockViommuInvalidate(ViommuObject viommu, ref UserArray array)
+    {
+        if (array.EntryNum == 0 && array.Type == InvalidateDataType.Selftest)
+        {
+            return 0;
+        }
+
+        if ((ulong)array.EntryNum * MockViommuEntrySize > KmallocMaxSize)
+        {
+            return -Errno.ENOMEM;
+        }
+
+        Span<byte> view = UserCopy.View(_memory, array.Uptr);
+        int rc = CheckFullArray(view, ref array, InvalidateDataType.Selftest, MockViommuEntrySize);
+        if (rc != 0)
+        {
+            return rc;
+        }
+
+        Span<byte> entry = stackalloc byte[MockViommuEntrySize];
+        for (uint i = 0; i < array.EntryNum; i++)
+        {
+            ReadEntry(view, i, array.EntryLen, entry);
+            uint flags = UserCopy.U32(entry, 0);
+            uint vdevId = UserCopy.U32(entry, 4);
+            uint cacheId = UserCopy.U32(entry, 8);
+            if ((flags & ~MockSelftest.FlagAll) != 0)
+            {
+                rc = -Errno.EOPNOTSUPP;
+            }
+            else if (cacheId >= MockSelftest.Slots)
+            {
+                rc = -Errno.EINVAL;
+            }
+            else if (!viommu.Vdevices.TryGetValue(vdevId, out VdeviceObject? vdevice))
+            {
+                rc = -Errno.EINVAL;
+            }
+            else if ((flags & MockSelftest.FlagAll) != 0)
+            {
+                Array.Clear(vdevice.Device.MockCache);
+            }
+            else
+            {
+                vdevice.Device.MockCache[cacheId] = 0;
+            }
+
+            if (rc != 0)
+            {
+                array.EntryNum = i;
+                return rc;
+            }
+        }
+
+        return 0;
+    }
+
+    // ---- Whole-array copy -----------------------------------------------------------------------------
+
+    /// <summary>
+    /// iommu_copy_struct_from_full_user_array, as a check that leaves the array where it is: type (EINVAL), entry_num ≠ 0
+    /// (EINVAL), then every entry in order with copy_struct_from_user(kernel size, entry_len): a longer entry's extra bytes
+    /// must be zero (E2BIG) and readable (EFAULT), then its head must be readable (EFAULT); a shorter entry is
+    /// zero-extended (no minimum length). On error entry_num becomes 0.
+    /// </summary>
+    private static int CheckFullArray(ReadOnlySpan<byte> view, ref UserArray array, uint type, int kernelSize)
+    {
+        int rc = array.Type != type || array.EntryNum == 0 ? -Errno.EINVAL : CheckEntries(view, array.EntryNum, array.EntryLen, kernelSize);
+        if (rc != 0)
+        {
+            array.EntryNum = 0;
+        }
+
+        return rc;
+    }
+
+    private static int CheckEntries(ReadOnlySpan<byte> view, uint count, ulong len, int kernelSize)
+    {
+        if (len == (ulong)kernelSize)
+        {
+            return count * len <= (ulong)view.Length ? 0 : -Errno.EFAULT; // one bulk copy
+        }
+
+        for (uint i = 0; i < count; i++)
+        {
+            ulong offset = i * len;
+            ReadOnlySpan<byte> entry = offset <= (ulong)view.Length ? view[(int)offset..] : default;
+            if (len > (ulong)kernelSize)
+            {
+                int rc = UserCopy.CheckZeroed(entry, (ulong)kernelSize, len);
+                if (rc != 0)
+                {
+                    return rc;
+                }
+            }
+
+            if ((ulong)entry.Length < Math.Min(len, (ulong)kernelSize))
+            {
+                return -Errno.EFAULT;
+            }
+        }
+
+        return 0;
+    }
+
+    /// <summary>Entry <paramref name="index"/> zero-extended (or cut) to the kernel size; the array was checked readable.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ReadEntry(ReadOnlySpan<byte> view, uint index, uint entryLen, Span<byte> kernel)
+    {
+        int n = (int)Math.Min(entryLen, (uint)kernel.Length);
+        view.Slice((int)((ulong)index * entryLen), n).CopyTo(kernel);
+        kernel[n..].Clear();
+    }
+
+    /// <summary>struct iommu_user_data_array: the driver's view of the request array; the driver sets EntryNum to the
+    /// number of entries handled.</summary>
+    private struct UserArray
+    {
+        public uint Type;
+        public ulong Uptr;
+        public uint EntryLen;
+        public uint EntryNum;
+    }
+
+    /// <summary>Compile-time switch between the two VT-d reporting modes (one JIT body each).</summary>
+    private interface IReporting
+    {
+        static abstract bool HwError { get; }
+    }
+
+    private struct MainlineReporting : IReporting
+    {
+        public static bool HwError => false;
+    }
+
+    private struct HwErrorReporting : IReporting
+    {
+        public static bool HwError => true;
+    }
+}

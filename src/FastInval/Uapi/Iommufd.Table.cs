@@ -1,0 +1,295 @@
+namespace FastInval.Uapi;
+
+/// <summary>The object table (ids, references, destruction) and device attachment.</summary>
+public sealed partial class Iommufd
+{
+    /// <summary>xa_limit_31b: ids run from 1 to 2^31 − 1.</summary>
+    private const uint MaxId = 0x7FFF_FFFF;
+
+    /// <summary>VT-d DIDs handed to domains start at 2 (0 is reserved for caching mode, 1 for SVA: IDA_START_DID).</summary>
+    private const int FirstDomainId = 2;
+
+    /// <summary>SMMUv3 VMIDs start at 1 (VMID 0 is the kernel's bypass/abort default).</summary>
+    private const int FirstVmid = 1;
+
+    private IommufdObject?[] _slots = new IommufdObject?[16];
+    private readonly HashSet<ushort> _vtdDomainIds = [];
+    private readonly HashSet<ushort> _smmuVmids = [];
+
+    /// <summary>The live object with this id (null for a free, reserved or tombstoned id).</summary>
+    private IommufdObject? Lookup(uint id)
+    {
+        IommufdObject?[] slots = _slots;
+        if (id >= (uint)slots.Length)
+        {
+            return null;
+        }
+
+        IommufdObject? o = slots[id];
+        return o is PlaceholderObject ? null : o;
+    }
+
+    /// <summary>xa_alloc: reserves the lowest free id in [1, 2^31 − 1] (0 when none is left).</summary>
+    private uint AllocateId()
+    {
+        for (uint i = 1; i < (uint)_slots.Length; i++)
+        {
+            if (_slots[i] is null)
+            {
+                _slots[i] = PlaceholderObject.Reserved;
+                return i;
+            }
+        }
+
+        uint next = (uint)_slots.Length;
+        if (next > MaxId)
+        {
+            return 0;
+        }
+
+        Array.Resize(ref _slots, (int)Math.Min((long)_slots.Length * 2, (long)MaxId + 1));
+        _slots[next] = PlaceholderObject.Reserved;
+        return next;
+    }
+
+    /// <summary>Makes a reserved id visible with its object.</summary>
+    private void Finalize(uint id, IommufdObject o)
+    {
+        o.Id = id;
+        _slots[id] = o;
+    }
+
+    /// <summary>Frees a reserved id (a failed allocation); the id is handed out again.</summary>
+    private void Abort(uint id) => _slots[id] = null;
+
+    private static void Get(IommufdObject o) => o.Users++;
+
+    private static void Put(IommufdObject o) => o.Users--;
+
+    /// <summary>Takes an object out of the table and releases what it holds.</summary>
+    private void Destroy(IommufdObject o)
+    {
+        _slots[o.Id] = null;
+        Release(o);
+    }
+
+    private void Release(IommufdObject o)
+    {
+        switch (o)
+        {
+            case HwptPagingObject p:
+                Put(p.Ioas);
+                p.Ioas.Hwpts.Remove(p);
+                if (p.Vmid != 0)
+                {
+                    _smmuVmids.Remove(p.Vmid);
+                }
+
+                break;
+            case HwptNestedObject n:
+                Put(n.Viommu is null ? n.Parent : n.Viommu);
+                if (n.Driver == Driver.IntelVtd)
+                {
+                    _vtdDomainIds.Remove(n.DomainId);
+                }
+
+                break;
+            case ViommuObject v:
+                Put(v.Parent);
+                break;
+            case VdeviceObject vd:
+                Put(vd.Viommu);
+                vd.Viommu.Vdevices.Remove(vd.VirtualId);
+                if (vd.Device.Vdevice == vd)
+                {
+                    vd.Device.Vdevice = null;
+                }
+
+                break;
+            case SelftestObject s:
+                Unbind(s.Device);
+                break;
+        }
+    }
+
+    /// <summary>The lowest free VT-d DID (0 when the 16-bit space is exhausted).</summary>
+    private ushort AllocateDomainId() => AllocateFrom(_vtdDomainIds, FirstDomainId);
+
+    /// <summary>The lowest free SMMUv3 VMID (0 when the 16-bit space is exhausted).</summary>
+    private ushort AllocateVmid() => AllocateFrom(_smmuVmids, FirstVmid);
+
+    private static ushort AllocateFrom(HashSet<ushort> used, int first)
+    {
+        for (int id = first; id <= ushort.MaxValue; id++)
+        {
+            if (used.Add((ushort)id))
+            {
+                return (ushort)id;
+            }
+        }
+
+        return 0;
+    }
+
+    // ---- Attachment ----------------------------------------------------------------------------------
+
+    /// <summary>
+    /// iommufd_device_attach / _replace for the RID: pt is an IOAS (automatic domain), a paging or a nested HWPT. Attaching
+    /// to the HWPT a device is already on is a no-op; the HWPT it leaves loses a reference and, if it was an automatic
+    /// domain that nobody uses any more, is destroyed.
+    /// </summary>
+    private int AttachOrReplace(DeviceObject device, uint ptId, out HwptObject? attached)
+    {
+        attached = null;
+        switch (Lookup(ptId))
+        {
+            case null:
+                return -Errno.ENOENT;
+            case IoasObject ioas:
+                return AttachToIoas(device, ioas, out attached);
+            case HwptObject hwpt:
+            {
+                int rc = AttachToHwpt(device, hwpt);
+                attached = rc == 0 ? hwpt : null;
+                return rc;
+            }
+
+            default:
+                return -Errno.EINVAL;
+        }
+    }
+
+    private int AttachToIoas(DeviceObject device, IoasObject ioas, out HwptObject? attached)
+    {
+        // Automatic domains in creation order; EINVAL from the driver means "incompatible, try the next".
+        foreach (HwptPagingObject h in ioas.Hwpts)
+        {
+            if (h.AutoDomain && (device.Attached == h || CanAttach(device, h) == 0))
+            {
+                attached = h;
+                return AttachToHwpt(device, h);
+            }
+        }
+
+        // None fits: a new paging domain with flags 0 (the driver cannot refuse that), the next free id.
+        attached = null;
+        uint id = AllocateId();
+        if (id == 0)
+        {
+            return -Errno.ENOSPC;
+        }
+
+        var hwpt = new HwptPagingObject { Driver = device.Driver, Ioas = ioas, AutoDomain = true };
+        Get(ioas);
+        ioas.Hwpts.Add(hwpt);
+        Finalize(id, hwpt);
+        AttachToHwpt(device, hwpt);
+        attached = hwpt;
+        return 0;
+    }
+
+    /// <summary>The driver's attach checks: same IOMMU; mock dirty-tracking domains need a dirty-capable device; a nested
+    /// domain from a vIOMMU needs the device's vDEVICE there (mock, and SMMUv3 translating vSTEs); a VT-d stage-1 table
+    /// must be 4- or 5-level (address width 48 or 57; the modelled unit supports both, SRS and EAFS).</summary>
+    private static int CanAttach(DeviceObject device, HwptObject hwpt)
+    {
+        if (hwpt.Driver != device.Driver)
+        {
+            return -Errno.EINVAL;
+        }
+
+        switch (hwpt)
+        {
+            case HwptPagingObject p:
+                return p.DirtyTracking && (device.MockFlags & MockSelftest.DeviceNoDirty) != 0 ? -Errno.EINVAL : 0;
+            case HwptNestedObject n when n.Driver == Driver.Mock:
+                return n.Viommu is not null && device.Vdevice?.Viommu != n.Viommu ? -Errno.ENOENT : 0;
+            case HwptNestedObject n when n.Driver == Driver.IntelVtd:
+                return n.VtdAddressWidth is 48 or 57 ? 0 : -Errno.EINVAL;
+            case HwptNestedObject n:
+                return n.SteConfig == SteConfigS1Translate && device.Vdevice?.Viommu != n.Viommu ? -Errno.ENOENT : 0;
+            default:
+                return -Errno.EINVAL;
+        }
+    }
+
+    private int AttachToHwpt(DeviceObject device, HwptObject hwpt)
+    {
+        if (device.Attached == hwpt)
+        {
+            return 0;
+        }
+
+        int rc = CanAttach(device, hwpt);
+        if (rc != 0)
+        {
+            return rc;
+        }
+
+        HwptObject? old = device.Attached;
+        hwpt.Devices.Add(device);
+        Get(hwpt);
+        if (old is null)
+        {
+            Get(device); // an attached device holds its own object
+        }
+
+        device.Attached = hwpt;
+        if (hwpt is HwptNestedObject nested)
+        {
+            nested.RebuildAtsList();
+            EnsureBatchCapacity(1 + nested.AtsCount);
+        }
+
+        if (old is not null)
+        {
+            Leave(old, device);
+        }
+
+        return 0;
+    }
+
+    private void Detach(DeviceObject device)
+    {
+        HwptObject? old = device.Attached;
+        if (old is null)
+        {
+            return;
+        }
+
+        device.Attached = null;
+        Put(device);
+        Leave(old, device);
+    }
+
+    /// <summary>The device leaves <paramref name="hwpt"/>: an automatic domain nobody else holds is destroyed
+    /// (iommufd_hw_pagetable_put → try-destroy).</summary>
+    private void Leave(HwptObject hwpt, DeviceObject device)
+    {
+        hwpt.Devices.Remove(device);
+        if (hwpt is HwptNestedObject nested)
+        {
+            nested.RebuildAtsList();
+        }
+
+        Put(hwpt);
+        if (hwpt is HwptPagingObject { AutoDomain: true } auto && auto.Users == 1)
+        {
+            Destroy(auto);
+        }
+    }
+
+    /// <summary>Unbinds a device: detach, then (newest kernels) destroy its vDEVICE and leave that id a tombstone, then
+    /// destroy the device object.</summary>
+    private void Unbind(DeviceObject device)
+    {
+        Detach(device);
+        if (device.Vdevice is { } vdevice)
+        {
+            _slots[vdevice.Id] = PlaceholderObject.Tombstone;
+            Release(vdevice);
+        }
+
+        _slots[device.Id] = null;
+    }
+}
