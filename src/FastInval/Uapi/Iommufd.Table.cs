@@ -131,6 +131,53 @@ public sealed partial class Iommufd
         return 0;
     }
 
+    /// <summary>Tests: a copy of the 4 IOTLB slots of a mock nested HWPT or the 4 cache slots of a mock device, else null.</summary>
+    internal uint[]? MockSlots(uint id)
+    {
+        lock (_lock)
+        {
+            return Lookup(id) switch
+            {
+                HwptNestedObject { Driver: Driver.Mock } n => (uint[])n.MockIotlb.Clone(),
+                DeviceObject { Driver: Driver.Mock } d => (uint[])d.MockCache.Clone(),
+                _ => null,
+            };
+        }
+    }
+
+    /// <summary>Tests: every slot of the table with its object's type, users and links, one line each.</summary>
+    internal string DescribeTable()
+    {
+        lock (_lock)
+        {
+            var sb = new System.Text.StringBuilder();
+            for (int i = 1; i < _slots.Length; i++)
+            {
+                IommufdObject? o = _slots[i];
+                string what = o switch
+                {
+                    null => "",
+                    PlaceholderObject p => p == PlaceholderObject.Tombstone ? "tombstone" : "reserved",
+                    HwptPagingObject p => $"paging ioas={p.Ioas.Id} parent={p.NestParent} auto={p.AutoDomain} vmid={p.Vmid} devs={p.Devices.Count}",
+                    HwptNestedObject n => $"nested {n.Driver} parent={n.Parent.Id} viommu={n.Viommu?.Id} did={n.DomainId} devs={n.Devices.Count} " +
+                                          $"iotlb={string.Join(',', n.MockIotlb)}",
+                    DeviceObject d => $"device {d.Driver} sid={d.StreamId} attached={d.Attached?.Id} vdev={d.Vdevice?.Id} cache={string.Join(',', d.MockCache)}",
+                    ViommuObject v => $"viommu {v.Driver} parent={v.Parent.Id} vmid={v.Vmid} vdevs={v.Vdevices.Count}",
+                    VdeviceObject v => $"vdevice viommu={v.Viommu.Id} dev={v.Device.Id} virt={v.VirtualId}",
+                    SelftestObject s => $"selftest dev={s.Device.Id}",
+                    _ => o.Type.ToString(),
+                };
+                if (o is not null)
+                {
+                    sb.Append(i).Append(' ').Append(o.Type).Append(" users=").Append(o.Users).Append(' ').AppendLine(what);
+                }
+            }
+
+            sb.Append("dids=").AppendJoin(',', _vtdDomainIds.Order()).Append(" vmids=").AppendJoin(',', _smmuVmids.Order());
+            return sb.ToString();
+        }
+    }
+
     // ---- Attachment ----------------------------------------------------------------------------------
 
     /// <summary>

@@ -344,7 +344,9 @@ public static class Differential
         return r;
     }
 
-    private static string? CompareCaches(InvalidationEngine fast, ReferenceEngine reference)
+    /// <summary>Null when the two engines hold the same entries and have executed as many device-TLB descriptors, else the
+    /// first difference (also used by the iommufd differential).</summary>
+    public static string? CompareCaches(InvalidationEngine fast, ReferenceEngine reference)
     {
         if (fast.DeviceTlbInvalidations != reference.DeviceTlbInvalidations)
         {
