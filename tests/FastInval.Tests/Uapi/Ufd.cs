@@ -20,11 +20,27 @@ internal sealed class Ufd : IDisposable
         });
     }
 
+    /// <summary>Helpers over a file someone else owns (Dispose leaves it open).</summary>
+    public Ufd(Iommufd fd, UserMemory memory)
+    {
+        Fd = fd;
+        Memory = memory;
+        _borrowed = true;
+    }
+
+    private readonly bool _borrowed;
+
     public UserMemory Memory { get; }
 
     public Iommufd Fd { get; }
 
-    public void Dispose() => Fd.Dispose();
+    public void Dispose()
+    {
+        if (!_borrowed)
+        {
+            Fd.Dispose();
+        }
+    }
 
     /// <summary>Maps a buffer and returns its user address.</summary>
     public ulong Map(byte[] buffer) => Memory.Map(buffer);
