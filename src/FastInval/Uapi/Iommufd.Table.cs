@@ -178,6 +178,75 @@ public sealed partial class Iommufd
         }
     }
 
+    /// <summary>Tests: null when every object's <c>users</c> equals 1 plus the holders its links say it has (notes §3.3),
+    /// and every link points at a live object; else the first mismatch.</summary>
+    internal string? CheckReferenceCounts()
+    {
+        lock (_lock)
+        {
+            var expected = new Dictionary<IommufdObject, int>();
+            var live = new HashSet<IommufdObject>();
+            foreach (IommufdObject? o in _slots)
+            {
+                if (o is not null and not PlaceholderObject)
+                {
+                    expected[o] = 1;
+                    live.Add(o);
+                }
+            }
+
+            string? missing = null;
+            void Hold(IommufdObject holder, IommufdObject target)
+            {
+                if (!live.Contains(target))
+                {
+                    missing ??= $"{holder.Type} {holder.Id} holds a dead {target.Type} {target.Id}";
+                    return;
+                }
+
+                expected[target]++;
+            }
+
+            foreach (IommufdObject o in live)
+            {
+                switch (o)
+                {
+                    case HwptPagingObject p:
+                        Hold(p, p.Ioas);
+                        break;
+                    case HwptNestedObject n:
+                        Hold(n, n.Viommu is null ? n.Parent : n.Viommu);
+                        break;
+                    case ViommuObject v:
+                        Hold(v, v.Parent);
+                        break;
+                    case VdeviceObject vd:
+                        Hold(vd, vd.Viommu);
+                        break;
+                    case DeviceObject d:
+                        expected[d]++; // the binder
+                        if (d.Attached is { } h)
+                        {
+                            Hold(d, h);
+                            expected[d]++;
+                        }
+
+                        break;
+                }
+            }
+
+            foreach ((IommufdObject o, int users) in expected)
+            {
+                if (o.Users != users)
+                {
+                    return $"{o.Type} {o.Id}: users {o.Users}, expected {users}";
+                }
+            }
+
+            return missing;
+        }
+    }
+
     // ---- Attachment ----------------------------------------------------------------------------------
 
     /// <summary>
