@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using FastInval.Caches;
 using FastInval.Descriptors;
 using FastInval.Internals;
@@ -132,15 +133,7 @@ public sealed class InvalidationEngine : IDisposable
                 }
                 else
                 {
-                    RangeOp op = DescriptorPredicates.Iotlb(in descriptor, withRange: false);
-                    if (DescriptorPredicates.TryReduce(in op, out TagOp tagOp))
-                    {
-                        Iotlb.Table.RemoveByScan(in tagOp, Kernel);
-                    }
-                    else
-                    {
-                        Iotlb.Table.RemoveByScan(in op, Kernel);
-                    }
+                    ScanIotlbTags(in descriptor);
                 }
 
                 return InvalidationStatus.Ok;
@@ -239,12 +232,28 @@ public sealed class InvalidationEngine : IDisposable
         count = 0;
     }
 
+    /// <summary>A tag-only IOTLB flush, out of line: its operators hold broadcast vectors, which this method's frame
+    /// zero-initializes, and the other scopes of <see cref="Execute(in InvalidationDescriptor)"/> should not pay for that.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ScanIotlbTags(in InvalidationDescriptor d)
+    {
+        RangeOp op = DescriptorPredicates.Iotlb(in d, withRange: false);
+        if (DescriptorPredicates.TryReduce(in op, out TagOp tagOp))
+        {
+            Iotlb.Table.RemoveByScan(in tagOp, Kernel);
+        }
+        else
+        {
+            Iotlb.Table.RemoveByScan(in op, Kernel);
+        }
+    }
+
     private static bool IsWholeIotlb(in InvalidationDescriptor d) =>
         d.Stages == StageMask.All && (d.Flags & (InvalidationFlags.MatchDomain | InvalidationFlags.MatchAddressSpace | InvalidationFlags.LeafOnly)) == 0;
 
     private void ExecuteIotlbRange(in InvalidationDescriptor d)
     {
-        RangeOp op = DescriptorPredicates.Iotlb(in d, withRange: true);
+        RangeMatch match = DescriptorPredicates.IotlbMatch(in d, withRange: true);
         TranslationTable table = Iotlb.Table;
         if ((d.Flags & InvalidationFlags.MatchDomain) != 0)
         {
@@ -266,13 +275,22 @@ public sealed class InvalidationEngine : IDisposable
                 ulong cost = SaturatingAdd(TranslationTable.ProbeCost(nonGlobal, d.First, d.Last), TranslationTable.ProbeCost(global, d.First, d.Last));
                 if (ShouldProbe(cost, table.Store.ScanEnd))
                 {
-                    table.RemoveByProbe(in op, d.DomainId, key, nonGlobal, d.First, d.Last);
-                    table.RemoveByProbe(in op, d.DomainId, TranslationTag.GlobalKey, global, d.First, d.Last);
+                    table.RemoveByProbe(in match, d.DomainId, key, nonGlobal, d.First, d.Last);
+                    table.RemoveByProbe(in match, d.DomainId, TranslationTag.GlobalKey, global, d.First, d.Last);
                     return;
                 }
             }
         }
 
+        ScanWith(table, in match);
+    }
+
+    /// <summary>The scan path: widens the predicate to its vector form here, out of line, so that the probe path's frame
+    /// never holds (and zero-initializes) the broadcast constants.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ScanWith(TranslationTable table, in RangeMatch match)
+    {
+        var op = new RangeOp(in match);
         table.RemoveByScan(in op, Kernel);
     }
 
@@ -284,7 +302,7 @@ public sealed class InvalidationEngine : IDisposable
             return InvalidationStatus.TimedOut;
         }
 
-        RangeOp op = DescriptorPredicates.DeviceTlb(in d);
+        RangeMatch match = DescriptorPredicates.DeviceTlbMatch(in d);
         TranslationTable table = DeviceTlb.Table;
         bool probed = false;
         if ((d.Flags & InvalidationFlags.MatchSource) != 0)
@@ -292,23 +310,29 @@ public sealed class InvalidationEngine : IDisposable
             ulong sizes = table.SizeMask(false, false) | table.SizeMask(false, true);
             if (ShouldProbe(TranslationTable.ProbeCost(sizes, d.First, d.Last), table.Store.ScanEnd))
             {
-                table.RemoveByProbe(in op, d.SourceId, 0, sizes, d.First, d.Last);
+                table.RemoveByProbe(in match, d.SourceId, 0, sizes, d.First, d.Last);
                 probed = true;
             }
         }
 
         if (!probed)
         {
-            table.RemoveByScan(in op, Kernel);
+            ScanWith(table, in match);
         }
 
         if (DescriptorPredicates.IsNoPasidDeviceTlb(in d) && table.PasidTaggedCount != 0)
         {
-            RangeOp tagged = DescriptorPredicates.DeviceTlbPasidTagged(in d);
-            table.RemoveByScan(in tagged, Kernel);
+            ScanPasidTagged(table, in d);
         }
 
         return fault == DeviceTlbFault.CompletionError ? InvalidationStatus.CompletionError : InvalidationStatus.Ok;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ScanPasidTagged(TranslationTable table, in InvalidationDescriptor d)
+    {
+        RangeOp tagged = DescriptorPredicates.DeviceTlbPasidTagged(in d);
+        table.RemoveByScan(in tagged, Kernel);
     }
 
     private void ExecuteConfig(in InvalidationDescriptor d)

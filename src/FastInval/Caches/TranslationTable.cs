@@ -244,7 +244,7 @@ internal sealed class TranslationTable : IDisposable
     /// Writer side. Removes the slots <paramref name="op"/> selects among those hashed to the blocks of each span in
     /// <paramref name="sizes"/> that overlap [first, last], under the given address-space hash key.
     /// </summary>
-    public int RemoveByProbe(in RangeOp op, uint space, uint addressSpaceKey, ulong sizes, ulong first, ulong last)
+    public int RemoveByProbe(in RangeMatch op, uint space, uint addressSpaceKey, ulong sizes, ulong first, ulong last)
     {
         int removed = 0;
         while (sizes != 0)

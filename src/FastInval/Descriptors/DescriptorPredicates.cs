@@ -48,6 +48,13 @@ internal static class DescriptorPredicates
     /// <summary>IOTLB scopes. <paramref name="withRange"/> adds the span and the hints (IotlbRange).</summary>
     public static RangeOp Iotlb(in InvalidationDescriptor d, bool withRange)
     {
+        RangeMatch m = IotlbMatch(in d, withRange);
+        return new RangeOp(in m);
+    }
+
+    /// <summary>The scalar form of <see cref="Iotlb"/> (index probes).</summary>
+    public static RangeMatch IotlbMatch(in InvalidationDescriptor d, bool withRange)
+    {
         ulong m0 = TranslationTag.ValidBit, v0 = TranslationTag.ValidBit;
         if ((d.Flags & InvalidationFlags.MatchDomain) != 0)
         {
@@ -85,7 +92,7 @@ internal static class DescriptorPredicates
         }
 
         (ulong m1, ulong v1, ulong m2, ulong v2) = AddressSpaceGroup(in d, TranslationTag.GlobalBit);
-        return new RangeOp(m0, v0, m1, v1, m2, v2, m3, v3, m4, v4, TranslationTag.Stage(d.Stages),
+        return new RangeMatch(m0, v0, m1, v1, m2, v2, m3, v3, m4, v4, TranslationTag.Stage(d.Stages),
             withRange ? d.First : 0, withRange ? d.Last : ulong.MaxValue);
     }
 
@@ -112,6 +119,13 @@ internal static class DescriptorPredicates
     /// <summary>Device-TLB scope (for a request without PASID, the in-range part; see <see cref="DeviceTlbPasidTagged"/>).</summary>
     public static RangeOp DeviceTlb(in InvalidationDescriptor d)
     {
+        RangeMatch m = DeviceTlbMatch(in d);
+        return new RangeOp(in m);
+    }
+
+    /// <summary>The scalar form of <see cref="DeviceTlb"/> (index probes).</summary>
+    public static RangeMatch DeviceTlbMatch(in InvalidationDescriptor d)
+    {
         ulong m0 = TranslationTag.ValidBit, v0 = TranslationTag.ValidBit;
         if ((d.Flags & InvalidationFlags.MatchSource) != 0)
         {
@@ -120,7 +134,7 @@ internal static class DescriptorPredicates
         }
 
         (ulong m1, ulong v1, ulong m2, ulong v2) = AddressSpaceGroup(in d, TranslationTag.GlobalBit);
-        return new RangeOp(m0, v0, m1, v1, m2, v2, 0, 0, 0, Never, TranslationTag.ValidBit, d.First, d.Last);
+        return new RangeMatch(m0, v0, m1, v1, m2, v2, 0, 0, 0, Never, TranslationTag.ValidBit, d.First, d.Last);
     }
 
     /// <summary>Configuration scope (source-id range in the span columns).</summary>

@@ -105,6 +105,32 @@ internal readonly struct TagOp4 : IMatchOp
 }
 
 /// <summary>
+/// The scalar words of a <see cref="RangeOp"/> without its broadcast vectors: what an index probe needs. Building a
+/// <see cref="RangeOp"/> broadcasts 13 constants into 512-bit vectors (832 bytes), which dominates a one-page
+/// invalidation that only probes a bucket or two; the probe path uses this instead and the scan path widens it.
+/// </summary>
+internal readonly struct RangeMatch
+{
+    public readonly ulong M0, V0, M1, V1, M2, V2, M3, V3, M4, V4, Any, Lo, Hi;
+
+    public RangeMatch(ulong m0, ulong v0, ulong m1, ulong v1, ulong m2, ulong v2, ulong m3, ulong v3, ulong m4, ulong v4,
+        ulong any, ulong lo, ulong hi)
+    {
+        M0 = m0; V0 = v0; M1 = m1; V1 = v1; M2 = m2; V2 = v2; M3 = m3; V3 = v3; M4 = m4; V4 = v4;
+        Any = any; Lo = lo; Hi = hi;
+    }
+
+    /// <summary>The same predicate as <see cref="RangeOp.Match(ulong, ulong, ulong)"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Match(ulong t, ulong first, ulong last) =>
+        (t & M0) == V0 &&
+        ((t & M1) == V1 || (t & M2) == V2) &&
+        ((t & M3) == V3 || (t & M4) == V4) &&
+        (t & Any) != 0 &&
+        first <= Hi && last >= Lo;
+}
+
+/// <summary>
 /// The general predicate: a base masked compare, two groups of two alternatives (address space or global; leaf level
 /// or table level), an any-bit check (stage or kind) and a span overlap with [<see cref="Lo"/>, <see cref="Hi"/>]:
 /// <code>
@@ -118,6 +144,12 @@ internal readonly struct RangeOp : IMatchOp
 {
     public readonly ulong M0, V0, M1, V1, M2, V2, M3, V3, M4, V4, Any, Lo, Hi;
     private readonly Vector512<ulong> _m0, _v0, _m1, _v1, _m2, _v2, _m3, _v3, _m4, _v4, _any, _lo, _hi;
+
+    /// <summary>The vector form of a scalar predicate (broadcasts its constants for a scan).</summary>
+    public RangeOp(in RangeMatch m)
+        : this(m.M0, m.V0, m.M1, m.V1, m.M2, m.V2, m.M3, m.V3, m.M4, m.V4, m.Any, m.Lo, m.Hi)
+    {
+    }
 
     public RangeOp(ulong m0, ulong v0, ulong m1, ulong v1, ulong m2, ulong v2, ulong m3, ulong v3, ulong m4, ulong v4,
         ulong any, ulong lo, ulong hi)
