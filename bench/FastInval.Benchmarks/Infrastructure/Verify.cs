@@ -26,6 +26,7 @@ internal sealed class Verify
         v.PageInvalidation();
         v.LookupAndFill();
         v.Batch();
+        v.IommufdInvalidate();
         Console.WriteLine($"{v._passed} passed, {v._failed} failed");
         return v._failed == 0 ? 0 : 1;
     }
@@ -238,6 +239,37 @@ internal sealed class Verify
 
             Equal(b.Entries, b.Engine!.Iotlb.Count, $"PageInvalidation {pages}: FastInval background stays");
             Equal(b.Entries, b.Qemu!.Count, $"PageInvalidation {pages}: QEMU-style background stays");
+            b.Cleanup();
+        }
+    }
+
+    private void IommufdInvalidate()
+    {
+        const int N = IommufdInvalidateBenchmarks.ArrayEntries;
+        foreach (int entries in new[] { 1 << 10, 1 << 16 })
+        {
+            var b = new IommufdInvalidateBenchmarks { Entries = entries };
+            b.SetupFastInval();
+            for (int i = 0; i < 2; i++)
+            {
+                Equal(N, b.RefillAndIoctl(), $"IommufdInvalidate {entries} refill + Ioctl op {i} removes the refilled pages");
+                Equal(N, b.Ioctl(), $"IommufdInvalidate {entries} Ioctl op {i} handles every entry");
+            }
+
+            Equal(entries, b.Engine!.Iotlb.Count, $"IommufdInvalidate {entries}: FastInval background stays");
+            b.Cleanup();
+            b.SetupFastInvalAts();
+            Equal(N, b.IoctlWithAtsDevice(), $"IommufdInvalidate {entries} Ioctl with an ATS device handles every entry");
+            Equal(0, b.Engine!.DeviceTlb.Count, $"IommufdInvalidate {entries}: the ATS device's TLB entries are gone");
+            Equal((ulong)N, b.Engine!.DeviceTlbInvalidations, $"IommufdInvalidate {entries}: one device-TLB invalidation per entry");
+            b.Cleanup();
+            b.SetupQemuStyle();
+            for (int i = 0; i < 2; i++)
+            {
+                Equal(N, b.QemuStyle(), $"IommufdInvalidate {entries} QEMU-style op {i} removes the refilled pages");
+            }
+
+            Equal(entries <= N ? 0 : entries, b.Qemu!.Count, $"IommufdInvalidate {entries}: QEMU-style background (emptied at 1,024 entries)");
             b.Cleanup();
         }
     }
