@@ -14,7 +14,8 @@ namespace FastInval.Uapi;
 /// argument bytes or user pointers. An argument span shorter than what the command must read is EFAULT (an empty span
 /// is a NULL argument pointer).</para>
 /// <para><b>Threading.</b> Calls are serialized by a lock (ioctls on one file). The engines' lookups may run on other
-/// threads at any time (see <see cref="InvalidationEngine"/>).</para>
+/// threads at any time (see <see cref="InvalidationEngine"/>); their fills are writers, like the invalidations an ioctl
+/// executes, and must not overlap an <see cref="Ioctl"/>.</para>
 /// <para><b>Allocation.</b> IOMMU_HWPT_INVALIDATE allocates nothing once the per-domain buffers exist (after the first
 /// call on a domain, or after an attach that grows them).</para>
 /// </remarks>

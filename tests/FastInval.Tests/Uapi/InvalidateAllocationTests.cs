@@ -6,20 +6,28 @@ namespace FastInval.Tests.Uapi;
 /// success and on the error paths.</summary>
 public class InvalidateAllocationTests
 {
-    private static long Allocated(Action action, int rounds = 20)
+    /// <summary>Bytes allocated on this thread by 20 rounds after 3 warm-up rounds; the smallest of three windows, so
+    /// that a runtime-side blip on a loaded machine does not count (an allocation in the code shows in every window).</summary>
+    private static (long Min, string All) Allocated(Action action, int rounds = 20)
     {
         for (int i = 0; i < 3; i++)
         {
             action();
         }
 
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < rounds; i++)
+        var windows = new long[3];
+        for (int w = 0; w < windows.Length; w++)
         {
-            action();
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < rounds; i++)
+            {
+                action();
+            }
+
+            windows[w] = GC.GetAllocatedBytesForCurrentThread() - before;
         }
 
-        return GC.GetAllocatedBytesForCurrentThread() - before;
+        return (windows.Min(), string.Join(", ", windows));
     }
 
     [Theory]
@@ -69,7 +77,7 @@ public class InvalidateAllocationTests
         byte[] einvalArg = Ufd.InvalidateStruct(t.Ioas, vtdAddress, InvalidateDataType.VtdS1, 24, 4);
         int[] results = new int[6];
 
-        long bytes = Allocated(() =>
+        (long bytes, string windows) = Allocated(() =>
         {
             for (ulong p = 0; p < 64; p++)
             {
@@ -93,6 +101,6 @@ public class InvalidateAllocationTests
 
         Assert.Equal([0, -Errno.EFAULT, 0, 0, 0, -Errno.EINVAL], results);
         Assert.Equal(1024u, Ufd.U32(vtdBadArg, 24));
-        Assert.Equal(0, bytes);
+        Assert.True(bytes == 0, $"allocated bytes per window: {windows}");
     }
 }

@@ -17,6 +17,7 @@ namespace FastInval.Tests.Uapi;
 /// random cache fills and fault plans in both reporting modes: the errno, the header written back (entry_num), the
 /// array afterwards (hw_error), every cache and every mock slot must be equal after every call.
 /// </summary>
+[Collection(HeavyPropertyCollection.Name)]
 public class InvalidateDifferentialProperties
 {
 #if FSCHECK_SOAK

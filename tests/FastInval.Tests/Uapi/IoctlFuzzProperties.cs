@@ -25,6 +25,7 @@ public sealed record FuzzIoctl(uint Request, ImmutableArray<byte> Bytes, int Siz
 /// that a failing IOMMU_HWPT_INVALIDATE writes entry_num back and keeps the entries it handled before the failure; only
 /// IOMMU_HWPT_INVALIDATE ever touches the caches.
 /// </summary>
+[Collection(HeavyPropertyCollection.Name)]
 public class IoctlFuzzProperties
 {
 #if FSCHECK_SOAK

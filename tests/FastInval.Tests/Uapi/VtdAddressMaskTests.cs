@@ -13,6 +13,7 @@ namespace FastInval.Tests.Uapi;
 /// The v6.10+ range → (address, mask) conversion (spec/iommufd-uapi.md §6.3, vtd-queued-invalidation.md §4.4): the worked
 /// examples of both specs, the edge cases of the kernel's 64-bit arithmetic, and a property on random ranges.
 /// </summary>
+[Collection(HeavyPropertyCollection.Name)]
 public class VtdAddressMaskTests
 {
     [Theory]
