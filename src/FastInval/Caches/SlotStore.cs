@@ -138,9 +138,11 @@ internal sealed unsafe class SlotStore : IDisposable
     /// <paramref name="tagMask"/>, whose first equals <paramref name="first"/> and (when <paramref name="last"/> is not 0)
     /// whose last equals <paramref name="last"/>; returns a consistent copy of its tag and value.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryRead(int bucket, ulong tagMask, ulong tag, ulong first, ulong last, out ulong foundTag, out ulong value)
     {
+        // Column pointers in locals: the reference-bit store below must not make the JIT reload them.
+        ulong* tags = _tag, firsts = _first, lasts = _last, values = _value;
+        int* next = _next;
         ref int seqRef = ref _seqs[bucket & (Stripes - 1)];
         ref int head = ref _heads[bucket];
         while (true)
@@ -148,7 +150,7 @@ internal sealed unsafe class SlotStore : IDisposable
             int seq = Volatile.Read(ref seqRef);
             if ((seq & 1) != 0)
             {
-                Thread.SpinWait(1); // the writer is inside this stripe for a few nanoseconds
+                WaitForWriter(); // the writer is inside this stripe for a few nanoseconds
                 continue;
             }
 
@@ -158,15 +160,15 @@ internal sealed unsafe class SlotStore : IDisposable
             int steps = 0;
             while (slot >= 0)
             {
-                t = _tag[slot];
-                if ((t & tagMask) == tag && _first[slot] == first && (last == 0 || _last[slot] == last))
+                t = tags[slot];
+                if ((t & tagMask) == tag && firsts[slot] == first && (last == 0 || lasts[slot] == last))
                 {
-                    v = _value[slot];
+                    v = values[slot];
                     found = true;
                     break;
                 }
 
-                slot = _next[slot] - 1;
+                slot = next[slot] - 1;
                 if (++steps == 32)
                 {
                     // A chain that changes under a reader could lead it around; bail out to the counter check.
@@ -184,11 +186,11 @@ internal sealed unsafe class SlotStore : IDisposable
             {
                 if (found)
                 {
-                    ref ulong word = ref _refBits[slot >> 6];
+                    ulong* word = _refBits + (slot >> 6);
                     ulong bit = 1UL << slot;
-                    if ((word & bit) == 0)
+                    if ((*word & bit) == 0)
                     {
-                        word |= bit;
+                        *word |= bit;
                     }
                 }
 
@@ -198,6 +200,9 @@ internal sealed unsafe class SlotStore : IDisposable
             }
         }
     }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void WaitForWriter() => Thread.SpinWait(1);
 
     // ---- writer ------------------------------------------------------------------------------------------
 

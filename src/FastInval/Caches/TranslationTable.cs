@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using FastInval.Internals;
 using FastInval.Kernels;
 
@@ -24,7 +25,9 @@ internal sealed class TranslationTable : IDisposable
     private readonly bool _keysAddressSpace;
     private readonly bool _variableSizes;
     private readonly int[] _sizeCounts = new int[Classes * 64];
-    private readonly ulong[] _sizeMasks = new ulong[Classes];
+
+    // Spans present per class (bit n = 2^n bytes), as fields so a lookup reads them without bounds checks.
+    private ulong _leafSizes, _leafGlobalSizes, _tableSizes, _tableGlobalSizes;
     private int _pasidTagged;
 
     public TranslationTable(int capacity, bool keysAddressSpace, bool variableSizes)
@@ -42,7 +45,19 @@ internal sealed class TranslationTable : IDisposable
 
     /// <summary>Spans (bit n = 2^n bytes) present in the given class.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public ulong SizeMask(bool table, bool global) => _sizeMasks[(table ? 2 : 0) | (global ? 1 : 0)];
+    public ulong SizeMask(bool table, bool global) =>
+        table ? (global ? _tableGlobalSizes : _tableSizes) : (global ? _leafGlobalSizes : _leafSizes);
+
+    private ref ulong SizeMaskRef(int cls)
+    {
+        switch (cls)
+        {
+            case 0: return ref _leafSizes;
+            case 1: return ref _leafGlobalSizes;
+            case 2: return ref _tableSizes;
+            default: return ref _tableGlobalSizes;
+        }
+    }
 
     public bool KeysAddressSpace => _keysAddressSpace;
 
@@ -100,7 +115,7 @@ internal sealed class TranslationTable : IDisposable
         int cls = ClassOf(tag);
         if (_sizeCounts[(cls * 64) + sizeLog2]++ == 0)
         {
-            _sizeMasks[cls] |= 1UL << sizeLog2;
+            SizeMaskRef(cls) |= 1UL << sizeLog2;
         }
 
         _pasidTagged += IsPasidTagged(tag) ? 1 : 0;
@@ -142,7 +157,7 @@ internal sealed class TranslationTable : IDisposable
         int cls = ClassOf(tag);
         if (--_sizeCounts[(cls * 64) + sizeLog2] == 0)
         {
-            _sizeMasks[cls] &= ~(1UL << sizeLog2);
+            SizeMaskRef(cls) &= ~(1UL << sizeLog2);
         }
 
         _pasidTagged -= IsPasidTagged(tag) ? 1 : 0;
@@ -153,7 +168,7 @@ internal sealed class TranslationTable : IDisposable
     {
         _store.Clear();
         Array.Clear(_sizeCounts);
-        Array.Clear(_sizeMasks);
+        _leafSizes = _leafGlobalSizes = _tableSizes = _tableGlobalSizes = 0;
         _pasidTagged = 0;
     }
 
@@ -164,20 +179,22 @@ internal sealed class TranslationTable : IDisposable
     public bool TryLookup(ulong commonTag, uint space, uint addressSpaceId, ulong address, ulong sizeMask,
         ReadOnlySpan<ulong> sizeBits, bool leaf, out ulong foundTag, out ulong first, out int sizeLog2, out ulong value)
     {
+        ulong nonGlobal = (leaf ? _leafSizes : _tableSizes) & sizeMask;
+        ulong global = (leaf ? _leafGlobalSizes : _tableGlobalSizes) & sizeMask;
+        ulong sizes = nonGlobal | global;
         ulong asField = TranslationTag.EncodeAddressSpace(addressSpaceId);
-        ulong nonGlobal = SizeMask(!leaf, global: false);
-        ulong global = SizeMask(!leaf, global: true);
-        ulong sizes = (nonGlobal | global) & sizeMask;
+        uint key = _keysAddressSpace ? (uint)asField : 0;
+        ref ulong bits = ref MemoryMarshal.GetReference(sizeBits);
         while (sizes != 0)
         {
             int s = BitOperations.TrailingZeroCount(sizes);
+            ulong bit = 1UL << s;
             sizes &= sizes - 1;
-            ulong mask = (1UL << s) - 1;
-            ulong baseAddress = address & ~mask;
-            ulong last = _variableSizes ? baseAddress + mask : 0;
-            ulong sizeTag = commonTag | sizeBits[s];
-            if ((nonGlobal & (1UL << s)) != 0 &&
-                _store.TryRead(BucketOf(space, (uint)asField, s, baseAddress), ulong.MaxValue, sizeTag | asField,
+            ulong baseAddress = address & ~(bit - 1);
+            ulong last = _variableSizes ? baseAddress + (bit - 1) : 0;
+            ulong sizeTag = commonTag | Unsafe.Add(ref bits, s);
+            if ((nonGlobal & bit) != 0 &&
+                _store.TryRead(_store.BucketOf(Hash(space, key, s, baseAddress >> s)), ulong.MaxValue, sizeTag | asField,
                     baseAddress, last, out foundTag, out value))
             {
                 first = baseAddress;
@@ -185,9 +202,9 @@ internal sealed class TranslationTable : IDisposable
                 return true;
             }
 
-            if ((global & (1UL << s)) != 0 &&
-                _store.TryRead(BucketOf(space, TranslationTag.GlobalKey, s, baseAddress), ulong.MaxValue,
-                    sizeTag | TranslationTag.GlobalBit, baseAddress, last, out foundTag, out value))
+            if ((global & bit) != 0 &&
+                _store.TryRead(_store.BucketOf(Hash(space, _keysAddressSpace ? TranslationTag.GlobalKey : 0, s, baseAddress >> s)),
+                    ulong.MaxValue, sizeTag | TranslationTag.GlobalBit, baseAddress, last, out foundTag, out value))
             {
                 first = baseAddress;
                 sizeLog2 = s;

@@ -25,18 +25,26 @@ internal interface IMatchOp
 
 /// <summary>The lean tag flush: <c>(tag &amp; Mask) == Value ∧ (tag &amp; Any) ≠ 0</c>. Domain, PASID/ASID, VMID and
 /// "all of these stages/kinds" flushes are all of this shape.</summary>
+/// <remarks>Constants are broadcast once, at construction, into 512-bit vectors; narrower kernels use their low lanes.
+/// A kernel's loop then reads them as register or memory operands instead of broadcasting scalars every iteration.</remarks>
 internal readonly struct TagOp : IMatchOp
 {
-    public readonly ulong Mask;
-    public readonly ulong Value;
-    public readonly ulong Any;
+    private readonly Vector512<ulong> _mask;
+    private readonly Vector512<ulong> _value;
+    private readonly Vector512<ulong> _any;
 
     public TagOp(ulong mask, ulong value, ulong any)
     {
-        Mask = mask;
-        Value = value;
-        Any = any;
+        _mask = Vector512.Create(mask);
+        _value = Vector512.Create(value);
+        _any = Vector512.Create(any);
     }
+
+    public ulong Mask => _mask.ToScalar();
+
+    public ulong Value => _value.ToScalar();
+
+    public ulong Any => _any.ToScalar();
 
     public static bool UsesRange => false;
 
@@ -45,18 +53,17 @@ internal readonly struct TagOp : IMatchOp
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector128<ulong> Match(Vector128<ulong> tag, Vector128<ulong> first, Vector128<ulong> last) =>
-        Vector128.Equals(tag & Vector128.Create(Mask), Vector128.Create(Value)) &
-        ~Vector128.Equals(tag & Vector128.Create(Any), Vector128<ulong>.Zero);
+        Vector128.Equals(tag & _mask.GetLower().GetLower(), _value.GetLower().GetLower()) &
+        ~Vector128.Equals(tag & _any.GetLower().GetLower(), Vector128<ulong>.Zero);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector256<ulong> Match(Vector256<ulong> tag, Vector256<ulong> first, Vector256<ulong> last) =>
-        Vector256.Equals(tag & Vector256.Create(Mask), Vector256.Create(Value)) &
-        ~Vector256.Equals(tag & Vector256.Create(Any), Vector256<ulong>.Zero);
+        Vector256.Equals(tag & _mask.GetLower(), _value.GetLower()) &
+        ~Vector256.Equals(tag & _any.GetLower(), Vector256<ulong>.Zero);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector512<ulong> Match(Vector512<ulong> tag, Vector512<ulong> first, Vector512<ulong> last) =>
-        Vector512.Equals(tag & Vector512.Create(Mask), Vector512.Create(Value)) &
-        ~Vector512.Equals(tag & Vector512.Create(Any), Vector512<ulong>.Zero);
+        Vector512.Equals(tag & _mask, _value) & ~Vector512.Equals(tag & _any, Vector512<ulong>.Zero);
 }
 
 /// <summary>Up to four <see cref="TagOp"/>s in one pass (OR): how a batch coalesces several tag flushes into one scan.
@@ -104,17 +111,23 @@ internal readonly struct TagOp4 : IMatchOp
 /// (t &amp; M0) == V0 ∧ ((t &amp; M1) == V1 ∨ (t &amp; M2) == V2) ∧ ((t &amp; M3) == V3 ∨ (t &amp; M4) == V4)
 ///   ∧ (t &amp; Any) ≠ 0 ∧ first ≤ Hi ∧ last ≥ Lo
 /// </code>
-/// An alternative that always holds is (0, 0); one that never holds is (0, 1).
+/// An alternative that always holds is (0, 0); one that never holds is (0, 1). The scalar words serve the scalar form
+/// and the index probes; the vector constants are broadcast once, as in <see cref="TagOp"/>.
 /// </summary>
 internal readonly struct RangeOp : IMatchOp
 {
     public readonly ulong M0, V0, M1, V1, M2, V2, M3, V3, M4, V4, Any, Lo, Hi;
+    private readonly Vector512<ulong> _m0, _v0, _m1, _v1, _m2, _v2, _m3, _v3, _m4, _v4, _any, _lo, _hi;
 
     public RangeOp(ulong m0, ulong v0, ulong m1, ulong v1, ulong m2, ulong v2, ulong m3, ulong v3, ulong m4, ulong v4,
         ulong any, ulong lo, ulong hi)
     {
         M0 = m0; V0 = v0; M1 = m1; V1 = v1; M2 = m2; V2 = v2; M3 = m3; V3 = v3; M4 = m4; V4 = v4;
         Any = any; Lo = lo; Hi = hi;
+        _m0 = Vector512.Create(m0); _v0 = Vector512.Create(v0); _m1 = Vector512.Create(m1); _v1 = Vector512.Create(v1);
+        _m2 = Vector512.Create(m2); _v2 = Vector512.Create(v2); _m3 = Vector512.Create(m3); _v3 = Vector512.Create(v3);
+        _m4 = Vector512.Create(m4); _v4 = Vector512.Create(v4); _any = Vector512.Create(any);
+        _lo = Vector512.Create(lo); _hi = Vector512.Create(hi);
     }
 
     public static bool UsesRange => true;
@@ -129,28 +142,31 @@ internal readonly struct RangeOp : IMatchOp
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector128<ulong> Match(Vector128<ulong> t, Vector128<ulong> first, Vector128<ulong> last) =>
-        Vector128.Equals(t & Vector128.Create(M0), Vector128.Create(V0)) &
-        (Vector128.Equals(t & Vector128.Create(M1), Vector128.Create(V1)) | Vector128.Equals(t & Vector128.Create(M2), Vector128.Create(V2))) &
-        (Vector128.Equals(t & Vector128.Create(M3), Vector128.Create(V3)) | Vector128.Equals(t & Vector128.Create(M4), Vector128.Create(V4))) &
-        ~Vector128.Equals(t & Vector128.Create(Any), Vector128<ulong>.Zero) &
-        Vector128.LessThanOrEqual(first, Vector128.Create(Hi)) &
-        Vector128.GreaterThanOrEqual(last, Vector128.Create(Lo));
+        Vector128.Equals(t & L(_m0), L(_v0)) &
+        (Vector128.Equals(t & L(_m1), L(_v1)) | Vector128.Equals(t & L(_m2), L(_v2))) &
+        (Vector128.Equals(t & L(_m3), L(_v3)) | Vector128.Equals(t & L(_m4), L(_v4))) &
+        ~Vector128.Equals(t & L(_any), Vector128<ulong>.Zero) &
+        Vector128.LessThanOrEqual(first, L(_hi)) &
+        Vector128.GreaterThanOrEqual(last, L(_lo));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector256<ulong> Match(Vector256<ulong> t, Vector256<ulong> first, Vector256<ulong> last) =>
-        Vector256.Equals(t & Vector256.Create(M0), Vector256.Create(V0)) &
-        (Vector256.Equals(t & Vector256.Create(M1), Vector256.Create(V1)) | Vector256.Equals(t & Vector256.Create(M2), Vector256.Create(V2))) &
-        (Vector256.Equals(t & Vector256.Create(M3), Vector256.Create(V3)) | Vector256.Equals(t & Vector256.Create(M4), Vector256.Create(V4))) &
-        ~Vector256.Equals(t & Vector256.Create(Any), Vector256<ulong>.Zero) &
-        Vector256.LessThanOrEqual(first, Vector256.Create(Hi)) &
-        Vector256.GreaterThanOrEqual(last, Vector256.Create(Lo));
+        Vector256.Equals(t & _m0.GetLower(), _v0.GetLower()) &
+        (Vector256.Equals(t & _m1.GetLower(), _v1.GetLower()) | Vector256.Equals(t & _m2.GetLower(), _v2.GetLower())) &
+        (Vector256.Equals(t & _m3.GetLower(), _v3.GetLower()) | Vector256.Equals(t & _m4.GetLower(), _v4.GetLower())) &
+        ~Vector256.Equals(t & _any.GetLower(), Vector256<ulong>.Zero) &
+        Vector256.LessThanOrEqual(first, _hi.GetLower()) &
+        Vector256.GreaterThanOrEqual(last, _lo.GetLower());
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector512<ulong> Match(Vector512<ulong> t, Vector512<ulong> first, Vector512<ulong> last) =>
-        Vector512.Equals(t & Vector512.Create(M0), Vector512.Create(V0)) &
-        (Vector512.Equals(t & Vector512.Create(M1), Vector512.Create(V1)) | Vector512.Equals(t & Vector512.Create(M2), Vector512.Create(V2))) &
-        (Vector512.Equals(t & Vector512.Create(M3), Vector512.Create(V3)) | Vector512.Equals(t & Vector512.Create(M4), Vector512.Create(V4))) &
-        ~Vector512.Equals(t & Vector512.Create(Any), Vector512<ulong>.Zero) &
-        Vector512.LessThanOrEqual(first, Vector512.Create(Hi)) &
-        Vector512.GreaterThanOrEqual(last, Vector512.Create(Lo));
+        Vector512.Equals(t & _m0, _v0) &
+        (Vector512.Equals(t & _m1, _v1) | Vector512.Equals(t & _m2, _v2)) &
+        (Vector512.Equals(t & _m3, _v3) | Vector512.Equals(t & _m4, _v4)) &
+        ~Vector512.Equals(t & _any, Vector512<ulong>.Zero) &
+        Vector512.LessThanOrEqual(first, _hi) &
+        Vector512.GreaterThanOrEqual(last, _lo);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<ulong> L(Vector512<ulong> v) => v.GetLower().GetLower();
 }

@@ -25,9 +25,9 @@ internal static partial class TagScan
             Vector512<ulong> m0 = TOp.UsesRange
                 ? local.Match(Vector512.LoadUnsafe(ref tags, i + 0), Vector512.LoadUnsafe(ref firsts, i + 0), Vector512.LoadUnsafe(ref lasts, i + 0))
                 : local.Match(Vector512.LoadUnsafe(ref tags, i + 0), default, default);
-            if ((m0) != Vector512<ulong>.Zero)
+            ulong bits = m0.ExtractMostSignificantBits();
+            if (bits != 0)
             {
-                ulong bits = (ulong)m0.ExtractMostSignificantBits();
                 do
                 {
                     Unsafe.Add(ref hit, n++) = (int)(i + (nuint)BitOperations.TrailingZeroCount(bits));
