@@ -154,9 +154,14 @@ internal static class VtdDescriptorDecoder
             return Fail(VtdQueueError.InvalidType, out error);
         }
 
-        if (wide && (d.Qw2 | d.Qw3) != 0 && IsKnownType(d.Type, in caps, wide))
+        if (!IsKnownType(d.Type, in caps, wide))
         {
-            return Fail(VtdQueueError.ReservedField, out error);
+            return Fail(VtdQueueError.InvalidType, out error);
+        }
+
+        if ((d.Qw2 | d.Qw3) != 0)
+        {
+            return Fail(VtdQueueError.ReservedField, out error); // the upper half of a 256-bit descriptor is reserved
         }
 
         switch ((VtdDescriptorType)d.Type)
@@ -165,7 +170,7 @@ internal static class VtdDescriptorDecoder
                 return ContextCache(in d, output, out count, out error);
             case VtdDescriptorType.Iotlb:
                 return Iotlb(in d, in caps, output, out count, out error);
-            case VtdDescriptorType.DeviceTlb when caps.DeviceTlb:
+            case VtdDescriptorType.DeviceTlb:
             {
                 ulong reserved0 = DeviceTlbReserved0 | (caps.Throttling ? 0 : PfsidBits);
                 if ((d.Qw0 & reserved0) != 0 || (d.Qw1 & DeviceTlbReserved1) != 0)
@@ -179,7 +184,7 @@ internal static class VtdDescriptorDecoder
                 return VtdDecodeOutcome.Invalidation;
             }
 
-            case VtdDescriptorType.InterruptEntryCache when caps.InterruptRemapping:
+            case VtdDescriptorType.InterruptEntryCache:
                 return InterruptEntryCache(in d, in caps, output, out count, out error);
             case VtdDescriptorType.Wait:
             {
@@ -189,9 +194,9 @@ internal static class VtdDescriptorDecoder
                     : VtdDecodeOutcome.Wait;
             }
 
-            case VtdDescriptorType.PasidIotlb when wide:
+            case VtdDescriptorType.PasidIotlb:
                 return PasidIotlb(in d, output, out count, out error);
-            case VtdDescriptorType.PasidCache when wide:
+            case VtdDescriptorType.PasidCache:
             {
                 if ((d.Qw0 & PasidReserved0) != 0 || d.Qw1 != 0 || d.Granularity == 2)
                 {
@@ -208,7 +213,7 @@ internal static class VtdDescriptorDecoder
                 return VtdDecodeOutcome.Invalidation;
             }
 
-            case VtdDescriptorType.PasidDeviceTlb when wide && caps.DeviceTlb && caps.Pasid:
+            default: // VtdDescriptorType.PasidDeviceTlb
             {
                 if ((d.Qw0 & (caps.Throttling ? 0 : PfsidBits)) != 0 || (d.Qw1 & PasidDeviceTlbReserved1) != 0)
                 {
@@ -222,14 +227,11 @@ internal static class VtdDescriptorDecoder
                 count = 1;
                 return VtdDecodeOutcome.Invalidation;
             }
-
-            default:
-                return Fail(VtdQueueError.InvalidType, out error);
         }
     }
 
-    /// <summary>True when <paramref name="type"/> is a type this unit defines for the queue width (so that a non-zero
-    /// QW2/QW3 is a reserved-field error rather than a type error).</summary>
+    /// <summary>True when <paramref name="type"/> is a type this unit defines for the queue width: its feature is present
+    /// and, for the PASID-based types, the queue holds 256-bit descriptors.</summary>
     private static bool IsKnownType(int type, in VtdCapabilities caps, bool wide) => (VtdDescriptorType)type switch
     {
         VtdDescriptorType.ContextCache or VtdDescriptorType.Iotlb or VtdDescriptorType.Wait => true,

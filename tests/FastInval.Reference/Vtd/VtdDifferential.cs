@@ -114,6 +114,17 @@ public static class VtdDifferential
 
     private const uint FeAddress = 0xFEE0_0000, IeAddress = 0xFEE0_1000;
 
+    /// <summary>The capabilities of <paramref name="capabilities"/> with the host's interrupt sink, fault plan and caches.</summary>
+    public static VtdOptions WithHost(VtdOptions capabilities, Action<ulong, uint>? msi, FaultPlan? plan, EngineOptions? engine) => new()
+    {
+        ScalableMode = capabilities.ScalableMode, Pasid = capabilities.Pasid, DeviceTlb = capabilities.DeviceTlb,
+        DeviceTlbThrottling = capabilities.DeviceTlbThrottling, PageRequestDrain = capabilities.PageRequestDrain,
+        InterruptRemapping = capabilities.InterruptRemapping, DrainReads = capabilities.DrainReads,
+        DrainWrites = capabilities.DrainWrites, CachingMode = capabilities.CachingMode,
+        MaxAddressMask = capabilities.MaxAddressMask, MaxHandleMask = capabilities.MaxHandleMask,
+        HostAddressWidth = capabilities.HostAddressWidth, FaultPlan = plan, Engine = engine, Msi = msi,
+    };
+
     /// <summary>Runs the scenario; null when both units agree on everything after every step.</summary>
     public static string? Run(VtdScenario s)
     {
@@ -129,16 +140,8 @@ public static class VtdDifferential
         var fastMsis = new List<(ulong, uint)>();
         VtdOptions preset = VtdScenario.Options(s.Preset);
         FaultPlan plan = s.Faults.Build();
-        var options = new VtdOptions
-        {
-            ScalableMode = preset.ScalableMode, Pasid = preset.Pasid, DeviceTlb = preset.DeviceTlb,
-            DeviceTlbThrottling = preset.DeviceTlbThrottling, PageRequestDrain = preset.PageRequestDrain,
-            InterruptRemapping = preset.InterruptRemapping, DrainReads = preset.DrainReads, DrainWrites = preset.DrainWrites,
-            CachingMode = preset.CachingMode, MaxAddressMask = preset.MaxAddressMask, MaxHandleMask = preset.MaxHandleMask,
-            HostAddressWidth = preset.HostAddressWidth, FaultPlan = plan,
-            Engine = new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 },
-            Msi = (a, d) => fastMsis.Add((a, d)),
-        };
+        VtdOptions options = WithHost(preset, (a, d) => fastMsis.Add((a, d)), plan,
+            new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 });
         using var fast = new VtdIommu(memory, options);
         var reference = new ReferenceVtd(refMemory, options, new ReferenceEngine(plan));
 

@@ -44,13 +44,6 @@ public class LinuxDriverTests
             string.Join("\n  ", Submissions.Select(s => string.Join(" + ", s)));
     }
 
-    private sealed class Side
-    {
-        public readonly byte[] RingBytes = new byte[8192];
-        public readonly byte[] StatusBytes = new byte[4096];
-        public required LinuxQiModel Linux;
-    }
-
     private static VtdDescriptor Encode(Flush f, bool dit) => f.Kind switch
     {
         FlushKind.Iotlb => LinuxQiModel.Iotlb(f.Did, f.Start, f.Start + (f.Pages << 12) - 1, f.Ih, mamv: 18),
@@ -131,21 +124,20 @@ public class LinuxDriverTests
         };
         bool Present(uint sid) => !(s.DeadDevice && sid == DeadSid);
 
+        byte[] fastRing = new byte[8192], fastStatus = new byte[4096], refRing = new byte[8192], refStatus = new byte[4096];
         var fastMemory = new GuestMemory();
+        fastMemory.Map(Ring, fastRing);
+        fastMemory.Map(StatusArray, fastStatus);
         var refMemory = new ReferenceGuestMemory();
-        var fastSide = new Side { Linux = null! };
-        var refSide = new Side { Linux = null! };
-        fastMemory.Map(Ring, fastSide.RingBytes);
-        fastMemory.Map(StatusArray, fastSide.StatusBytes);
-        refMemory.Map(Ring, refSide.RingBytes);
-        refMemory.Map(StatusArray, refSide.StatusBytes);
+        refMemory.Map(Ring, refRing);
+        refMemory.Map(StatusArray, refStatus);
         using var fast = new VtdIommu(fastMemory, options);
         var reference = new ReferenceVtd(refMemory, options, new ReferenceEngine(plan));
-        fastSide.Linux = new LinuxQiModel(fast.ReadRegister, fast.WriteRegister, fastSide.RingBytes, Ring, fastSide.StatusBytes, StatusArray, Present);
-        refSide.Linux = new LinuxQiModel(reference.Read, reference.Write, refSide.RingBytes, Ring, refSide.StatusBytes, StatusArray, Present);
-        fastSide.Linux.Enable();
-        refSide.Linux.Enable();
-        driver = fastSide.Linux;
+        var fastLinux = new LinuxQiModel(fast.ReadRegister, fast.WriteRegister, fastRing, Ring, fastStatus, StatusArray, Present);
+        var refLinux = new LinuxQiModel(reference.Read, reference.Write, refRing, Ring, refStatus, StatusArray, Present);
+        fastLinux.Enable();
+        refLinux.Enable();
+        driver = fastLinux;
 
         for (int n = 0; n < s.Submissions.Length; n++)
         {
@@ -157,8 +149,8 @@ public class LinuxDriverTests
 
             VtdDescriptor[] descriptors = [.. flushes.Select(f => Encode(f, dit: true))];
             ulong fetchesBefore = fast.DescriptorFetches;
-            int rc = fastSide.Linux.SubmitSync(descriptors);
-            int refRc = refSide.Linux.SubmitSync(descriptors);
+            int rc = fastLinux.SubmitSync(descriptors);
+            int refRc = refLinux.SubmitSync(descriptors);
             string where = $"submission #{n} [{string.Join(" + ", flushes)}]";
             if (rc != refRc)
             {

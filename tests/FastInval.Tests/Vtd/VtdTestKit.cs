@@ -1,3 +1,4 @@
+using FastInval.Reference.Vtd;
 using FastInval.Vtd;
 
 namespace FastInval.Tests.Vtd;
@@ -99,16 +100,8 @@ internal sealed class VtdRig : IDisposable
         Memory.Map(QueueBase, Queue);
         Memory.Map(StatusBase, Status);
         options ??= new VtdOptions();
-        Unit = new VtdIommu(Memory, new VtdOptions
-        {
-            ScalableMode = options.ScalableMode, Pasid = options.Pasid, DeviceTlb = options.DeviceTlb,
-            DeviceTlbThrottling = options.DeviceTlbThrottling, PageRequestDrain = options.PageRequestDrain,
-            InterruptRemapping = options.InterruptRemapping, DrainReads = options.DrainReads, DrainWrites = options.DrainWrites,
-            CachingMode = options.CachingMode, MaxAddressMask = options.MaxAddressMask, MaxHandleMask = options.MaxHandleMask,
-            HostAddressWidth = options.HostAddressWidth, FaultPlan = options.FaultPlan,
-            Engine = options.Engine ?? new EngineOptions { IotlbCapacity = 1024, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 },
-            Msi = (a, d) => Msis.Add((a, d)),
-        });
+        Unit = new VtdIommu(Memory, VtdDifferential.WithHost(options, (a, d) => Msis.Add((a, d)), options.FaultPlan,
+            options.Engine ?? new EngineOptions { IotlbCapacity = 1024, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 }));
         Write32(Reg.Feaddr, (uint)FeAddress);
         Write32(Reg.Fedata, FeData);
         Write32(Reg.Ieaddr, (uint)IeAddress);
