@@ -13,27 +13,42 @@ public class VtdScopeTests
         TranslationStage stage = TranslationStage.Stage1) =>
         TranslationEntry.Leaf(stage, did, global ? AddressSpace.None : pasid, va, va, size, global: global);
 
-    private static TranslationEntry[] Run(IEnumerable<TranslationEntry> fill, params VtdDescriptor[] submit)
+    /// <summary>Fills a fresh unit, submits the descriptors and a wait, and returns what is left of one cache, sorted.</summary>
+    private static T[] Left<T>(IEnumerable<T> fill, Func<InvalidationEngine, T, FillResult> add, Func<InvalidationEngine, T[]> snapshot,
+        Comparison<T> order, VtdDescriptor[] submit)
     {
         using var rig = new VtdRig();
         rig.Enable();
-        foreach (TranslationEntry e in fill)
+        foreach (T e in fill)
         {
-            Assert.NotEqual(FillResult.Rejected, rig.Engine.Iotlb.Fill(e));
+            Assert.NotEqual(FillResult.Rejected, add(rig.Engine, e));
         }
 
         rig.Submit([.. submit, VtdRig.StatusWait(0)]);
         Assert.Equal(0u, rig.Fsts);
-        TranslationEntry[] left = rig.Engine.Iotlb.ToArray();
-        Array.Sort(left, EntryOrder.Compare);
-        return left;
+        return Sorted(order, snapshot(rig.Engine));
     }
 
-    private static TranslationEntry[] Sorted(params TranslationEntry[] entries)
+    private static T[] Sorted<T>(Comparison<T> order, params T[] entries)
     {
-        Array.Sort(entries, EntryOrder.Compare);
+        Array.Sort(entries, order);
         return entries;
     }
+
+    private static TranslationEntry[] Run(IEnumerable<TranslationEntry> fill, params VtdDescriptor[] submit) =>
+        Left(fill, (e, x) => e.Iotlb.Fill(x), e => e.Iotlb.ToArray(), EntryOrder.Compare, submit);
+
+    private static ConfigEntry[] RunConfig(IEnumerable<ConfigEntry> fill, params VtdDescriptor[] submit) =>
+        Left(fill, (e, x) => e.ConfigCache.Fill(x), e => e.ConfigCache.ToArray(), EntryOrder.Compare, submit);
+
+    private static DeviceTlbEntry[] RunAtc(IEnumerable<DeviceTlbEntry> fill, params VtdDescriptor[] submit) =>
+        Left(fill, (e, x) => e.DeviceTlb.Fill(x), e => e.DeviceTlb.ToArray(), EntryOrder.Compare, submit);
+
+    private static TranslationEntry[] Sorted(params TranslationEntry[] entries) => Sorted(EntryOrder.Compare, entries);
+
+    private static ConfigEntry[] Sorted(params ConfigEntry[] entries) => Sorted(EntryOrder.Compare, entries);
+
+    private static DeviceTlbEntry[] Sorted(params DeviceTlbEntry[] entries) => Sorted(EntryOrder.Compare, entries);
 
     // ---- IOTLB (type 0x2) --------------------------------------------------------------------------------------
 
@@ -113,22 +128,6 @@ public class VtdScopeTests
 
     // ---- configuration caches (types 0x1, 0x4, 0x7) -----------------------------------------------------------
 
-    private static ConfigEntry[] RunConfig(IEnumerable<ConfigEntry> fill, params VtdDescriptor[] submit)
-    {
-        using var rig = new VtdRig();
-        rig.Enable();
-        foreach (ConfigEntry e in fill)
-        {
-            Assert.Equal(FillResult.Inserted, rig.Engine.ConfigCache.Fill(e));
-        }
-
-        rig.Submit([.. submit, VtdRig.StatusWait(0)]);
-        Assert.Equal(0u, rig.Fsts);
-        ConfigEntry[] left = rig.Engine.ConfigCache.ToArray();
-        Array.Sort(left, EntryOrder.Compare);
-        return left;
-    }
-
     private static ConfigEntry Ctx(uint sid, ushort did) => new(ConfigKinds.Context, sid, AddressSpace.None, did, sid);
 
     private static ConfigEntry Pe(uint sid, uint pasid, ushort did) => new(ConfigKinds.PasidEntry, sid, pasid, did, pasid);
@@ -177,34 +176,6 @@ public class VtdScopeTests
 
     private static DeviceTlbEntry Atc(uint sid, uint pasid, ulong address, byte size = 12, bool global = false) =>
         new(sid, global ? AddressSpace.None : pasid, address, address, size, global: global);
-
-    private static DeviceTlbEntry[] RunAtc(IEnumerable<DeviceTlbEntry> fill, params VtdDescriptor[] submit)
-    {
-        using var rig = new VtdRig();
-        rig.Enable();
-        foreach (DeviceTlbEntry e in fill)
-        {
-            Assert.Equal(FillResult.Inserted, rig.Engine.DeviceTlb.Fill(e));
-        }
-
-        rig.Submit([.. submit, VtdRig.StatusWait(0)]);
-        Assert.Equal(0u, rig.Fsts);
-        DeviceTlbEntry[] left = rig.Engine.DeviceTlb.ToArray();
-        Array.Sort(left, EntryOrder.Compare);
-        return left;
-    }
-
-    private static DeviceTlbEntry[] Sorted(params DeviceTlbEntry[] entries)
-    {
-        Array.Sort(entries, EntryOrder.Compare);
-        return entries;
-    }
-
-    private static ConfigEntry[] Sorted(params ConfigEntry[] entries)
-    {
-        Array.Sort(entries, EntryOrder.Compare);
-        return entries;
-    }
 
     [Fact]
     public void DeviceTlb_RequestWithoutPasid_RemovesNoPasidEntriesInRange_AndEveryPasidEntryOfTheDevice()
