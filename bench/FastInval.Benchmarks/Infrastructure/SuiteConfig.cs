@@ -103,3 +103,56 @@ public sealed class NsPerEntryColumnAttribute : ColumnConfigBaseAttribute
     {
     }
 }
+
+/// <summary>
+/// "descriptors/s": one second divided by the mean time of a benchmark whose operation handles
+/// <c>OperationsPerInvoke</c> descriptors, so that its Mean is already per descriptor (the ring benchmark).
+/// </summary>
+public sealed class DescriptorsPerSecondColumn : IColumn
+{
+    public string Id => nameof(DescriptorsPerSecondColumn);
+
+    public string ColumnName => "descriptors/s";
+
+    public bool AlwaysShow => true;
+
+    public ColumnCategory Category => ColumnCategory.Custom;
+
+    public int PriorityInCategory => 0;
+
+    public bool IsNumeric => true;
+
+    public UnitType UnitType => UnitType.Dimensionless;
+
+    public string Legend => "Descriptors processed per second: 1 s divided by the Mean per descriptor";
+
+    public bool IsAvailable(Summary summary) => true;
+
+    public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
+
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, summary.Style);
+
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
+    {
+        BenchmarkReport? report = summary[benchmarkCase];
+        if (report?.ResultStatistics is not { } stats || stats.Mean <= 0)
+        {
+            return "-";
+        }
+
+        double perSecond = 1e9 / stats.Mean;
+        return perSecond >= 1e6
+            ? (perSecond / 1e6).ToString("0.00", CultureInfo.InvariantCulture) + " M"
+            : (perSecond / 1e3).ToString("0.0", CultureInfo.InvariantCulture) + " k";
+    }
+}
+
+/// <summary>Adds the <see cref="DescriptorsPerSecondColumn"/> to a benchmark class.</summary>
+[AttributeUsage(AttributeTargets.Class)]
+public sealed class DescriptorsPerSecondColumnAttribute : ColumnConfigBaseAttribute
+{
+    public DescriptorsPerSecondColumnAttribute()
+        : base(new DescriptorsPerSecondColumn())
+    {
+    }
+}

@@ -27,6 +27,7 @@ internal sealed class Verify
         v.LookupAndFill();
         v.Batch();
         v.IommufdInvalidate();
+        v.VtdQueue();
         Console.WriteLine($"{v._passed} passed, {v._failed} failed");
         return v._failed == 0 ? 0 : 1;
     }
@@ -270,6 +271,30 @@ internal sealed class Verify
             }
 
             Equal(entries <= N ? 0 : entries, b.Qemu!.Count, $"IommufdInvalidate {entries}: QEMU-style background (emptied at 1,024 entries)");
+            b.Cleanup();
+        }
+    }
+
+    private void VtdQueue()
+    {
+        foreach (int entries in new[] { 1 << 10, 1 << 16 })
+        {
+            var b = new VtdQueueBenchmarks { Entries = entries };
+            b.SetupFastInval();
+            b.SetupQemuStyle();
+            for (int i = 0; i < 3; i++) // the third round wraps the 128-slot ring
+            {
+                Equal(VtdQueueBenchmarks.BatchSize, b.FastInval(), $"VtdQueue {entries} FastInval op {i} removes the refilled pages");
+                Equal(VtdQueueBenchmarks.BatchSize, b.QemuStyle(), $"VtdQueue {entries} QEMU-style op {i} removes the refilled pages");
+            }
+
+            Equal(0UL, b.Unit!.ReadRegister(0x34, 4), $"VtdQueue {entries}: FastInval FSTS clear");
+            Equal((ulong)(3 * VtdQueueBenchmarks.Descriptors % 128 * 32), b.Unit.ReadRegister(0x80, 8), $"VtdQueue {entries}: FastInval IQH at the tail");
+            Check(!b.Queue!.QueueError, $"VtdQueue {entries}: QEMU-style raised no IQE");
+            Equal((ulong)(3 * VtdQueueBenchmarks.Descriptors % 128 * 32), b.Queue.Head, $"VtdQueue {entries}: QEMU-style head at the tail");
+            Equal((1u, 1u), (b.FastStatus, b.QemuStatus), $"VtdQueue {entries}: the waits wrote their status");
+            Equal(entries, b.Unit.Engine.Iotlb.Count, $"VtdQueue {entries}: FastInval background stays");
+            Equal(entries, b.Qemu!.Count, $"VtdQueue {entries}: QEMU-style background stays");
             b.Cleanup();
         }
     }

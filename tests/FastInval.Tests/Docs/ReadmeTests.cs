@@ -76,11 +76,11 @@ public class ReadmeTests
 
     // ---- helpers -------------------------------------------------------------------------------------------
 
-    private static string Normalize(string text) => text.Replace("\r\n", "\n", StringComparison.Ordinal);
+    internal static string Normalize(string text) => text.Replace("\r\n", "\n", StringComparison.Ordinal);
 
     /// <summary>The lines strictly between <c>// &lt;name&gt;</c> and <c>// &lt;/name&gt;</c>, with their common
     /// indentation removed, each ending in a newline.</summary>
-    private static string ExtractRegion(string source, string name)
+    internal static string ExtractRegion(string source, string name)
     {
         string[] lines = Normalize(source).Split('\n');
         int begin = Array.FindIndex(lines, l => l.Trim() == $"// <{name}>");
@@ -92,7 +92,7 @@ public class ReadmeTests
     }
 
     /// <summary>A file of the repository, found by walking up from the test's output directory to README.md.</summary>
-    private static string RepoFile(params string[] parts)
+    internal static string RepoFile(params string[] parts)
     {
         for (DirectoryInfo? dir = new(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
