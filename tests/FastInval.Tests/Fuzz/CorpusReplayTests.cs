@@ -40,6 +40,8 @@ public class CorpusReplayTests
         Assert.Contains(Fuzzers.All, f => f.Name == "EngineDifferential");
         Assert.Contains(Fuzzers.All, f => f.Name == "KernelAgreement");
         Assert.Contains(Fuzzers.All, f => f.Name == "VtdQueue");
+        Assert.Contains(Fuzzers.All, f => f.Name == "IommufdInvalidate");
+        Assert.Contains(Fuzzers.All, f => f.Name == "IommufdIoctl");
         foreach (IFuzzer f in Fuzzers.All)
         {
             Assert.True(Directory.Exists(CorpusDirectory(f.Name)), $"no corpus folder for {f.Name}");

@@ -1,5 +1,7 @@
 using FastInval.Uapi;
 
+using FastInval.Reference.Uapi;
+
 namespace FastInval.Tests.Uapi;
 
 /// <summary>

@@ -1,5 +1,7 @@
 using FastInval.Uapi;
 
+using FastInval.Reference.Uapi;
+
 namespace FastInval.Tests.Uapi;
 
 /// <summary>IOMMU_HWPT_INVALIDATE allocates nothing after warm-up, for every data type, in both reporting modes, on

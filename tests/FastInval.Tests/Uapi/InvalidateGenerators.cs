@@ -6,53 +6,9 @@ using FastInval.Uapi;
 using FsCheck;
 using FsCheck.Fluent;
 
+using FastInval.Reference.Uapi;
+
 namespace FastInval.Tests.Uapi;
-
-/// <summary>Where a generated array's <c>data_uptr</c> points.</summary>
-public enum PointerKind
-{
-    /// <summary>At the mapped array.</summary>
-    Mapped,
-
-    /// <summary>NULL.</summary>
-    Null,
-
-    /// <summary>Into the unmapped page after the array.</summary>
-    Unmapped,
-
-    /// <summary>8 bytes into the array.</summary>
-    Offset,
-
-    /// <summary>At the array, but only part of it is mapped.</summary>
-    Truncated,
-}
-
-/// <summary>One IOMMU_HWPT_INVALIDATE call: header fields, how the header is framed, and the raw array.</summary>
-public sealed record InvalidateCall(int Target, uint Type, uint EntryLen, uint EntryNum, PointerKind Pointer, int Size,
-    byte TailByte, int ArgLength, uint Reserved, ImmutableArray<byte> Array, int Truncate)
-{
-    /// <inheritdoc/>
-    public override string ToString() =>
-        $"call target#{Target} type=0x{Type:x} len={EntryLen} num={EntryNum} ptr={Pointer} size={Size} tail=0x{TailByte:x2} " +
-        $"arg={ArgLength} reserved={Reserved} truncate={Truncate} array=[{Convert.ToHexString(Array.AsSpan())}]";
-}
-
-/// <summary>A cache fill done on both sides before a call (engine 0 = VT-d, 1 = SMMUv3).</summary>
-public sealed record Fill(int Engine, int Kind, ushort Domain, uint AddressSpace, uint Sid, ulong Page, bool Global)
-{
-    /// <inheritdoc/>
-    public override string ToString() => $"fill e{Engine} k{Kind} dom={Domain} as={AddressSpace} sid=0x{Sid:x} page=0x{Page:x} g={Global}";
-}
-
-/// <summary>A differential case: the reporting mode, a fault plan, and fills and calls in order.</summary>
-public sealed record InvalidateCase(bool HwError, ImmutableArray<ulong> Timeouts, ImmutableArray<ulong> CompletionErrors,
-    ImmutableArray<object> Steps)
-{
-    /// <inheritdoc/>
-    public override string ToString() =>
-        $"hwError={HwError} timeouts=[{string.Join(',', Timeouts)}] ice=[{string.Join(',', CompletionErrors)}]\n  " +
-        string.Join("\n  ", Steps);
-}
 
 /// <summary>
 /// Generators of IOMMU_HWPT_INVALIDATE calls for <see cref="Topology"/>: most calls are well formed for their target (the

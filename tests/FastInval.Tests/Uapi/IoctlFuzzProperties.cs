@@ -7,6 +7,8 @@ using FsCheck;
 using FsCheck.Fluent;
 using FsCheck.Xunit;
 
+using FastInval.Reference.Uapi;
+
 namespace FastInval.Tests.Uapi;
 
 /// <summary>One fuzzed ioctl: the request code, the argument's length and random bytes, then field patches.</summary>

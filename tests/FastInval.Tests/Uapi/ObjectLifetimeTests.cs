@@ -1,5 +1,7 @@
 using FastInval.Uapi;
 
+using FastInval.Reference.Uapi;
+
 namespace FastInval.Tests.Uapi;
 
 /// <summary>The object table (lowest free id from 1, reuse, EBUSY while held, ENOENT once gone) and the host-side device

@@ -2,6 +2,8 @@ using FastInval.Smmu;
 using FastInval.Tests.Smmu;
 using FastInval.Uapi;
 
+using FastInval.Reference.Uapi;
+
 namespace FastInval.Tests.Uapi;
 
 /// <summary>

@@ -1,6 +1,8 @@
 using System.Collections.Immutable;
 using FastInval.Uapi;
 
+using FastInval.Reference.Uapi;
+
 namespace FastInval.Tests.Uapi;
 
 /// <summary>The VT-d stage-1 array (struct iommu_hwpt_vtd_s1_invalidate, 24 bytes) in user memory.</summary>

@@ -1,14 +1,14 @@
 using System.Buffers.Binary;
 using FastInval.Uapi;
 
-namespace FastInval.Tests.Uapi;
+namespace FastInval.Reference.Uapi;
 
 /// <summary>
 /// A user-space view of an <see cref="Iommufd"/> in the style of the kernel selftests' iommufd_utils.h: each helper fills
 /// the argument struct field by field (little-endian, the uAPI offsets), issues the ioctl and returns its result (0 or a
 /// negative errno), reading output fields only on success.
 /// </summary>
-internal sealed class Ufd : IDisposable
+public sealed class Ufd : IDisposable
 {
     public Ufd(IommufdOptions? options = null)
     {
@@ -153,23 +153,6 @@ internal sealed class Ufd : IDisposable
 
     public int CheckDevCache(uint idevId, uint slot, uint expected) =>
         Ioctl(IommufdRequest.TestCmd, Struct(72, (4, MockSelftest.OpDevCheckCache), (8, idevId), (16, slot), (20, expected)));
-
-    /// <summary>test_cmd_hwpt_check_iotlb_all / test_cmd_dev_check_cache_all: every slot has <paramref name="expected"/>.</summary>
-    public void AssertIotlb(uint hwptId, params uint[] expected)
-    {
-        for (uint i = 0; i < expected.Length; i++)
-        {
-            Assert.Equal(0, CheckIotlb(hwptId, i, expected[i]));
-        }
-    }
-
-    public void AssertDevCache(uint idevId, params uint[] expected)
-    {
-        for (uint i = 0; i < expected.Length; i++)
-        {
-            Assert.Equal(0, CheckDevCache(idevId, i, expected[i]));
-        }
-    }
 
     /// <summary>A struct of <paramref name="size"/> bytes with <c>size</c> at offset 0 and the given u32 fields.</summary>
     public static byte[] Struct(int size, params (int Offset, uint Value)[] fields)

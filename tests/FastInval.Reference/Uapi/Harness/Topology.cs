@@ -2,7 +2,7 @@ using FastInval.Reference;
 using FastInval.Reference.Uapi;
 using FastInval.Uapi;
 
-namespace FastInval.Tests.Uapi;
+namespace FastInval.Reference.Uapi;
 
 /// <summary>
 /// A fixed object topology built through the ioctls, and its twin description for <see cref="ReferenceIommufd"/>:
@@ -10,7 +10,7 @@ namespace FastInval.Tests.Uapi;
 /// vSIDs 1 → 0x100, 2 → 0x101 and a nested vSTE HWPT; a mock nested HWPT, a mock vIOMMU with vDEVICE 0x99 and its
 /// nested HWPT. The ids come out the same every time (lowest free id).
 /// </summary>
-internal sealed class Topology : IDisposable
+public sealed class Topology : IDisposable
 {
     public const uint MockVirtualId = 0x99;
 
