@@ -1,0 +1,489 @@
+using FastInval.Internals;
+using static FastInval.Smmu.SmmuRegisters;
+
+namespace FastInval.Smmu;
+
+/// <summary>
+/// One Arm SMMUv3 as its guest driver sees it through page-0 MMIO: the identification and control registers, the
+/// command queue in guest memory, command errors with GERROR/GERRORN acknowledgement, CMD_SYNC completion by MSI, wired
+/// interrupt or event. Every invalidation command is executed, in queue order, by <see cref="Engine"/> on the SMMU's
+/// caches, which the host fills after its own table walks and looks up on DMA.
+/// </summary>
+/// <remarks>
+/// <para><b>Register access.</b> 4-byte accesses at 4-byte aligned offsets and 8-byte accesses at 8-byte aligned offsets
+/// inside the 64 KiB page 0; an 8-byte access to a pair of 32-bit registers is the low register then the high one. Any
+/// other access is ignored on write and reads 0. Read-only registers, reserved bits and unimplemented offsets read 0 (or
+/// their value) and ignore writes. Implemented: IDR0–5, IIDR, AIDR (SMMUv3.2), CR0/CR0ACK, CR1, CR2, GBPA, IRQ_CTRL/ACK,
+/// GERROR/GERRORN, GERROR_IRQ_CFG0–2 (with MSIs), STRTAB_BASE/_CFG (stored; this unit walks no tables), CMDQ_BASE, CMDQ_PROD,
+/// CMDQ_CONS. The event and PRI queues are not modelled: this unit translates nothing, so it records no events.</para>
+/// <para><b>Acknowledgements</b> are immediate: CR0ACK and IRQ_CTRLACK follow a write at once, and a GBPA write with
+/// Update = 1 completes at once (Update reads 0). CMDQ_BASE and CMDQ_CONS ignore writes while CR0ACK.CMDQEN = 1 (SMMUv3.2),
+/// STRTAB_BASE/_CFG while SMMUEN = 1. CMDQ_BASE.LOG2SIZE above IDR1.CMDQS counts as CMDQS; the queue base is ADDR aligned
+/// down to the queue size (at least 32 bytes) and truncated to the output address size.</para>
+/// <para><b>Consumption</b> happens synchronously inside the write that allows it — CMDQ_PROD, CR0 setting CMDQEN, GERRORN
+/// acknowledging CMDQ_ERR — while CMDQEN = 1 and CMDQ_ERR is inactive, until CONS = PROD (index and wrap bit over
+/// LOG2SIZE + 1 bits; CONS.ERR is kept). Each fetch first asks the fault plan
+/// (<see cref="FaultPlan.DecideFetchFails"/> with the unit's zero-based fetch ordinal, <see cref="CommandFetches"/>); a
+/// planned failure or unmapped memory is CERROR_ABT. The command is decoded by <see cref="SmmuCommandDecoder"/> (CERROR_ILL).
+/// Invalidations between two CMD_SYNCs run as one engine batch, with the effect of running them one by one; ATC_INV is
+/// IGNORED (consumed, no effect) while SMMUEN = 0. PREFETCH_*, PRI_RESP, RESUME and STALL_TERM are consumed with no effect
+/// (nothing is stalled, nothing is prefetched).</para>
+/// <para><b>CMD_SYNC</b> completes everything before it, then signals as CS says: SIG_IRQ writes MSIData (32-bit,
+/// little-endian) to MSIAddress when IDR0.MSI and MSIAddress ≠ 0, and asserts the wired
+/// <see cref="SmmuInterrupt.CommandSync"/> output regardless (§4.7.3); SIG_SEV asserts <see cref="SmmuInterrupt.Event"/>
+/// when IDR0.SEV; SIG_NONE does nothing. An MSI write to unmapped memory is aborted and reported as
+/// GERROR.MSI_CMDQ_ABT_ERR; the SYNC still completes.</para>
+/// <para><b>CERROR_ATC_INV_SYNC.</b> An ATC_INV whose device-TLB invalidation the fault plan times out leaves the device's
+/// entries in place and marks the ATC invalidations since the last completed CMD_SYNC as failed. The next CMD_SYNC reports
+/// it: it is not consumed, sends no signal, and CONS stays on it with ERR = 3. Reporting clears the mark, so after the
+/// acknowledgement a retried CMD_SYNC completes (the lost invalidation is software's to reissue).</para>
+/// <para><b>Errors.</b> On CERROR_ILL / ABT / ATC_INV_SYNC the invalidations before the command are executed, CONS stays on
+/// the command, CONS.ERR is written, and GERROR.CMDQ_ERR is toggled if it was inactive (a second error while active is not
+/// logged). A newly active GERROR bit raises the global-error interrupt if IRQ_CTRL.GERROR_IRQEN: an MSI of
+/// GERROR_IRQ_CFG1 to GERROR_IRQ_CFG0 when MSIs are supported and the address is non-zero (a failed write sets
+/// MSI_GERROR_ABT_ERR), else the wired <see cref="SmmuInterrupt.GlobalError"/>. Writing GERRORN equal to GERROR acknowledges
+/// and resumes at CONS (the failing command is fetched again); changing CMDQEN neither acknowledges nor clears.</para>
+/// <para><b>Threading.</b> One caller at a time (the VMM's MMIO path holds a lock per SMMU); cache lookups on
+/// <see cref="Engine"/> may run on other threads. <b>Allocation.</b> None per register access or command.</para>
+/// </remarks>
+public sealed class SmmuV3 : IDisposable
+{
+    private const int BatchCapacity = 256;
+    private const uint PageSize = 0x1_0000;
+
+    private readonly GuestMemory _memory;
+    private readonly SmmuFeatures _features;
+    private readonly Action<ulong, uint>? _msi;
+    private readonly Action<SmmuInterrupt>? _wired;
+    private readonly uint[] _idr = new uint[6];
+    private readonly int _cmdqMaxLog2;
+    private readonly ulong _oasMask;
+    private readonly InvalidationDescriptor[] _batch = new InvalidationDescriptor[BatchCapacity];
+    private readonly bool[] _batchIsAtc = new bool[BatchCapacity];
+    private readonly InvalidationStatus[] _statuses = new InvalidationStatus[BatchCapacity];
+    private int _batchCount;
+
+    private uint _cr0;
+    private uint _cr1;
+    private uint _cr2;
+    private uint _gbpa;
+    private uint _irqCtrl;
+    private uint _gerror;
+    private uint _gerrorn;
+    private ulong _gerrorIrqCfg0;
+    private uint _gerrorIrqCfg1;
+    private uint _gerrorIrqCfg2;
+    private ulong _strtabBase;
+    private uint _strtabBaseCfg;
+    private ulong _cmdqBase;
+    private uint _cmdqProd;
+    private uint _cmdqCons;
+    private bool _atcFailed;
+    private ulong _fetches;
+    private bool _consuming;
+
+    /// <summary>Creates an SMMU over <paramref name="memory"/> (where the command queue and CMD_SYNC MSIs live).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
+    public SmmuV3(GuestMemory memory, SmmuOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        options ??= new SmmuOptions();
+        SmmuFeatures f = options.Features ?? new SmmuFeatures();
+        if ((uint)options.StreamIdBits > 32 || (uint)options.MaxCommandQueueLog2 > 19 || (uint)f.SubstreamIdBits > 20)
+        {
+            ThrowHelper.ArgumentOutOfRange(nameof(options), "StreamIdBits must be 0-32, MaxCommandQueueLog2 0-19, SubstreamIdBits 0-20");
+        }
+
+        int oasCode = options.OutputAddressBits switch { 32 => 0, 36 => 1, 40 => 2, 42 => 3, 44 => 4, 48 => 5, 52 => 6, _ => -1 };
+        if (oasCode < 0)
+        {
+            ThrowHelper.ArgumentOutOfRange(nameof(options), "OutputAddressBits must be 32, 36, 40, 42, 44, 48 or 52");
+        }
+
+        _memory = memory;
+        _features = f;
+        _msi = options.Msi;
+        _wired = options.WiredInterrupt;
+        _cmdqMaxLog2 = options.MaxCommandQueueLog2;
+        _oasMask = (1UL << options.OutputAddressBits) - 1;
+        EngineOptions engineOptions = options.Engine ?? new EngineOptions();
+        Engine = new InvalidationEngine(engineOptions) { FaultPlan = options.FaultPlan ?? engineOptions.FaultPlan };
+
+        _idr[0] = (f.Stage2 ? 1u : 0) | (f.Stage1 ? 1u << 1 : 0) | (2u << 2) /* TTF AArch64 */ | (1u << 4) /* COHACC */ |
+                  (f.Ats ? 1u << 10 : 0) | (f.Asid16 ? 1u << 12 : 0) | (f.Msi ? 1u << 13 : 0) | (f.Sev ? 1u << 14 : 0) |
+                  (f.Pri ? 1u << 16 : 0) | (f.Vmid16 ? 1u << 18 : 0) | (f.Stage1 ? 1u << 19 : 0) /* CD2L */ |
+                  (2u << 21) /* little-endian tables */ | ((f.Stall ? 0u : 1u) << 24) /* STALL_MODEL */ |
+                  (1u << 26) /* TERM_MODEL: terminate with abort */ | (1u << 27) /* 2-level stream table */;
+        _idr[1] = (uint)options.StreamIdBits | ((uint)f.SubstreamIdBits << 6) | ((f.Pri ? 19u : 0) << 11) | (19u << 16) |
+                  ((uint)options.MaxCommandQueueLog2 << 21);
+        _idr[3] = (1u << 2) /* HAD */ | (f.RangeInvalidation ? 1u << 10 : 0);
+        _idr[5] = (uint)oasCode | (1u << 4) | (1u << 5) | (1u << 6); // 4K, 16K and 64K granules
+        _cmdqBase = (uint)options.MaxCommandQueueLog2 & 0x1F;
+    }
+
+    /// <summary>The SMMU's caches and executor: the host fills and looks up <see cref="InvalidationEngine.Iotlb"/> (stage-1
+    /// and nested entries tagged VMID + ASID, stage-2 entries tagged VMID), <see cref="InvalidationEngine.DeviceTlb"/> (ATCs
+    /// by StreamID and SubstreamID) and <see cref="InvalidationEngine.ConfigCache"/> (STEs by StreamID, CDs by StreamID and
+    /// SubstreamID). Its <see cref="InvalidationEngine.FaultPlan"/> also decides command-fetch errors.</summary>
+    public InvalidationEngine Engine { get; }
+
+    /// <summary>Commands fetched so far: the ordinal the fault plan sees for the next fetch.</summary>
+    public ulong CommandFetches => _fetches;
+
+    private bool CommandQueueEnabled => (_cr0 & Cr0CmdqEn) != 0;
+
+    private bool CommandErrorActive => ((_gerror ^ _gerrorn) & GerrorCmdqErr) != 0;
+
+    private int QueueLog2 => Math.Min((int)(_cmdqBase & 0x1F), _cmdqMaxLog2);
+
+    /// <summary>Reads a register (4 or 8 bytes, naturally aligned); anything else reads 0.</summary>
+    public ulong ReadRegister(uint offset, int size)
+    {
+        if (offset >= PageSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
+        {
+            return 0;
+        }
+
+        if (size == 8)
+        {
+            return Is64(offset) ? Read64(offset) : Read32(offset) | ((ulong)Read32(offset + 4) << 32);
+        }
+
+        return Is64(offset & ~7u) ? (uint)(Read64(offset & ~7u) >> ((int)(offset & 4) * 8)) : Read32(offset);
+    }
+
+    /// <summary>Writes a register (4 or 8 bytes, naturally aligned); anything else is ignored. A write that allows the
+    /// command queue to make progress consumes commands before it returns.</summary>
+    public void WriteRegister(uint offset, ulong value, int size)
+    {
+        if (offset >= PageSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
+        {
+            return;
+        }
+
+        if (size == 8)
+        {
+            if (Is64(offset))
+            {
+                Write64(offset, value);
+            }
+            else
+            {
+                Write32(offset, (uint)value);
+                Write32(offset + 4, (uint)(value >> 32));
+            }
+
+            return;
+        }
+
+        uint aligned = offset & ~7u;
+        if (Is64(aligned))
+        {
+            ulong old = Read64(aligned);
+            ulong merged = (offset & 4) == 0 ? (old & 0xFFFF_FFFF_0000_0000UL) | (uint)value : (old & 0xFFFF_FFFFUL) | (value << 32);
+            Write64(aligned, merged);
+            return;
+        }
+
+        Write32(offset, (uint)value);
+    }
+
+    private static bool Is64(uint offset) => offset is GerrorIrqCfg0 or StrtabBase or CmdqBase;
+
+    private ulong Read64(uint offset) => offset switch
+    {
+        GerrorIrqCfg0 => _gerrorIrqCfg0,
+        StrtabBase => _strtabBase,
+        _ => _cmdqBase,
+    };
+
+    private uint Read32(uint offset) => offset switch
+    {
+        <= Idr5 => _idr[offset / 4],
+        Aidr => 2, // SMMUv3.2
+        Cr0 or Cr0Ack => _cr0,
+        Cr1 => _cr1,
+        Cr2 => _cr2,
+        Gbpa => _gbpa,
+        IrqCtrl or IrqCtrlAck => _irqCtrl,
+        Gerror => _gerror,
+        Gerrorn => _gerrorn,
+        GerrorIrqCfg1 => _gerrorIrqCfg1,
+        GerrorIrqCfg2 => _gerrorIrqCfg2,
+        StrtabBaseCfg => _strtabBaseCfg,
+        CmdqProd => _cmdqProd,
+        CmdqCons => _cmdqCons,
+        _ => 0,
+    };
+
+    private void Write64(uint offset, ulong value)
+    {
+        switch (offset)
+        {
+            case GerrorIrqCfg0:
+                if (_features.Msi)
+                {
+                    _gerrorIrqCfg0 = value & MsiAddressMask;
+                }
+
+                break;
+            case StrtabBase:
+                if ((_cr0 & Cr0SmmuEn) == 0)
+                {
+                    _strtabBase = value & StrtabBaseMask;
+                }
+
+                break;
+            case CmdqBase:
+                if (!CommandQueueEnabled)
+                {
+                    _cmdqBase = value & CmdqBaseMask;
+                }
+
+                break;
+        }
+    }
+
+    private void Write32(uint offset, uint value)
+    {
+        switch (offset)
+        {
+            case Cr0:
+            {
+                uint implemented = Cr0SmmuEn | Cr0EvtqEn | Cr0CmdqEn | Cr0AtsChk | (_features.Pri ? Cr0PriqEn : 0);
+                _cr0 = value & implemented;
+                Consume();
+                break;
+            }
+
+            case Cr1:
+                _cr1 = value & 0xFFF;
+                break;
+            case Cr2:
+                _cr2 = value & 0x7;
+                break;
+            case Gbpa:
+                if ((value & (1u << 31)) != 0)
+                {
+                    _gbpa = value & 0x0010_3FFF; // ABORT and the attribute overrides; Update completes at once
+                }
+
+                break;
+            case IrqCtrl:
+                _irqCtrl = value & (IrqGerrorEn | IrqEvtqEn | (_features.Pri ? IrqPriqEn : 0));
+                break;
+            case Gerrorn:
+                _gerrorn = value & GerrorDefined;
+                Consume();
+                break;
+            case GerrorIrqCfg1:
+                if (_features.Msi)
+                {
+                    _gerrorIrqCfg1 = value;
+                }
+
+                break;
+            case GerrorIrqCfg2:
+                if (_features.Msi)
+                {
+                    _gerrorIrqCfg2 = value & 0x3F;
+                }
+
+                break;
+            case StrtabBaseCfg:
+                if ((_cr0 & Cr0SmmuEn) == 0)
+                {
+                    _strtabBaseCfg = value & 0x3_07FF;
+                }
+
+                break;
+            case CmdqProd:
+                _cmdqProd = value & 0xF_FFFF;
+                Consume();
+                break;
+            case CmdqCons:
+                if (!CommandQueueEnabled)
+                {
+                    _cmdqCons = (_cmdqCons & ConsErrMask) | (value & 0xF_FFFF);
+                }
+
+                break;
+        }
+    }
+
+    /// <summary>Consumes commands while the queue is enabled, error-free and not empty.</summary>
+    private void Consume()
+    {
+        if (_consuming)
+        {
+            return;
+        }
+
+        _consuming = true;
+        try
+        {
+            int log2 = QueueLog2;
+            uint span = (2u << log2) - 1;          // index and wrap bit
+            uint indexMask = (1u << log2) - 1;
+            ulong queueBytes = 16UL << log2;
+            ulong baseAddress = _cmdqBase & 0x00FF_FFFF_FFFF_FFE0UL & ~(Math.Max(queueBytes, 32) - 1) & _oasMask;
+            while (CommandQueueEnabled && !CommandErrorActive && ((_cmdqCons ^ _cmdqProd) & span) != 0)
+            {
+                ulong address = (baseAddress + ((_cmdqCons & indexMask) * 16UL)) & _oasMask;
+                SmmuCommandError error = Step(address);
+                if (error != SmmuCommandError.None)
+                {
+                    Flush();
+                    RaiseCommandError(error);
+                    return;
+                }
+
+                _cmdqCons = (_cmdqCons & ~span) | ((_cmdqCons + 1) & span);
+            }
+
+            Flush();
+        }
+        finally
+        {
+            _consuming = false;
+        }
+    }
+
+    /// <summary>Fetches, decodes and executes (or queues) the command at <paramref name="address"/>.</summary>
+    private SmmuCommandError Step(ulong address)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        ulong ordinal = _fetches++;
+        if (Engine.FaultPlan.DecideFetchFails(ordinal, address) || !_memory.TryRead(address, bytes))
+        {
+            return SmmuCommandError.Abort;
+        }
+
+        SmmuCommand command = SmmuCommand.Read(bytes);
+        SmmuDecodedCommand decoded = SmmuCommandDecoder.Decode(command, _features);
+        switch (decoded.Kind)
+        {
+            case SmmuCommandKind.Rejected:
+                return decoded.Error;
+            case SmmuCommandKind.Invalidation:
+                bool atc = command.Opcode == (byte)SmmuOpcode.AtcInv;
+                if (atc && (_cr0 & Cr0SmmuEn) == 0)
+                {
+                    return SmmuCommandError.None; // ATC_INV is IGNORED while the SMMU is disabled
+                }
+
+                if (_batchCount == BatchCapacity)
+                {
+                    Flush();
+                }
+
+                _batch[_batchCount] = decoded.Descriptor;
+                _batchIsAtc[_batchCount] = atc;
+                _batchCount++;
+                return SmmuCommandError.None;
+            case SmmuCommandKind.Sync:
+                Flush();
+                if (_atcFailed)
+                {
+                    _atcFailed = false;
+                    return SmmuCommandError.AtcInvalidationSync;
+                }
+
+                Signal(in command);
+                return SmmuCommandError.None;
+            default:
+                return SmmuCommandError.None;
+        }
+    }
+
+    /// <summary>Executes the queued invalidations as one engine batch and notes ATC time-outs for the next CMD_SYNC.</summary>
+    private void Flush()
+    {
+        if (_batchCount == 0)
+        {
+            return;
+        }
+
+        Engine.Execute(_batch.AsSpan(0, _batchCount), _statuses);
+        for (int i = 0; i < _batchCount; i++)
+        {
+            if (_batchIsAtc[i] && _statuses[i] == InvalidationStatus.TimedOut)
+            {
+                _atcFailed = true;
+            }
+        }
+
+        _batchCount = 0;
+    }
+
+    private void Signal(in SmmuCommand sync)
+    {
+        switch (sync.CompletionSignal)
+        {
+            case 1: // SIG_IRQ
+                if (_features.Msi && sync.MsiAddress != 0)
+                {
+                    ulong address = sync.MsiAddress & _oasMask;
+                    if (_memory.TryWriteUInt32(address, sync.MsiData))
+                    {
+                        _msi?.Invoke(address, sync.MsiData);
+                    }
+                    else
+                    {
+                        RaiseGlobalError(GerrorMsiCmdqAbtErr);
+                    }
+                }
+
+                _wired?.Invoke(SmmuInterrupt.CommandSync);
+                break;
+            case 2: // SIG_SEV
+                if (_features.Sev)
+                {
+                    _wired?.Invoke(SmmuInterrupt.Event);
+                }
+
+                break;
+        }
+    }
+
+    private void RaiseCommandError(SmmuCommandError error)
+    {
+        _cmdqCons = (_cmdqCons & ~ConsErrMask) | ((uint)error << ConsErrShift);
+        RaiseGlobalError(GerrorCmdqErr);
+    }
+
+    /// <summary>Activates a GERROR bit if inactive and raises the global-error interrupt for it.</summary>
+    private void RaiseGlobalError(uint bit)
+    {
+        if (((_gerror ^ _gerrorn) & bit) != 0)
+        {
+            return; // already active: not logged again
+        }
+
+        _gerror ^= bit;
+        if ((_irqCtrl & IrqGerrorEn) == 0)
+        {
+            return;
+        }
+
+        ulong address = _gerrorIrqCfg0 & MsiAddressMask & _oasMask;
+        if (_features.Msi && address != 0)
+        {
+            if (_memory.TryWriteUInt32(address, _gerrorIrqCfg1))
+            {
+                _msi?.Invoke(address, _gerrorIrqCfg1);
+            }
+            else if (bit != GerrorMsiGerrorAbtErr && ((_gerror ^ _gerrorn) & GerrorMsiGerrorAbtErr) == 0)
+            {
+                _gerror ^= GerrorMsiGerrorAbtErr; // the GERROR MSI itself aborted: logged, not signalled again
+            }
+        }
+        else
+        {
+            _wired?.Invoke(SmmuInterrupt.GlobalError);
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => Engine.Dispose();
+}

@@ -1,0 +1,307 @@
+using FastInval.Smmu;
+using static FastInval.Smmu.SmmuRegisters;
+
+namespace FastInval.Tests.Smmu;
+
+public class SmmuQueueTests
+{
+    private static void FillS1(InvalidationEngine e, ushort vmid, uint asid, ulong va) =>
+        Assert.NotEqual(FillResult.Rejected, e.Iotlb.Fill(TranslationEntry.Leaf(TranslationStage.Stage1, vmid, asid, va, va)));
+
+    private static bool HasS1(InvalidationEngine e, ushort vmid, uint asid, ulong va) =>
+        e.Iotlb.TryLookup(TranslationStage.Stage1, vmid, asid, va, out _);
+
+    [Fact]
+    public void Id_registers_describe_the_default_part()
+    {
+        using var rig = new SmmuRig();
+        ulong idr0 = rig.Smmu.ReadRegister(Idr0, 4);
+        Assert.Equal(3UL, idr0 & 3);                       // S1P, S2P
+        Assert.NotEqual(0UL, idr0 & (1 << 10));            // ATS
+        Assert.NotEqual(0UL, idr0 & (1 << 12));            // ASID16
+        Assert.NotEqual(0UL, idr0 & (1 << 13));            // MSI
+        Assert.NotEqual(0UL, idr0 & (1 << 18));            // VMID16
+        Assert.Equal(1UL, (idr0 >> 24) & 3);               // no stalling
+        Assert.Equal(19UL, (rig.Smmu.ReadRegister(Idr1, 4) >> 21) & 0x1F); // CMDQS
+        Assert.Equal(20UL, (rig.Smmu.ReadRegister(Idr1, 4) >> 6) & 0x1F);  // SSIDSIZE
+        Assert.NotEqual(0UL, rig.Smmu.ReadRegister(Idr3, 4) & (1 << 10)); // RIL
+        Assert.Equal(5UL, rig.Smmu.ReadRegister(Idr5, 4) & 7);             // 48-bit OAS
+        Assert.Equal(2UL, rig.Smmu.ReadRegister(Aidr, 4));                 // SMMUv3.2
+        using var small = new SmmuRig(options: new SmmuOptions { Features = new SmmuFeatures { Stage2 = false, RangeInvalidation = false, Ats = false, Msi = false } });
+        ulong s0 = small.Smmu.ReadRegister(Idr0, 4);
+        Assert.Equal(2UL, s0 & 3);
+        Assert.Equal(0UL, s0 & ((1 << 10) | (1 << 13)));
+        Assert.Equal(0UL, small.Smmu.ReadRegister(Idr3, 4) & (1 << 10));
+    }
+
+    [Fact]
+    public void Prod_write_consumes_every_command_and_sync_writes_its_msi()
+    {
+        using var rig = new SmmuRig();
+        FillS1(rig.Engine, 1, 2, 0x1000);
+        FillS1(rig.Engine, 1, 3, 0x1000);
+        rig.Submit(Cmd.NhVa(1, 2, 0x1000), SmmuRig.SyncIrq(SmmuRig.MsiRegion + 0x40, 0xABCD));
+        Assert.Equal(2u, rig.ConsIndex);
+        Assert.Equal(rig.Prod, rig.Cons);
+        Assert.False(HasS1(rig.Engine, 1, 2, 0x1000));
+        Assert.True(HasS1(rig.Engine, 1, 3, 0x1000));
+        Assert.Equal([(SmmuRig.MsiRegion + 0x40, 0xABCDu)], rig.Msis);
+        Assert.Equal(0xABCDu, BitConverter.ToUInt32(rig.MsiPage, 0x40));
+        Assert.Equal([SmmuInterrupt.CommandSync], rig.Wired);
+        Assert.Equal(2UL, rig.Smmu.CommandFetches);
+    }
+
+    [Fact]
+    public void Queue_wraps_and_a_full_queue_is_consumed_whole()
+    {
+        using var rig = new SmmuRig(log2Size: 2); // 4 entries
+        for (int round = 0; round < 5; round++)
+        {
+            FillS1(rig.Engine, 1, 1, 0x1000);
+            rig.Submit(Cmd.NhVa(1, 1, 0x1000), Cmd.Sync(), Cmd.Sync());
+            Assert.Equal(rig.Prod, rig.Cons);
+            Assert.False(HasS1(rig.Engine, 1, 1, 0x1000));
+        }
+
+        // Full: PROD = CONS with the wrap bit flipped means 4 entries to consume.
+        FillS1(rig.Engine, 1, 1, 0x2000);
+        rig.Submit(Cmd.Sync(), Cmd.Sync(), Cmd.Sync(), Cmd.NhVa(1, 1, 0x2000));
+        Assert.Equal(rig.Prod, rig.Cons);
+        Assert.False(HasS1(rig.Engine, 1, 1, 0x2000));
+        Assert.Equal(15UL + 4, rig.Smmu.CommandFetches);
+    }
+
+    [Fact]
+    public void Illegal_command_stops_on_itself_and_resumes_after_skip_err_and_acknowledgement()
+    {
+        using var rig = new SmmuRig();
+        FillS1(rig.Engine, 1, 1, 0x1000);
+        FillS1(rig.Engine, 1, 1, 0x2000);
+        rig.Submit(Cmd.NhVa(1, 1, 0x1000), new SmmuCommand(0x7F, 0), Cmd.NhVa(1, 1, 0x2000), Cmd.Sync());
+        Assert.Equal(1u, rig.ConsIndex);
+        Assert.Equal(1u, rig.ConsError);                 // CERROR_ILL
+        Assert.True(rig.ErrorActive);
+        Assert.Equal([SmmuInterrupt.GlobalError], rig.Wired);
+        Assert.False(HasS1(rig.Engine, 1, 1, 0x1000));    // the command before it ran
+        Assert.True(HasS1(rig.Engine, 1, 1, 0x2000));     // the one after it did not
+
+        rig.Smmu.WriteRegister(CmdqProd, rig.Prod, 4);   // no progress while the error is active
+        Assert.Equal(1u, rig.ConsIndex);
+
+        rig.ReplaceAtCons(Cmd.Sync());                   // Linux skip_err
+        rig.Acknowledge();
+        Assert.False(rig.ErrorActive);
+        Assert.Equal(rig.Prod, rig.Cons & 0xF_FFFF);
+        Assert.False(HasS1(rig.Engine, 1, 1, 0x2000));
+    }
+
+    [Fact]
+    public void Unacknowledged_illegal_command_fetched_again_raises_a_new_error_after_ack()
+    {
+        using var rig = new SmmuRig();
+        rig.Submit(new SmmuCommand(0x00, 0));
+        Assert.Equal(1u, rig.ConsError);
+        rig.Acknowledge();                                // acked without fixing: the command is fetched again
+        Assert.True(rig.ErrorActive);
+        Assert.Equal(2, rig.Wired.Count(w => w == SmmuInterrupt.GlobalError));
+        Assert.Equal(2UL, rig.Smmu.CommandFetches);
+    }
+
+    [Fact]
+    public void Fetch_abort_from_unmapped_queue_memory_is_cerror_abt_and_retries_after_ack()
+    {
+        var memory = new GuestMemory();
+        using var smmu = new SmmuV3(memory);
+        smmu.WriteRegister(CmdqBase, 0x9000_0000UL | 4, 8);
+        smmu.WriteRegister(Cr0, Cr0CmdqEn, 4);
+        smmu.WriteRegister(CmdqProd, 1, 4);
+        Assert.Equal(2u, ((uint)smmu.ReadRegister(CmdqCons, 4) & ConsErrMask) >> ConsErrShift);
+        Assert.Equal(0u, (uint)smmu.ReadRegister(CmdqCons, 4) & 0xF_FFFF);
+        var queue = new byte[256];
+        Cmd.Sync().Write(queue);
+        memory.Map(0x9000_0000UL, queue);                 // the memory comes back
+        smmu.WriteRegister(Gerrorn, smmu.ReadRegister(Gerror, 4), 4);
+        Assert.Equal(1u, (uint)smmu.ReadRegister(CmdqCons, 4) & 0xF_FFFF);
+    }
+
+    [Fact]
+    public void Fault_plan_fetch_error_is_cerror_abt_at_that_ordinal_only()
+    {
+        using var rig = new SmmuRig(options: new SmmuOptions { FaultPlan = new FaultPlan { FetchErrorOrdinals = [1] } });
+        rig.Submit(Cmd.Sync(), Cmd.Sync(), Cmd.Sync());
+        Assert.Equal(1u, rig.ConsIndex);
+        Assert.Equal(2u, rig.ConsError);
+        rig.Acknowledge();
+        Assert.Equal(3u, rig.ConsIndex);
+        Assert.Equal(4UL, rig.Smmu.CommandFetches);
+    }
+
+    [Fact]
+    public void Atc_time_out_is_reported_at_the_next_sync_which_is_not_consumed_nor_signalled()
+    {
+        using var rig = new SmmuRig(options: new SmmuOptions { FaultPlan = new FaultPlan { TimeoutSourceIds = [0x10] } });
+        rig.Engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, 3, 0x1000, 0x1000));
+        FillS1(rig.Engine, 1, 1, 0x1000);
+        rig.Submit(Cmd.NhVa(1, 1, 0x1000), Cmd.AtcInv(0x10, 0x1000, 0, ssid: 3), SmmuRig.SyncIrq(SmmuRig.MsiRegion, 1));
+        Assert.Equal(2u, rig.ConsIndex);                  // on the SYNC
+        Assert.Equal(3u, rig.ConsError);                  // CERROR_ATC_INV_SYNC
+        Assert.Empty(rig.Msis);
+        Assert.DoesNotContain(SmmuInterrupt.CommandSync, rig.Wired);
+        Assert.False(HasS1(rig.Engine, 1, 1, 0x1000));    // the TLBI still took effect
+        Assert.True(rig.Engine.DeviceTlb.TryLookup(0x10, 3, 0x1000, out _)); // the ATC was not invalidated
+        rig.Acknowledge();                                // retry the SYNC: it completes
+        Assert.Equal(rig.Prod, rig.Cons & 0xF_FFFF);
+        Assert.Equal([(SmmuRig.MsiRegion, 1u)], rig.Msis);
+    }
+
+    [Fact]
+    public void A_second_error_while_one_is_active_is_not_logged_again()
+    {
+        using var rig = new SmmuRig();
+        rig.Submit(new SmmuCommand(0x7F, 0));
+        ulong gerror = rig.Smmu.ReadRegister(Gerror, 4);
+        rig.Smmu.WriteRegister(Cr0, Cr0SmmuEn, 4);       // disabling and enabling the queue neither acks nor clears
+        rig.Smmu.WriteRegister(Cr0, Cr0SmmuEn | Cr0CmdqEn, 4);
+        Assert.Equal(gerror, rig.Smmu.ReadRegister(Gerror, 4));
+        Assert.True(rig.ErrorActive);
+        Assert.Single(rig.Wired, SmmuInterrupt.GlobalError);
+    }
+
+    [Fact]
+    public void Gerror_interrupt_is_an_msi_when_configured_and_nothing_when_disabled()
+    {
+        using var rig = new SmmuRig();
+        rig.Smmu.WriteRegister(GerrorIrqCfg0, SmmuRig.MsiRegion + 0x100, 8);
+        rig.Smmu.WriteRegister(GerrorIrqCfg1, 0x55, 4);
+        rig.Submit(new SmmuCommand(0x7F, 0));
+        Assert.Equal([(SmmuRig.MsiRegion + 0x100, 0x55u)], rig.Msis);
+        Assert.Empty(rig.Wired);
+        rig.ReplaceAtCons(Cmd.Sync());
+        rig.Acknowledge();
+        rig.Smmu.WriteRegister(IrqCtrl, 0, 4);
+        rig.Submit(new SmmuCommand(0x7F, 0));
+        Assert.Single(rig.Msis);
+        Assert.True(rig.ErrorActive);
+    }
+
+    [Fact]
+    public void Sync_variants_signal_as_cs_says()
+    {
+        using var rig = new SmmuRig();
+        rig.Submit(Cmd.Of(SmmuOpcode.Sync));                                   // SIG_NONE
+        Assert.Empty(rig.Wired);
+        rig.Submit(Cmd.Sync());                                                // SIG_SEV
+        Assert.Equal([SmmuInterrupt.Event], rig.Wired);
+        rig.Submit(SmmuRig.SyncIrq(0, 7));                                     // SIG_IRQ, no address: wired only
+        Assert.Equal([SmmuInterrupt.Event, SmmuInterrupt.CommandSync], rig.Wired);
+        Assert.Empty(rig.Msis);
+        rig.Submit(SmmuRig.SyncIrq(0xDEAD_0000, 7));                           // MSI to nowhere: aborted, reported
+        Assert.Empty(rig.Msis);
+        Assert.NotEqual(0UL, (rig.Smmu.ReadRegister(Gerror, 4) ^ rig.Smmu.ReadRegister(Gerrorn, 4)) & GerrorMsiCmdqAbtErr);
+        Assert.Equal(rig.Prod, rig.Cons);                                      // the SYNC still completed
+        using var noSev = new SmmuRig(options: new SmmuOptions { Features = new SmmuFeatures { Sev = false, Msi = false } });
+        noSev.Submit(Cmd.Sync(), SmmuRig.SyncIrq(SmmuRig.MsiRegion, 9));
+        Assert.Equal([SmmuInterrupt.CommandSync], noSev.Wired);
+        Assert.Empty(noSev.Msis);
+        Assert.Equal(0u, BitConverter.ToUInt32(noSev.MsiPage, 0));
+    }
+
+    [Fact]
+    public void Atc_inv_is_ignored_while_the_smmu_is_disabled()
+    {
+        using var rig = new SmmuRig(smmuEnable: false);
+        rig.Engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, AddressSpace.None, 0x1000, 0x1000));
+        rig.Submit(Cmd.AtcInv(0x10, 0, 52), Cmd.Sync());
+        Assert.True(rig.Engine.DeviceTlb.TryLookup(0x10, AddressSpace.None, 0x1000, out _));
+        rig.Smmu.WriteRegister(Cr0, Cr0SmmuEn | Cr0CmdqEn, 4);
+        rig.Submit(Cmd.AtcInv(0x10, 0, 52), Cmd.Sync());
+        Assert.False(rig.Engine.DeviceTlb.TryLookup(0x10, AddressSpace.None, 0x1000, out _));
+    }
+
+    [Fact]
+    public void Base_and_cons_ignore_writes_while_the_queue_is_enabled()
+    {
+        using var rig = new SmmuRig();
+        ulong baseValue = rig.Smmu.ReadRegister(CmdqBase, 8);
+        rig.Smmu.WriteRegister(CmdqBase, 0x1234_0000UL | 3, 8);
+        rig.Smmu.WriteRegister(CmdqCons, 5, 4);
+        Assert.Equal(baseValue, rig.Smmu.ReadRegister(CmdqBase, 8));
+        Assert.Equal(0u, rig.Cons);
+        rig.Smmu.WriteRegister(Cr0, 0, 4);
+        rig.Smmu.WriteRegister(CmdqCons, 5, 4);
+        rig.Smmu.WriteRegister(CmdqBase, 0x1234_0000UL | 3, 8);
+        Assert.Equal(5u, rig.Cons);
+        Assert.Equal(0x1234_0000UL | 3, rig.Smmu.ReadRegister(CmdqBase, 8));
+        Assert.Equal(0x1234_0000UL, rig.Smmu.ReadRegister(CmdqBase, 4) & ~0x1FUL);
+        Assert.Equal(0UL, rig.Smmu.ReadRegister(CmdqBase + 4, 4));
+    }
+
+    [Fact]
+    public void Log2size_above_cmdqs_is_capped_and_the_base_is_aligned_to_the_queue()
+    {
+        using var rig = new SmmuRig(log2Size: 4, options: new SmmuOptions { MaxCommandQueueLog2 = 4 }, enable: false);
+        rig.Smmu.WriteRegister(CmdqBase, SmmuRig.QueueBase | 0x1F, 8);  // LOG2SIZE 31 → 4
+        rig.Smmu.WriteRegister(Cr0, Cr0CmdqEn, 4);
+        rig.Submit(Cmd.Sync());
+        Assert.Equal(1u, rig.ConsIndex);
+        Assert.Equal(0u, rig.ConsError);
+    }
+
+    [Fact]
+    public void Bad_register_accesses_are_ignored_and_read_zero()
+    {
+        using var rig = new SmmuRig();
+        Assert.Equal(0UL, rig.Smmu.ReadRegister(Idr0, 2));
+        Assert.Equal(0UL, rig.Smmu.ReadRegister(Idr0 + 1, 4));
+        Assert.Equal(0UL, rig.Smmu.ReadRegister(0x1_0000, 4));
+        Assert.Equal(0UL, rig.Smmu.ReadRegister(CmdqProd, 8) >> 63);
+        ulong idr0 = rig.Smmu.ReadRegister(Idr0, 4);
+        rig.Smmu.WriteRegister(Idr0, 0, 4);
+        rig.Smmu.WriteRegister(CmdqProd, 1, 3);
+        rig.Smmu.WriteRegister(0xFFFF_FFF0, 1, 8);
+        Assert.Equal(idr0, rig.Smmu.ReadRegister(Idr0, 4));
+        Assert.Equal(0u, rig.Prod);
+        Assert.Equal((ulong)rig.Cons << 32 | rig.Prod, rig.Smmu.ReadRegister(CmdqProd, 8));
+    }
+
+    [Fact]
+    public void Cfgi_ranges_and_s2_ipa_reach_the_caches_through_the_queue()
+    {
+        using var rig = new SmmuRig();
+        for (uint sid = 0x20; sid < 0x30; sid++)
+        {
+            rig.Engine.ConfigCache.Fill(new ConfigEntry(ConfigKinds.StreamTableEntry, sid, AddressSpace.None, 1, sid));
+        }
+
+        rig.Engine.ConfigCache.Fill(new ConfigEntry(ConfigKinds.ContextDescriptor, 0x24, 7, 1, 1));
+        rig.Engine.Iotlb.Fill(TranslationEntry.Leaf(TranslationStage.Stage2, 3, AddressSpace.None, 0x20_0000, 0x20_0000, sizeLog2: 21));
+        rig.Submit(Cmd.CfgiSteRange(0x27, 1), Cmd.S2Ipa(3, 0x20_0000, num: 1, ttl: 2, tg: 1), Cmd.Sync());
+        Assert.False(rig.Engine.ConfigCache.TryLookup(ConfigKinds.StreamTableEntry, 0x24, AddressSpace.None, out _));
+        Assert.False(rig.Engine.ConfigCache.TryLookup(ConfigKinds.ContextDescriptor, 0x24, 7, out _));
+        Assert.True(rig.Engine.ConfigCache.TryLookup(ConfigKinds.StreamTableEntry, 0x23, AddressSpace.None, out _));
+        Assert.True(rig.Engine.ConfigCache.TryLookup(ConfigKinds.StreamTableEntry, 0x28, AddressSpace.None, out _));
+        Assert.False(rig.Engine.Iotlb.TryLookup(TranslationStage.Stage2, 3, AddressSpace.None, 0x20_1000, out _));
+    }
+
+    [Fact]
+    public void Commands_allocate_nothing_after_warm_up()
+    {
+        using var rig = new SmmuRig(log2Size: 8);
+        SmmuCommand[] batch = [.. Enumerable.Range(0, 16).Select(i => Cmd.NhVa(1, 1, (ulong)i << 12, leaf: true, num: 1, ttl: 3, tg: 1)), Cmd.AtcInv(0x10, 0, 2, ssid: 1), SmmuRig.SyncIrq(SmmuRig.MsiRegion, 1)];
+        for (int i = 0; i < 20; i++)
+        {
+            rig.Submit(batch);
+        }
+
+        rig.Msis.Capacity = 1000;
+        rig.Wired.Capacity = 1000;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 20; i++)
+        {
+            rig.Submit(batch);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(rig.Prod, rig.Cons);
+    }
+}
