@@ -42,6 +42,7 @@ public class CorpusReplayTests
         Assert.Contains(Fuzzers.All, f => f.Name == "VtdQueue");
         Assert.Contains(Fuzzers.All, f => f.Name == "IommufdInvalidate");
         Assert.Contains(Fuzzers.All, f => f.Name == "IommufdIoctl");
+        Assert.Contains(Fuzzers.All, f => f.Name == "SmmuQueue");
         foreach (IFuzzer f in Fuzzers.All)
         {
             Assert.True(Directory.Exists(CorpusDirectory(f.Name)), $"no corpus folder for {f.Name}");

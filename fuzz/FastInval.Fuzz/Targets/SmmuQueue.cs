@@ -1,0 +1,192 @@
+using System.Collections.Immutable;
+using FastInval.Reference.Smmu;
+using FastInval.Smmu;
+
+namespace FastInval.Fuzz.Targets;
+
+/// <summary>
+/// The SMMUv3 command queue and the reference SMMU model agree. The input is decoded into an <see cref="SmmuScenario"/>
+/// (feature preset, fault plan, queue geometry, GERROR interrupt set-up, then command submissions, cache fills, register
+/// writes and Linux-style recoveries) and run through <see cref="SmmuDifferential"/>, which compares every register, MSI,
+/// wired interrupt, guest-memory byte, ordinal and cache after every step. Any exception escaping <see cref="SmmuV3"/> is a crash.
+/// </summary>
+/// <remarks>
+/// Input layout (missing bytes read as zero):
+/// <code>
+/// [0] preset (byte % 5)   [1] LOG2SIZE (byte % 8; 7 means 31)   [2] bits 0-1 GERROR IRQ mode, bit 2 unmapped queue,
+///     bit 3 SMMUEN off
+/// [3] faults: bit 0 rates (then seed, time-out, completion-error, fetch bytes; ppm = byte × 4000), bit 1 dead StreamID
+///     (a byte), bit 2 a time-out ordinal, bit 3 a fetch-error ordinal (a byte each)
+/// then up to 32 steps, a selector byte each (mod 8):
+///   0-3 submit 1 + byte % 6 commands, each: kind byte (mod 3: 0 from palettes by opcode byte, 1 the same with one bit
+///       flipped by the next byte, 2 raw DW0 and DW1)
+///   4 fill (byte % 3: IOTLB, ATC, config) from palettes    5 register write: offset u16 (% 0x100, 4-aligned), value u64,
+///   size byte (1,2,4,8)    6 recover (skip_err + acknowledge)    7 GERRORN write of a byte
+/// </code>
+/// </remarks>
+public sealed class SmmuQueue : IFuzzer
+{
+    private static readonly ushort[] Vmids = [0, 1, 0x155];
+    private static readonly ushort[] Asids = [1, 2, 0x1FF];
+    private static readonly uint[] Sids = [0x10, 0x11, 0x1_0000];
+    private static readonly uint[] Ssids = [0, 3, 0xF_FFFF];
+    private static readonly ulong[] Addresses = [0, 0x1000, 0x7000, 0x20_0000, 0x4000_0000, 0xFFFF_FFFF_F000];
+    private static readonly byte[] Opcodes = [0x12, 0x13, 0x11, 0x10, 0x28, 0x2A, 0x30, 0x03, 0x04, 0x05, 0x06, 0x40, 0x46, 0x01, 0x41, 0x44];
+
+    public void FuzzTarget(ReadOnlySpan<byte> bytes)
+    {
+        SmmuScenario s = Decode(bytes);
+        string? why;
+        try
+        {
+            why = SmmuDifferential.Run(s);
+        }
+        catch (Exception e)
+        {
+            throw new OracleException($"exception {e.GetType().Name}: {e.Message}\nscenario: {s}", e);
+        }
+
+        if (why is not null)
+        {
+            throw new OracleException($"{why}\nscenario: {s}");
+        }
+    }
+
+    /// <summary>Decodes an input into a scenario.</summary>
+    public static SmmuScenario Decode(ReadOnlySpan<byte> bytes)
+    {
+        var input = new FuzzInput(bytes);
+        int preset = input.Byte() % 5;
+        int log2 = input.Byte() % 8;
+        byte setup = input.Byte();
+        byte f = input.Byte();
+        ulong seed = 0;
+        uint timeout = 0, ice = 0, fetch = 0;
+        if ((f & 1) != 0)
+        {
+            seed = input.Byte();
+            timeout = input.Byte() * 4000u;
+            ice = input.Byte() * 4000u;
+            fetch = input.Byte() * 4000u;
+        }
+
+        ImmutableArray<uint> dead = (f & 2) != 0 ? [input.Pick<uint>(Sids)] : [];
+        ImmutableArray<ulong> timeoutAt = (f & 4) != 0 ? [input.Byte() % 16UL] : [];
+        ImmutableArray<ulong> fetchAt = (f & 8) != 0 ? [input.Byte() % 32UL] : [];
+        var steps = ImmutableArray.CreateBuilder<SmmuStep>();
+        while (input.HasMore && steps.Count < 32)
+        {
+            steps.Add(Step(ref input));
+        }
+
+        return new SmmuScenario(preset, new FaultSpecs(seed, timeout, ice, fetch, dead, timeoutAt, fetchAt), log2 == 7 ? 31 : log2,
+            (setup & 4) != 0, setup & 3, (setup & 8) == 0, steps.ToImmutable());
+    }
+
+    private static SmmuStep Step(ref FuzzInput input)
+    {
+        switch (input.Byte() % 8)
+        {
+            case 4:
+                return Fill(ref input);
+            case 5:
+            {
+                uint offset = (uint)(input.UInt16() % 0x100) & ~3u;
+                ulong value = input.UInt64();
+                int size = (input.Byte() % 4) switch { 0 => 1, 1 => 2, 2 => 4, _ => 8 };
+                return new SmmuWrite(offset, value, size);
+            }
+
+            case 6:
+                return new SmmuRecover();
+            case 7:
+                return new SmmuWrite(SmmuRegisters.Gerrorn, input.Byte(), 4);
+            default:
+            {
+                int n = 1 + (input.Byte() % 6);
+                var commands = ImmutableArray.CreateBuilder<SmmuCommand>(n);
+                for (int i = 0; i < n; i++)
+                {
+                    commands.Add(Command(ref input));
+                }
+
+                return new SmmuSubmit(commands.MoveToImmutable());
+            }
+        }
+    }
+
+    private static SmmuCommand Command(ref FuzzInput input)
+    {
+        int kind = input.Byte() % 3;
+        if (kind == 2)
+        {
+            return new SmmuCommand(input.UInt64(), input.UInt64());
+        }
+
+        byte op = input.Pick<byte>(Opcodes);
+        ulong vmid = input.Pick<ushort>(Vmids), asid = input.Pick<ushort>(Asids), sid = input.Pick<uint>(Sids), ssid = input.Pick<uint>(Ssids);
+        ulong addr = input.Pick<ulong>(Addresses);
+        byte b = input.Byte();
+        ulong num = (ulong)(input.Byte() % 32), scale = (ulong)(input.Byte() % 32), ttl = (ulong)(b & 3), tg = (ulong)((b >> 2) & 3);
+        bool leaf = (b & 0x10) != 0;
+        ulong small = input.Byte();
+        ulong range = (num << 12) | (scale << 20);
+        ulong hints = (leaf ? 1UL : 0) | (ttl << 8) | (tg << 10);
+        var c = op switch
+        {
+            0x12 => new SmmuCommand(op | (vmid << 32) | (asid << 48) | range, addr | hints),
+            0x13 => new SmmuCommand(op | (vmid << 32) | range, addr | hints),
+            0x2A => new SmmuCommand(op | (vmid << 32) | range, addr | hints),
+            0x11 => new SmmuCommand(op | (vmid << 32) | (asid << 48), 0),
+            0x10 or 0x28 => new SmmuCommand(op | (vmid << 32), 0),
+            0x30 => new SmmuCommand(op, 0),
+            0x03 => new SmmuCommand(op | (sid << 32), leaf ? 1UL : 0),
+            0x04 => new SmmuCommand(op | (sid << 32), small % 32),
+            0x05 => new SmmuCommand(op | (sid << 32) | (ssid << 12), leaf ? 1UL : 0),
+            0x06 => new SmmuCommand(op | (sid << 32), 0),
+            0x40 => new SmmuCommand(op | (sid << 32) | ((b & 0x20) != 0 ? (1UL << 11) | (ssid << 12) : 0) | ((b & 0x40) != 0 ? 1UL << 9 : 0), addr | (small % 54)),
+            0x46 => new SmmuCommand(op | ((ulong)(b & 3) << 12) | (3UL << 22) | (0xFUL << 24) | (small << 32),
+                (b & 3) == 1 ? ((b & 0x80) != 0 ? SmmuDifferential.Unmapped : SmmuDifferential.MsiRegion + ((small % 16) * 4)) : 0),
+            _ => new SmmuCommand(op | (sid << 32), small & 0x3FFF),
+        };
+        if (kind == 1)
+        {
+            int bit = input.Byte() % 128;
+            c = bit < 64 ? new SmmuCommand(c.Dword0 ^ (1UL << bit), c.Dword1) : new SmmuCommand(c.Dword0, c.Dword1 ^ (1UL << (bit - 64)));
+        }
+
+        return c;
+    }
+
+    private static SmmuStep Fill(ref FuzzInput input)
+    {
+        switch (input.Byte() % 3)
+        {
+            case 0:
+            {
+                var stage = (TranslationStage)(1 << (input.Byte() % 3));
+                ushort vmid = input.Pick<ushort>(Vmids);
+                uint asid = stage == TranslationStage.Stage2 ? AddressSpace.None : input.Pick<ushort>(Asids);
+                byte size = (input.Byte() % 3) switch { 0 => 12, 1 => 21, _ => 30 };
+                ulong a = input.Pick<ulong>(Addresses) & ~((1UL << size) - 1);
+                return new SmmuFill(TranslationEntry.Leaf(stage, vmid, asid, a, a, size), null, null);
+            }
+
+            case 1:
+            {
+                uint sid = input.Pick<uint>(Sids);
+                uint ssid = (input.Byte() & 1) != 0 ? AddressSpace.None : input.Pick<uint>(Ssids);
+                ulong a = input.Pick<ulong>(Addresses);
+                return new SmmuFill(null, new DeviceTlbEntry(sid, ssid, a, a), null);
+            }
+
+            default:
+            {
+                bool cd = (input.Byte() & 1) != 0;
+                uint sid = 0x10u + (uint)(input.Byte() % 8);
+                return new SmmuFill(null, null, new ConfigEntry(cd ? ConfigKinds.ContextDescriptor : ConfigKinds.StreamTableEntry, sid,
+                    cd ? input.Pick<uint>(Ssids) : AddressSpace.None, input.Pick<ushort>(Vmids), 1));
+            }
+        }
+    }
+}
