@@ -28,6 +28,7 @@ internal sealed class Verify
         v.Batch();
         v.IommufdInvalidate();
         v.VtdQueue();
+        v.SmmuQueue();
         Console.WriteLine($"{v._passed} passed, {v._failed} failed");
         return v._failed == 0 ? 0 : 1;
     }
@@ -271,6 +272,27 @@ internal sealed class Verify
             }
 
             Equal(entries <= N ? 0 : entries, b.Qemu!.Count, $"IommufdInvalidate {entries}: QEMU-style background (emptied at 1,024 entries)");
+            b.Cleanup();
+        }
+    }
+
+    private void SmmuQueue()
+    {
+        foreach (int entries in new[] { 1 << 8, 1 << 16 })
+        {
+            var b = new SmmuQueueBenchmarks { Entries = entries };
+            b.SetupFastInval();
+            b.SetupQemuStyle();
+            for (int i = 0; i < 5; i++) // the fifth round wraps the 256-entry queue
+            {
+                Equal(4 * SmmuQueueBenchmarks.BatchSize, b.FastInval(), $"SmmuQueue {entries} FastInval op {i} removes the refilled pages");
+                Equal(4 * SmmuQueueBenchmarks.BatchSize, b.QemuStyle(), $"SmmuQueue {entries} QEMU-style op {i} removes the refilled pages");
+            }
+
+            ulong cons = b.Unit!.ReadRegister(FastInval.Smmu.SmmuRegisters.CmdqCons, 4);
+            Equal(b.Unit.ReadRegister(FastInval.Smmu.SmmuRegisters.CmdqProd, 4), cons, $"SmmuQueue {entries}: FastInval queue drained without error");
+            Equal(entries, b.Unit.Engine.Iotlb.Count, $"SmmuQueue {entries}: FastInval background stays");
+            Equal(entries, b.Qemu!.Count, $"SmmuQueue {entries}: QEMU-style background stays");
             b.Cleanup();
         }
     }
