@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using FastInval.Benchmarks.Infrastructure;
 using FastInval.Benchmarks.Qemu;
 using FastInval.Benchmarks.Workloads;
 
@@ -23,8 +24,11 @@ public class FillBenchmarks
     /// <summary>Fills per benchmark operation; reported times are divided by it.</summary>
     public const int FillsPerOperation = 1024;
 
-    [Params(1 << 16)]
+    [ParamsSource(nameof(ScalingSizes))]
     public int Entries;
+
+    /// <summary>The cache sizes of the scaling series (<see cref="Sizes.Scaling"/>).</summary>
+    public static IEnumerable<int> ScalingSizes => Sizes.Scaling;
 
     private TranslationEntry[] _stream = [];
     private int _cursor;

@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using FastInval.Benchmarks.Infrastructure;
 using FastInval.Benchmarks.Qemu;
 using FastInval.Benchmarks.Workloads;
 
@@ -18,8 +19,11 @@ public class LookupBenchmarks
     /// <summary>Precomputed requests, walked round-robin so that successive operations touch the whole cache.</summary>
     public const int QueryCount = 1 << 16;
 
-    [Params(1 << 16)]
+    [ParamsSource(nameof(ScalingSizes))]
     public int Entries;
+
+    /// <summary>The cache sizes of the scaling series (<see cref="Sizes.Scaling"/>).</summary>
+    public static IEnumerable<int> ScalingSizes => Sizes.Scaling;
 
     private LookupQuery[] _queries = [];
     private int _cursor;

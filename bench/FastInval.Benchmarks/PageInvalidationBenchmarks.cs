@@ -1,5 +1,6 @@
 using System.Numerics;
 using BenchmarkDotNet.Attributes;
+using FastInval.Benchmarks.Infrastructure;
 using FastInval.Benchmarks.Qemu;
 using FastInval.Benchmarks.Workloads;
 
@@ -15,8 +16,11 @@ namespace FastInval.Benchmarks;
 [MemoryDiagnoser]
 public class PageInvalidationBenchmarks
 {
-    [Params(1 << 16, 1 << 20)]
+    [ParamsSource(nameof(ScalingSizes))]
     public int Entries;
+
+    /// <summary>The cache sizes of the scaling series (<see cref="Sizes.Scaling"/>).</summary>
+    public static IEnumerable<int> ScalingSizes => Sizes.Scaling;
 
     [Params(1, 512)]
     public int Pages;

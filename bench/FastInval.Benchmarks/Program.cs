@@ -5,10 +5,14 @@ using FastInval.Benchmarks.Infrastructure;
 //   (BenchmarkDotNet options)         run benchmarks with the suite job, e.g. --filter '*Lookup*'
 //   --verify                          sanity checks of the QEMU-style model and of every benchmark operation
 //   --results <dir> [options]         run the suite and write its reports to <dir>/<cpu-slug>/ (bench/run.sh)
+//   --footprint [file]                memory per cached translation, FastInval beside the QEMU-style port
+//   --ci-check <baseline> [--update]  the CI gate: ratios and allocations of a short in-process run against a baseline
 return args switch
 {
     ["--verify", ..] => Verify.Run(),
     ["--results", string root, .. var options] => ResultsRunner.Run(root, options),
+    ["--footprint"] => Footprint.Run(null),
+    ["--footprint", string file] => Footprint.Run(file),
     _ => RunSwitcher(args),
 };
 

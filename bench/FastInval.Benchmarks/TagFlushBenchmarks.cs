@@ -29,8 +29,11 @@ public class TagFlushBenchmarks
     /// <summary>Entries the flushed domain or PASID holds; refilled at the start of every operation.</summary>
     public const int RefilledEntries = 8;
 
-    [Params(1 << 10, 1 << 16, 1 << 20)]
+    [ParamsSource(nameof(ScalingSizes))]
     public int Entries;
+
+    /// <summary>The cache sizes of the scaling series (<see cref="Sizes.Scaling"/>).</summary>
+    public static IEnumerable<int> ScalingSizes => Sizes.Scaling;
 
     [Params(FlushScope.Domain, FlushScope.Pasid)]
     public FlushScope Scope;

@@ -35,8 +35,8 @@ public class VtdQueueBenchmarks : IDisposable
     [Params(1 << 10, 1 << 16)]
     public int Entries;
 
-    private readonly GuestRing _fastRing = new();
-    private readonly GuestRing _qemuRing = new();
+    private readonly GuestRing _fastRing = new(RingBase, StatusAddress, Slots);
+    private readonly GuestRing _qemuRing = new(RingBase, StatusAddress, Slots);
     private TranslationEntry[] _refill = [];
     private VtdDescriptor[] _batch = [];
     private VtdIommu? _unit;
@@ -134,36 +134,5 @@ public class VtdQueueBenchmarks : IDisposable
         }
 
         _batch[BatchSize] = new VtdDescriptor(0x5 | (1UL << 5) | (1UL << 32), StatusAddress); // wait: SW, status 1
-    }
-
-    /// <summary>One target's guest memory: the ring, the status page, and the guest's tail.</summary>
-    private sealed class GuestRing
-    {
-        public readonly byte[] Bytes = new byte[4096];
-        public readonly byte[] Status = new byte[4096];
-        private int _tail;
-
-        public GuestMemory Reset()
-        {
-            _tail = 0;
-            var memory = new GuestMemory();
-            memory.Map(RingBase, Bytes);
-            memory.Map(StatusAddress, Status);
-            return memory;
-        }
-
-        /// <summary>The guest's side: copies the descriptors into the ring from the tail on; returns the new tail slot.</summary>
-        public int Write(VtdDescriptor[] descriptors)
-        {
-            int slot = _tail;
-            foreach (ref readonly VtdDescriptor d in descriptors.AsSpan())
-            {
-                d.Write(Bytes.AsSpan(slot * 32, 32));
-                slot = (slot + 1) % Slots;
-            }
-
-            _tail = slot;
-            return slot;
-        }
     }
 }

@@ -105,14 +105,14 @@ public sealed class NsPerEntryColumnAttribute : ColumnConfigBaseAttribute
 }
 
 /// <summary>
-/// "descriptors/s": one second divided by the mean time of a benchmark whose operation handles
-/// <c>OperationsPerInvoke</c> descriptors, so that its Mean is already per descriptor (the ring benchmark).
+/// "descriptors/s" (or another unit): one second divided by the mean time of a benchmark whose operation handles
+/// <c>OperationsPerInvoke</c> items, so that its Mean is already per item (the ring and unmap benchmarks).
 /// </summary>
-public sealed class DescriptorsPerSecondColumn : IColumn
+public sealed class DescriptorsPerSecondColumn(string columnName = "descriptors/s") : IColumn
 {
-    public string Id => nameof(DescriptorsPerSecondColumn);
+    public string Id => nameof(DescriptorsPerSecondColumn) + columnName;
 
-    public string ColumnName => "descriptors/s";
+    public string ColumnName => columnName;
 
     public bool AlwaysShow => true;
 
@@ -124,7 +124,7 @@ public sealed class DescriptorsPerSecondColumn : IColumn
 
     public UnitType UnitType => UnitType.Dimensionless;
 
-    public string Legend => "Descriptors processed per second: 1 s divided by the Mean per descriptor";
+    public string Legend => $"{columnName}: 1 s divided by the Mean per item";
 
     public bool IsAvailable(Summary summary) => true;
 
@@ -147,12 +147,11 @@ public sealed class DescriptorsPerSecondColumn : IColumn
     }
 }
 
-/// <summary>Adds the <see cref="DescriptorsPerSecondColumn"/> to a benchmark class.</summary>
+/// <summary>Adds a <see cref="DescriptorsPerSecondColumn"/> named <c>columnName</c> to a benchmark class.</summary>
 [AttributeUsage(AttributeTargets.Class)]
-public sealed class DescriptorsPerSecondColumnAttribute : ColumnConfigBaseAttribute
+public sealed class DescriptorsPerSecondColumnAttribute(string columnName = "descriptors/s")
+    : ColumnConfigBaseAttribute(new DescriptorsPerSecondColumn(columnName))
 {
-    public DescriptorsPerSecondColumnAttribute()
-        : base(new DescriptorsPerSecondColumn())
-    {
-    }
+    /// <summary>The column's name.</summary>
+    public string ColumnName => columnName;
 }

@@ -29,6 +29,8 @@ internal sealed class Verify
         v.IommufdInvalidate();
         v.VtdQueue();
         v.SmmuQueue();
+        v.Unmap();
+        v.MemoryBandwidth();
         Console.WriteLine($"{v._passed} passed, {v._failed} failed");
         return v._failed == 0 ? 0 : 1;
     }
@@ -403,5 +405,47 @@ internal sealed class Verify
         Check(allOk, "Batch: every descriptor Ok");
         Equal(b.Entries, b.Engine!.Iotlb.Count, "Batch: the background stays");
         b.Cleanup();
+    }
+
+    private void Unmap()
+    {
+        var queue = new UnmapBenchmarks();
+        queue.SetupQueue();
+        var engine = new UnmapBenchmarks();
+        engine.SetupEngine();
+        var qemu = new UnmapBenchmarks();
+        qemu.SetupQemuStyle();
+        for (int i = 0; i < 2; i++)
+        {
+            queue.Map();
+            Equal(UnmapBenchmarks.Background + UnmapBenchmarks.Pages, queue.Iotlb!.Count, $"Unmap op {i}: the VT-d queue's IOTLB holds the background and the GiB");
+            Equal(UnmapBenchmarks.Background, queue.FastInvalQueue(), $"Unmap op {i}: the VT-d queue removes every page of the GiB and nothing else");
+            engine.Map();
+            Equal(UnmapBenchmarks.Background, engine.FastInvalEngine(), $"Unmap op {i}: engine batches remove every page of the GiB and nothing else");
+            qemu.Map();
+            Equal(QemuStyleIotlb.QemuMaxSize, qemu.Qemu!.Count, $"Unmap op {i}: the QEMU-style table holds its last 1,024 pages");
+            Equal(0, qemu.QemuStyle(), $"Unmap op {i}: the QEMU-style queue removes them");
+        }
+
+        queue.Cleanup();
+        engine.Cleanup();
+        qemu.Cleanup();
+    }
+
+    private unsafe void MemoryBandwidth()
+    {
+        foreach (int entries in new[] { 1 << 10, (1 << 10) + 7 })
+        {
+            var b = new MemoryBandwidthBenchmarks { Entries = entries };
+            b.Setup();
+            ulong expected = 0;
+            for (int i = 0; i < b.Entries; i++)
+            {
+                expected += (ulong)i * 0x9E37_79B9_7F4A_7C15UL;
+            }
+
+            Equal(expected, b.Read(), "MemoryBandwidth: the vector sum reads every word");
+            b.Cleanup();
+        }
     }
 }
