@@ -58,7 +58,10 @@ CRASHES=$(find "$OUT/findings/default/crashes" -type f -name 'id:*' 2>/dev/null 
 if [ "$UPDATE" = "--update-corpus" ]; then
   QUEUE="$OUT/findings/default/queue"
   mkdir -p "$OUT/cmin"
-  afl-cmin -i "$QUEUE" -o "$OUT/cmin" -t 10000 -m none -- dotnet "$BIN/FastInval.Fuzz.dll" "$TARGET" >/dev/null 2>&1 || true
+  # afl-cmin wants the target program as an absolute path (a bare "dotnet" is "not found") and refuses to run in /tmp.
+  DOTNET_EXE=$(readlink -f "$(command -v dotnet)")
+  afl-cmin -i "$QUEUE" -o "$OUT/cmin" -t 10000 -m none -- "$DOTNET_EXE" "$BIN/FastInval.Fuzz.dll" "$TARGET" > "$OUT/cmin.log" 2>&1 ||
+    { echo "afl-cmin failed; last lines of $OUT/cmin.log:" >&2; tail -5 "$OUT/cmin.log" >&2; }
   n=0
   for f in "$OUT/cmin"/*; do
     [ -f "$f" ] || continue

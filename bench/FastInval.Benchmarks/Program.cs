@@ -11,6 +11,8 @@ return args switch
 {
     ["--verify", ..] => Verify.Run(),
     ["--results", string root, .. var options] => ResultsRunner.Run(root, options),
+    ["--ci-check", string baseline, .. var options] => CiGate.Run(baseline, options),
+    ["--cpu-slug"] => PrintCpuSlug(),
     ["--footprint"] => Footprint.Run(null),
     ["--footprint", string file] => Footprint.Run(file),
     _ => RunSwitcher(args),
@@ -19,5 +21,11 @@ return args switch
 static int RunSwitcher(string[] args)
 {
     BenchmarkSwitcher.FromAssembly(typeof(SuiteConfig).Assembly).Run(args, SuiteConfig.Create(args));
+    return 0;
+}
+
+static int PrintCpuSlug()
+{
+    Console.WriteLine(ResultsRunner.CpuSlug());
     return 0;
 }

@@ -18,7 +18,11 @@ internal static partial class ResultsRunner
 {
     /// <summary>Suite order of the reports in summary.md.</summary>
     private static readonly string[] s_order =
-        [nameof(TagFlushBenchmarks), nameof(PageInvalidationBenchmarks), nameof(LookupBenchmarks), nameof(FillBenchmarks), nameof(BatchBenchmarks)];
+        [
+            nameof(TagFlushBenchmarks), nameof(MemoryBandwidthBenchmarks), nameof(PageInvalidationBenchmarks), nameof(LookupBenchmarks),
+            nameof(FillBenchmarks), nameof(BatchBenchmarks), nameof(UnmapBenchmarks), nameof(IommufdInvalidateBenchmarks),
+            nameof(VtdQueueBenchmarks), nameof(SmmuQueueBenchmarks),
+        ];
 
     public static int Run(string resultsRoot, string[] options)
     {
@@ -54,6 +58,12 @@ internal static partial class ResultsRunner
                     copied++;
                 }
             }
+        }
+
+        if (!filtered)
+        {
+            Console.WriteLine("memory footprint per cached translation:");
+            Footprint.Run(Path.Combine(target, "footprint.md"));
         }
 
         WriteSummary(target, options, clock.Elapsed);
@@ -129,6 +139,15 @@ internal static partial class ResultsRunner
             sb.AppendLine(CultureInfo.InvariantCulture, $"## {Path.GetFileName(report).Replace("-report-github.md", "", StringComparison.Ordinal)}");
             sb.AppendLine();
             sb.Append(File.ReadAllText(report));
+        }
+
+        string footprint = Path.Combine(target, "footprint.md");
+        if (File.Exists(footprint))
+        {
+            sb.AppendLine();
+            sb.AppendLine("## Memory footprint (bytes per cached translation, `--footprint`)");
+            sb.AppendLine();
+            sb.Append(File.ReadAllText(footprint));
         }
 
         File.WriteAllText(Path.Combine(target, "summary.md"), sb.ToString());
