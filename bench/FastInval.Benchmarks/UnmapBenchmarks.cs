@@ -40,13 +40,10 @@ public class UnmapBenchmarks : IDisposable
     /// <summary>Entries of the realistic mix cached beside the unmapped GiB.</summary>
     public const int Background = 1 << 20;
 
-    private const ulong RingBase = 0x10_0000;
-    private const ulong StatusAddress = 0x20_0000;
-    private const ulong Iqa = RingBase | (1UL << 11); // 256-bit descriptors, QS = 0: 128 slots
-    private const int Slots = 128;
+    private const ulong Iqa = GuestRing.Iqa;
     private const ulong GuestIova = 0x40_0000_0000;   // 1 GiB aligned, above every background address
 
-    private readonly GuestRing _ring = new(RingBase, StatusAddress, Slots);
+    private readonly GuestRing _ring = new();
     private TranslationEntry[] _mapping = [];
     private VtdDescriptor[] _descriptors = [];
     private InvalidationDescriptor[] _engineDescriptors = [];
@@ -188,12 +185,11 @@ public class UnmapBenchmarks : IDisposable
         {
             ulong address = GuestIova + ((ulong)page << 12);
             int slot = ((page / BatchSize) * (BatchSize + 1)) + (page % BatchSize);
-            // PASID-based IOTLB, page-selective within PASID (G = 11b), AM = 0, IH = 0.
-            _descriptors[slot] = new VtdDescriptor(0x6 | (3UL << 4) | ((ulong)Domain << 16) | ((ulong)Pasid << 32), address);
+            _descriptors[slot] = GuestRing.PageInvalidation(Domain, Pasid, address);
             _engineDescriptors[page] = InvalidationDescriptor.IotlbRange(Domain, Pasid, address, address + 0xFFF);
             if (page % BatchSize == BatchSize - 1)
             {
-                _descriptors[slot + 1] = new VtdDescriptor(0x5 | (1UL << 5) | (1UL << 32), StatusAddress); // wait: SW, status 1
+                _descriptors[slot + 1] = GuestRing.Wait();
             }
         }
     }

@@ -26,17 +26,14 @@ public class VtdQueueBenchmarks : IDisposable
     /// <summary>Descriptors per operation: the batch and its wait.</summary>
     public const int Descriptors = BatchSize + 1;
 
-    private const ulong RingBase = 0x10_0000;
-    private const ulong StatusAddress = 0x20_0000;
-    private const ulong Iqa = RingBase | (1UL << 11); // 256-bit descriptors, QS = 0: 128 slots
-    private const int Slots = 128;
+    private const ulong Iqa = GuestRing.Iqa;
 
     /// <summary>1024: QEMU's own IOTLB limit (VTD_IOTLB_MAX_SIZE); 64K: a larger cache.</summary>
     [Params(1 << 10, 1 << 16)]
     public int Entries;
 
-    private readonly GuestRing _fastRing = new(RingBase, StatusAddress, Slots);
-    private readonly GuestRing _qemuRing = new(RingBase, StatusAddress, Slots);
+    private readonly GuestRing _fastRing = new();
+    private readonly GuestRing _qemuRing = new();
     private TranslationEntry[] _refill = [];
     private VtdDescriptor[] _batch = [];
     private VtdIommu? _unit;
@@ -128,11 +125,9 @@ public class VtdQueueBenchmarks : IDisposable
         _batch = new VtdDescriptor[Descriptors];
         for (int i = 0; i < BatchSize; i++)
         {
-            // PASID-based IOTLB, page-selective within PASID (G = 11b), AM = 0, IH = 0.
-            _batch[i] = new VtdDescriptor(0x6 | (3UL << 4) | ((ulong)Domain << 16) | ((ulong)Pasid << 32),
-                Workload.ReservedIova + ((ulong)i << 12));
+            _batch[i] = GuestRing.PageInvalidation(Domain, Pasid, Workload.ReservedIova + ((ulong)i << 12));
         }
 
-        _batch[BatchSize] = new VtdDescriptor(0x5 | (1UL << 5) | (1UL << 32), StatusAddress); // wait: SW, status 1
+        _batch[BatchSize] = GuestRing.Wait();
     }
 }

@@ -6,8 +6,27 @@ namespace FastInval.Benchmarks.Workloads;
 /// A guest's VT-d invalidation queue in its memory: a one-page ring of 256-bit descriptors at <c>ringBase</c>, a status
 /// page at <c>statusAddress</c> for wait descriptors, and the guest's tail. Each benchmarked unit gets its own.
 /// </summary>
-internal sealed class GuestRing(ulong ringBase, ulong statusAddress, int slots)
+internal sealed class GuestRing(ulong ringBase = GuestRing.RingBase, ulong statusAddress = GuestRing.StatusAddress, int slots = GuestRing.Slots)
 {
+    /// <summary>Default guest address of the ring page.</summary>
+    public const ulong RingBase = 0x10_0000;
+
+    /// <summary>Default guest address of the status page that wait descriptors write.</summary>
+    public const ulong StatusAddress = 0x20_0000;
+
+    /// <summary>IQA_REG for the default ring: 256-bit descriptors (DW = 1), QS = 0, so one page of 128 slots.</summary>
+    public const ulong Iqa = RingBase | (1UL << 11);
+
+    /// <summary>Slots of the default ring.</summary>
+    public const int Slots = 128;
+
+    /// <summary>A PASID-based IOTLB descriptor, page-selective within the PASID (G = 11b), AM = 0, IH = 0.</summary>
+    public static VtdDescriptor PageInvalidation(ushort domain, uint pasid, ulong address) =>
+        new(0x6 | (3UL << 4) | ((ulong)domain << 16) | ((ulong)pasid << 32), address);
+
+    /// <summary>A wait descriptor that writes status 1 to the status page (SW = 1).</summary>
+    public static VtdDescriptor Wait() => new(0x5 | (1UL << 5) | (1UL << 32), StatusAddress);
+
     public readonly byte[] Bytes = new byte[4096];
     public readonly byte[] Status = new byte[4096];
     private int _tail;

@@ -59,16 +59,18 @@ public class AllocationTests
             Lookups(engine);
         }
 
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        Refill(engine);
-        int hits = Lookups(engine);
-        BatchResult result = engine.Execute(batch, statuses);
-        foreach (InvalidationDescriptor d in batch)
+        int hits = 0;
+        BatchResult result = default;
+        long allocated = AllocationMeter.Measure(() =>
         {
-            engine.Execute(in d);
-        }
-
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Refill(engine);
+            hits = Lookups(engine);
+            result = engine.Execute(batch, statuses);
+            foreach (InvalidationDescriptor d in batch)
+            {
+                engine.Execute(in d);
+            }
+        });
         Assert.Equal(0, allocated);
         Assert.True(hits > 0);
         Assert.Equal(1, result.Invalid);
@@ -85,15 +87,18 @@ public class AllocationTests
             engine.Iotlb.Fill(TranslationEntry.Leaf(TranslationStage.Stage1, 1, 1, p << 12, p << 12));
         }
 
-        long before = GC.GetAllocatedBytesForCurrentThread();
         int evictions = 0;
-        for (ulong p = 64; p < 1064; p++)
+        ulong next = 64;
+        long allocated = AllocationMeter.Measure(() =>
         {
-            evictions += engine.Iotlb.Fill(TranslationEntry.Leaf(TranslationStage.Stage1, 1, 1, p << 12, p << 12)) == FillResult.InsertedAfterEviction ? 1 : 0;
-            engine.Iotlb.TryLookup(TranslationStage.Stage1, 1, 1, p << 12, out _);
-        }
-
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            evictions = 0;
+            for (int i = 0; i < 1000; i++, next++)
+            {
+                evictions += engine.Iotlb.Fill(TranslationEntry.Leaf(TranslationStage.Stage1, 1, 1, next << 12, next << 12)) == FillResult.InsertedAfterEviction ? 1 : 0;
+                engine.Iotlb.TryLookup(TranslationStage.Stage1, 1, 1, next << 12, out _);
+            }
+        });
+        Assert.Equal(0, allocated);
         Assert.Equal(1000, evictions);
         Assert.Equal(8, engine.Iotlb.Count);
     }

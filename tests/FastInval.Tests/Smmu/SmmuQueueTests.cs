@@ -295,13 +295,14 @@ public class SmmuQueueTests
 
         rig.Msis.Capacity = 1000;
         rig.Wired.Capacity = 1000;
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 20; i++)
+        long allocated = AllocationMeter.Measure(() =>
         {
-            rig.Submit(batch);
-        }
-
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            for (int i = 0; i < 20; i++)
+            {
+                rig.Submit(batch);
+            }
+        });
+        Assert.Equal(0, allocated);
         Assert.Equal(rig.Prod, rig.Cons);
     }
 }
