@@ -56,6 +56,11 @@ internal static class CiGate
         nameof(BatchBenchmarks), nameof(IommufdInvalidateBenchmarks), nameof(VtdQueueBenchmarks), nameof(SmmuQueueBenchmarks),
     ];
 
+    /// <summary>Classes whose rows are gated on allocations only. The iommufd class's QEMU-style row (1,024 heap-allocating
+    /// invalidations per op, 2–8 ms, bound by collections) moved 2× between runs on this VM, so a ratio against it cannot
+    /// be held to ×1.5; the engine path under iommufd is gated through the VT-d ring and page-invalidation ratios.</summary>
+    private static readonly HashSet<string> s_allocationOnly = [nameof(IommufdInvalidateBenchmarks)];
+
     public static int Run(string baselinePath, string[] options)
     {
         bool update = options.Contains("--update");
@@ -214,14 +219,15 @@ internal static class CiGate
                 }
 
                 bool qemu = IsQemu(c);
+                bool ratios = !s_allocationOnly.Contains(c.Descriptor.Type.Name);
                 BenchmarkReport? baseline = Peer(summary, c, other => other.Descriptor.Baseline);
-                if (baseline?.ResultStatistics is { } b && !ReferenceEquals(baseline.BenchmarkCase, c) && !qemu)
+                if (ratios && baseline?.ResultStatistics is { } b && !ReferenceEquals(baseline.BenchmarkCase, c) && !qemu)
                 {
                     result[Key(c) + ".ratio"] = stats.Median / b.Median;
                 }
 
                 BenchmarkReport? qemuRow = Peer(summary, c, IsQemu);
-                if (!qemu && qemuRow is { ResultStatistics: { } q } && !qemuRow.BenchmarkCase.Descriptor.Baseline)
+                if (ratios && !qemu && qemuRow is { ResultStatistics: { } q } && !qemuRow.BenchmarkCase.Descriptor.Baseline)
                 {
                     result[Key(c) + ".vsQemu"] = stats.Median / q.Median;
                 }
@@ -282,12 +288,20 @@ internal static class CiGate
         for (int round = 0; round < 2; round++)
         {
             bytes = 0;
-            for (int i = 0; i < calls; i++)
+            for (int i = 0, retries = 0; i < calls; i++)
             {
                 iterationSetup?.Invoke();
+                int collections = GC.CollectionCount(0);
                 long before = GC.GetAllocatedBytesForCurrentThread();
                 last = call(); // a typed local: no boxing inside the count
-                bytes += GC.GetAllocatedBytesForCurrentThread() - before;
+                long delta = GC.GetAllocatedBytesForCurrentThread() - before;
+                if (GC.CollectionCount(0) != collections && retries++ < calls)
+                {
+                    i--; // the per-thread counter can jump by an allocation quantum across a collection: count this call again
+                    continue;
+                }
+
+                bytes += delta;
             }
         }
 
