@@ -287,19 +287,6 @@ public static class VtdDifferential
             return $"fetches: fast {fast.DescriptorFetches}, reference {reference.Fetches}";
         }
 
-        InvalidationEngine e = fast.Engine;
-        if (e.DeviceTlbInvalidations != reference.Engine.DeviceTlbInvalidations)
-        {
-            return $"device-TLB ordinal: fast {e.DeviceTlbInvalidations}, reference {reference.Engine.DeviceTlbInvalidations}";
-        }
-
-        return Same("IOTLB", EntryOrder.Sorted(e.Iotlb.ToArray()), reference.Engine.IotlbSnapshot())
-            ?? Same("device TLB", EntryOrder.Sorted(e.DeviceTlb.ToArray()), reference.Engine.DeviceTlbSnapshot())
-            ?? Same("config cache", EntryOrder.Sorted(e.ConfigCache.ToArray()), reference.Engine.ConfigSnapshot());
+        return Scenarios.Differential.CompareCaches(fast.Engine, reference.Engine);
     }
-
-    private static string? Same<T>(string cache, T[] fast, T[] reference) where T : IEquatable<T> =>
-        fast.AsSpan().SequenceEqual(reference)
-            ? null
-            : $"{cache}: fast [{string.Join("; ", fast)}]\n  reference [{string.Join("; ", reference)}]";
 }
