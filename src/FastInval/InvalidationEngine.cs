@@ -59,7 +59,7 @@ public readonly record struct BatchResult(int Ok, int TimedOut, int CompletionEr
 /// <remarks>
 /// <para><b>Semantics.</b> A batch has exactly the effect of executing its descriptors one by one, in order (removals
 /// commute, and device-TLB fault decisions are taken in descriptor order). Underneath, tag flushes of one batch are
-/// coalesced four to a scan, small ranges probe the hash index block by block instead of scanning, and a flush of the
+/// held back (16 at most) and those of one shape share a scan, up to eight to a scan; small ranges probe the hash index block by block instead of scanning, and a flush of the
 /// whole IOTLB resets it.</para>
 /// <para><b>Errors.</b> No exception for descriptor content: a malformed descriptor reports
 /// <see cref="InvalidationStatus.Invalid"/> and changes nothing; a device-TLB descriptor reports the fault plan's
@@ -151,6 +151,7 @@ public sealed class InvalidationEngine : IDisposable
     /// <summary>
     /// Executes a batch with the effect of executing it one descriptor at a time, writing each descriptor's outcome.
     /// </summary>
+    [SkipLocalsInit] // the hold-back buffer is written before it is read
     public BatchResult Execute(ReadOnlySpan<InvalidationDescriptor> batch, Span<InvalidationStatus> statuses)
     {
         if (statuses.Length < batch.Length)
@@ -159,7 +160,7 @@ public sealed class InvalidationEngine : IDisposable
         }
 
         int ok = 0, timedOut = 0, completionErrors = 0, invalid = 0, firstFailure = -1;
-        Span<TagOp> pending = stackalloc TagOp[4];
+        Span<PendingTagFlush> pending = stackalloc PendingTagFlush[PendingCapacity];
         int pendingCount = 0;
         for (int i = 0; i < batch.Length; i++)
         {
@@ -178,7 +179,7 @@ public sealed class InvalidationEngine : IDisposable
                     RangeOp op = DescriptorPredicates.Iotlb(in d, withRange: false);
                     if (DescriptorPredicates.TryReduce(in op, out TagOp tagOp))
                     {
-                        pending[pendingCount++] = tagOp;
+                        pending[pendingCount++] = new PendingTagFlush(tagOp.Mask, tagOp.Value, tagOp.Any);
                         if (pendingCount == pending.Length)
                         {
                             FlushPending(pending, ref pendingCount);
@@ -214,22 +215,58 @@ public sealed class InvalidationEngine : IDisposable
         return new BatchResult(ok, timedOut, completionErrors, invalid, firstFailure);
     }
 
-    private void FlushPending(Span<TagOp> pending, ref int count)
-    {
-        switch (count)
-        {
-            case 0:
-                return;
-            case 1:
-                Iotlb.Table.RemoveByScan(in pending[0], Kernel);
-                break;
-            default:
-                var op4 = new TagOp4(pending[0], pending[1], count > 2 ? pending[2] : TagOp4.Never, count > 3 ? pending[3] : TagOp4.Never);
-                Iotlb.Table.RemoveByScan(in op4, Kernel);
-                break;
-        }
+    /// <summary>Tag flushes a batch holds back before it scans; they are removals from one cache, so their order
+    /// among themselves and against the batch's other descriptors does not change the result.</summary>
+    private const int PendingCapacity = 16;
 
-        count = 0;
+    /// <summary>A held-back tag flush: the scalar words of its <see cref="TagOp"/>.</summary>
+    private readonly record struct PendingTagFlush(ulong Mask, ulong Value, ulong Any);
+
+    /// <summary>
+    /// Runs the held-back tag flushes: flushes of one shape (same mask and any-bits) share a scan, up to
+    /// <see cref="TagOpAnyOf.Capacity"/> values at a time; a shape with one flush runs the plain operator.
+    /// </summary>
+    [SkipLocalsInit]
+    private void FlushPending(Span<PendingTagFlush> pending, ref int count)
+    {
+        Span<ulong> values = stackalloc ulong[TagOpAnyOf.Capacity];
+        while (count > 0)
+        {
+            ulong mask = pending[0].Mask, any = pending[0].Any;
+            int taken = 0, kept = 0;
+            for (int k = 0; k < count; k++)
+            {
+                PendingTagFlush p = pending[k];
+                if (p.Mask == mask && p.Any == any && taken < values.Length)
+                {
+                    values[taken++] = p.Value;
+                }
+                else
+                {
+                    pending[kept++] = p;
+                }
+            }
+
+            count = kept;
+            ScanPending(mask, any, values[..taken]);
+        }
+    }
+
+    /// <summary>One coalesced scan, out of line so that <see cref="Execute(ReadOnlySpan{InvalidationDescriptor}, Span{InvalidationStatus})"/>'s
+    /// frame does not hold the operators' broadcast vectors.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ScanPending(ulong mask, ulong any, ReadOnlySpan<ulong> values)
+    {
+        if (values.Length == 1)
+        {
+            var op = new TagOp(mask, values[0], any);
+            Iotlb.Table.RemoveByScan(in op, Kernel);
+        }
+        else
+        {
+            var op = new TagOpAnyOf(mask, any, values);
+            Iotlb.Table.RemoveByScan(in op, Kernel);
+        }
     }
 
     /// <summary>A tag-only IOTLB flush, out of line: its operators hold broadcast vectors, which this method's frame

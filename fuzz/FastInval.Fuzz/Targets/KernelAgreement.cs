@@ -11,10 +11,11 @@ namespace FastInval.Fuzz.Targets;
 /// <remarks>
 /// Input layout (all little-endian; missing bytes read as zero):
 /// <code>
-/// [0]      operator kind: 0 TagOp, 1 TagOp4, 2 RangeOp (mod 3)
+/// [0]      operator kind: 0 TagOp, 1 TagOpAnyOf, 2 RangeOp (mod 3)
 /// [1]      table length n = byte (0..255); padded to a multiple of 8 with zero (invalid) slots
 /// [2]      hits-buffer length = 16 + byte % 64
-/// [3..]    operator words: TagOp 3 × u64 (mask, value, any); TagOp4 4 × 3 × u64; RangeOp 13 × u64
+/// [3..]    operator words: TagOp 3 × u64 (mask, value, any); TagOpAnyOf 1 byte (values = 1 + byte % 8), mask, any and
+///          that many values as u64; RangeOp 13 × u64
 /// then     n slots of 3 × u64 (tag, first, last); a slot's tag has the valid bit forced unless its first byte is 0xFF
 /// </code>
 /// Tags are masked so the valid bit comes from the slot and the rest is fuzzed freely.
@@ -28,7 +29,8 @@ public sealed class KernelAgreement : IFuzzer
         int n = input.Byte();
         int hitsLength = TagScan.MinHits + (input.Byte() % 64);
         TagOp ReadTagOp(ref FuzzInput i) => new(i.UInt64() | TranslationTag.ValidBit, i.UInt64() | TranslationTag.ValidBit, i.UInt64());
-        TagOp t1 = default, t2 = default, t3 = default, t4 = default;
+        TagOp t1 = default;
+        TagOpAnyOf anyOf = default;
         RangeOp r = default;
         switch (kind)
         {
@@ -36,10 +38,15 @@ public sealed class KernelAgreement : IFuzzer
                 t1 = ReadTagOp(ref input);
                 break;
             case 1:
-                t1 = ReadTagOp(ref input);
-                t2 = ReadTagOp(ref input);
-                t3 = ReadTagOp(ref input);
-                t4 = ReadTagOp(ref input);
+                int count = 1 + (input.Byte() % TagOpAnyOf.Capacity);
+                ulong mask = input.UInt64() | TranslationTag.ValidBit, any = input.UInt64();
+                Span<ulong> values = stackalloc ulong[count];
+                for (int v = 0; v < count; v++)
+                {
+                    values[v] = input.UInt64() | TranslationTag.ValidBit;
+                }
+
+                anyOf = new TagOpAnyOf(mask, any, values);
                 break;
             default:
                 r = new RangeOp(input.UInt64() | TranslationTag.ValidBit, input.UInt64() | TranslationTag.ValidBit, input.UInt64(), input.UInt64(),
@@ -66,13 +73,13 @@ public sealed class KernelAgreement : IFuzzer
             int[] hits = kind switch
             {
                 0 => Scan(kernel, in t1, tags, firsts, lasts, hitsLength),
-                1 => Scan(kernel, new TagOp4(t1, t2, t3, t4), tags, firsts, lasts, hitsLength),
+                1 => Scan(kernel, in anyOf, tags, firsts, lasts, hitsLength),
                 _ => Scan(kernel, in r, tags, firsts, lasts, hitsLength),
             };
             expected ??= kind switch
             {
                 0 => Plain(in t1, tags, firsts, lasts),
-                1 => Plain(new TagOp4(t1, t2, t3, t4), tags, firsts, lasts),
+                1 => Plain(in anyOf, tags, firsts, lasts),
                 _ => Plain(in r, tags, firsts, lasts),
             };
             if (!hits.AsSpan().SequenceEqual(expected))

@@ -116,6 +116,7 @@ public sealed class ConfigurationCache : IDisposable
     /// <summary>Removes every entry (writer side).</summary>
     public void Clear() => Store.Clear();
 
+    [SkipLocalsInit] // the hits buffer is written by the kernel before it is read
     internal int RemoveByScan<TOp>(in TOp op, TagScanKernel kernel) where TOp : struct, IMatchOp
     {
         Span<int> hits = stackalloc int[256];

@@ -220,6 +220,7 @@ internal sealed class TranslationTable : IDisposable
     }
 
     /// <summary>Writer side. Removes every slot a scan with <paramref name="op"/> selects; returns how many.</summary>
+    [SkipLocalsInit] // the hits buffer is written by the kernel before it is read: no 1 KiB clear per scan
     public int RemoveByScan<TOp>(in TOp op, TagScanKernel kernel) where TOp : struct, IMatchOp
     {
         Span<int> hits = stackalloc int[256];

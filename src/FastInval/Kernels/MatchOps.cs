@@ -66,42 +66,84 @@ internal readonly struct TagOp : IMatchOp
         Vector512.Equals(tag & _mask, _value) & ~Vector512.Equals(tag & _any, Vector512<ulong>.Zero);
 }
 
-/// <summary>Up to four <see cref="TagOp"/>s in one pass (OR): how a batch coalesces several tag flushes into one scan.
-/// Unused operators are <see cref="Never"/>.</summary>
-internal readonly struct TagOp4 : IMatchOp
+/// <summary>
+/// Up to eight tag flushes of one shape in one pass: <c>(tag &amp; Mask) ∈ {V0 … V7} ∧ (tag &amp; Any) ≠ 0</c>. How a
+/// batch coalesces its tag flushes: flushes of the same shape (every domain flush, every PASID flush of the same
+/// stages) differ only in their value, so one masked AND serves them all and each extra flush costs one compare and
+/// one OR per vector instead of a pass over the tag column. Fewer than eight values repeat the first.
+/// </summary>
+internal readonly struct TagOpAnyOf : IMatchOp
 {
-    public static readonly TagOp Never = new(0, 1, 0);
+    /// <summary>Most values one operator holds.</summary>
+    public const int Capacity = 8;
 
-    public readonly TagOp A;
-    public readonly TagOp B;
-    public readonly TagOp C;
-    public readonly TagOp D;
+    private readonly Vector512<ulong> _mask;
+    private readonly Vector512<ulong> _any;
+    private readonly Vector512<ulong> _v0, _v1, _v2, _v3, _v4, _v5, _v6, _v7;
 
-    public TagOp4(TagOp a, TagOp b, TagOp c, TagOp d)
+    /// <summary>One operator over <paramref name="values"/> (1 to <see cref="Capacity"/> of them).</summary>
+    public TagOpAnyOf(ulong mask, ulong any, ReadOnlySpan<ulong> values)
     {
-        A = a;
-        B = b;
-        C = c;
-        D = d;
+        FastInval.Internals.FastAssert.True(values.Length is > 0 and <= Capacity);
+        _mask = Vector512.Create(mask);
+        _any = Vector512.Create(any);
+        ulong first = values[0];
+        _v0 = Vector512.Create(first);
+        _v1 = Vector512.Create(values.Length > 1 ? values[1] : first);
+        _v2 = Vector512.Create(values.Length > 2 ? values[2] : first);
+        _v3 = Vector512.Create(values.Length > 3 ? values[3] : first);
+        _v4 = Vector512.Create(values.Length > 4 ? values[4] : first);
+        _v5 = Vector512.Create(values.Length > 5 ? values[5] : first);
+        _v6 = Vector512.Create(values.Length > 6 ? values[6] : first);
+        _v7 = Vector512.Create(values.Length > 7 ? values[7] : first);
     }
 
     public static bool UsesRange => false;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool Match(ulong tag, ulong first, ulong last) =>
-        A.Match(tag, first, last) | B.Match(tag, first, last) | C.Match(tag, first, last) | D.Match(tag, first, last);
+    public bool Match(ulong tag, ulong first, ulong last)
+    {
+        ulong t = tag & _mask.ToScalar();
+        return (tag & _any.ToScalar()) != 0 &&
+            (t == _v0.ToScalar() || t == _v1.ToScalar() || t == _v2.ToScalar() || t == _v3.ToScalar() ||
+             t == _v4.ToScalar() || t == _v5.ToScalar() || t == _v6.ToScalar() || t == _v7.ToScalar());
+    }
+
+    // The vector forms fold the eight compares as min_j(t ^ v_j) == 0 (unsigned): XOR and MIN run on every vector port,
+    // while eight compares OR-ed together become mask-register ops (KORB) with an AVX-512 encoding, and those issue one
+    // per cycle on one port: measured 4x a single TagOp's scan on Zen 5, against about 1.5x this way.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector128<ulong> Match(Vector128<ulong> tag, Vector128<ulong> first, Vector128<ulong> last)
+    {
+        Vector128<ulong> t = tag & _mask.GetLower().GetLower();
+        Vector128<ulong> m =
+            Vector128.Min(
+                Vector128.Min(Vector128.Min(t ^ _v0.GetLower().GetLower(), t ^ _v1.GetLower().GetLower()), Vector128.Min(t ^ _v2.GetLower().GetLower(), t ^ _v3.GetLower().GetLower())),
+                Vector128.Min(Vector128.Min(t ^ _v4.GetLower().GetLower(), t ^ _v5.GetLower().GetLower()), Vector128.Min(t ^ _v6.GetLower().GetLower(), t ^ _v7.GetLower().GetLower())));
+        return Vector128.Equals(m, Vector128<ulong>.Zero) & ~Vector128.Equals(tag & _any.GetLower().GetLower(), Vector128<ulong>.Zero);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Vector128<ulong> Match(Vector128<ulong> tag, Vector128<ulong> first, Vector128<ulong> last) =>
-        A.Match(tag, first, last) | B.Match(tag, first, last) | C.Match(tag, first, last) | D.Match(tag, first, last);
+    public Vector256<ulong> Match(Vector256<ulong> tag, Vector256<ulong> first, Vector256<ulong> last)
+    {
+        Vector256<ulong> t = tag & _mask.GetLower();
+        Vector256<ulong> m =
+            Vector256.Min(
+                Vector256.Min(Vector256.Min(t ^ _v0.GetLower(), t ^ _v1.GetLower()), Vector256.Min(t ^ _v2.GetLower(), t ^ _v3.GetLower())),
+                Vector256.Min(Vector256.Min(t ^ _v4.GetLower(), t ^ _v5.GetLower()), Vector256.Min(t ^ _v6.GetLower(), t ^ _v7.GetLower())));
+        return Vector256.Equals(m, Vector256<ulong>.Zero) & ~Vector256.Equals(tag & _any.GetLower(), Vector256<ulong>.Zero);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Vector256<ulong> Match(Vector256<ulong> tag, Vector256<ulong> first, Vector256<ulong> last) =>
-        A.Match(tag, first, last) | B.Match(tag, first, last) | C.Match(tag, first, last) | D.Match(tag, first, last);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Vector512<ulong> Match(Vector512<ulong> tag, Vector512<ulong> first, Vector512<ulong> last) =>
-        A.Match(tag, first, last) | B.Match(tag, first, last) | C.Match(tag, first, last) | D.Match(tag, first, last);
+    public Vector512<ulong> Match(Vector512<ulong> tag, Vector512<ulong> first, Vector512<ulong> last)
+    {
+        Vector512<ulong> t = tag & _mask;
+        Vector512<ulong> m =
+            Vector512.Min(
+                Vector512.Min(Vector512.Min(t ^ _v0, t ^ _v1), Vector512.Min(t ^ _v2, t ^ _v3)),
+                Vector512.Min(Vector512.Min(t ^ _v4, t ^ _v5), Vector512.Min(t ^ _v6, t ^ _v7)));
+        return Vector512.Equals(m, Vector512<ulong>.Zero) & ~Vector512.Equals(tag & _any, Vector512<ulong>.Zero);
+    }
 }
 
 /// <summary>

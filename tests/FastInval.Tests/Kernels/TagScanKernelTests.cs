@@ -109,21 +109,30 @@ public class TagScanKernelTests
 
     [Theory]
     [MemberData(nameof(Kernels))]
-    public void TagOp4_every_offset_matches_any_of_four_operators(TagScanKernel kernel)
+    public void TagOpAnyOf_every_offset_matches_any_of_its_values(TagScanKernel kernel)
     {
-        static TagOp Dom(uint d) => new(TranslationTag.ValidBit | TranslationTag.SpaceMask, TranslationTag.ValidBit | TranslationTag.Space(d), TranslationTag.StageMask);
-        var op = new TagOp4(Dom(2), Dom(3), Dom(4), TagOp4.Never);
+        static ulong Dom(uint d) => TranslationTag.ValidBit | TranslationTag.Space(d);
+        for (int values = 1; values <= TagOpAnyOf.Capacity; values++)
+        {
+            ulong[] named = Enumerable.Range(0, values).Select(v => Dom(2 + (uint)v)).ToArray();
+            var op = new TagOpAnyOf(TranslationTag.ValidBit | TranslationTag.SpaceMask, TranslationTag.StageMask, named);
+            AnyOfAtEveryOffset(kernel, in op, values);
+        }
+    }
+
+    private static void AnyOfAtEveryOffset(TagScanKernel kernel, in TagOpAnyOf op, int values)
+    {
         for (int length = 0; length <= 257; length++)
         {
             (ulong[] tags, ulong[] firsts, ulong[] lasts) = Table(length);
             for (int offset = 0; offset < length; offset++)
             {
-                uint d = 2 + (uint)(offset % 3);
+                uint d = 2 + (uint)(offset % values);
                 tags[offset] = Tag(d, 7);
                 int other = length - 1 - offset;
                 if (other != offset)
                 {
-                    tags[other] = Tag(5, 7); // a domain no operator names
+                    tags[other] = Tag(2 + (uint)values, 7); // a domain the operator does not name
                 }
 
                 Assert.Equal([offset], Scan(kernel, in op, tags, firsts, lasts));

@@ -384,8 +384,9 @@ public static class Generators
         (3, from n in Gen.Choose(1, 12)
             from ds in Descriptor.ArrayOf(n)
             select (Op)new BatchOp([.. ds])),
-        // A storm of tag flushes, which the fast engine coalesces several to a scan.
-        (1, from n in Gen.Choose(4, 12)
+        // A storm of tag flushes, which the fast engine holds back (16 at most) and coalesces, up to eight of one shape
+        // to a scan: long enough to fill the hold-back and to carry more than eight flushes of a shape.
+        (1, from n in Gen.Choose(4, 40)
             from ds in Gen.Frequency((4, IotlbDescriptor), (1, ConfigDescriptor), (1, IotlbRangeDescriptor), (1, DeviceTlbDescriptor)).ArrayOf(n)
             select (Op)new BatchOp([.. ds])));
 
