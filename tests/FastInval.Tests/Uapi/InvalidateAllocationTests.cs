@@ -8,8 +8,9 @@ namespace FastInval.Tests.Uapi;
 /// success and on the error paths.</summary>
 public class InvalidateAllocationTests
 {
-    /// <summary>Bytes allocated on this thread by 20 rounds after 3 warm-up rounds; the smallest of three windows, so
-    /// that a runtime-side blip on a loaded machine does not count (an allocation in the code shows in every window).</summary>
+    /// <summary>Bytes allocated on this thread by 20 rounds after 3 warm-up rounds: the smallest over up to five windows
+    /// (stopping at the first that allocated nothing), so that a collection run by another test's thread during a window
+    /// does not count; an allocation in the code shows in every window.</summary>
     private static (long Min, string All) Allocated(Action action, int rounds = 20)
     {
         for (int i = 0; i < 3; i++)
@@ -17,8 +18,8 @@ public class InvalidateAllocationTests
             action();
         }
 
-        var windows = new long[3];
-        for (int w = 0; w < windows.Length; w++)
+        var windows = new List<long>(5);
+        while (windows.Count < 5 && (windows.Count == 0 || windows.Min() != 0))
         {
             long before = GC.GetAllocatedBytesForCurrentThread();
             for (int i = 0; i < rounds; i++)
@@ -26,7 +27,7 @@ public class InvalidateAllocationTests
                 action();
             }
 
-            windows[w] = GC.GetAllocatedBytesForCurrentThread() - before;
+            windows.Add(GC.GetAllocatedBytesForCurrentThread() - before);
         }
 
         return (windows.Min(), string.Join(", ", windows));
