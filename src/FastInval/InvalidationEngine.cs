@@ -65,10 +65,14 @@ public readonly record struct BatchResult(int Ok, int TimedOut, int CompletionEr
 /// <see cref="InvalidationStatus.Invalid"/> and changes nothing; a device-TLB descriptor reports the fault plan's
 /// decision (a time-out leaves the device's entries in place; a completion error removes them). Only host errors
 /// throw (an outcome span shorter than the batch).</para>
-/// <para><b>Threading.</b> <see cref="Execute(ReadOnlySpan{InvalidationDescriptor}, Span{InvalidationStatus})"/> and the
-/// caches' fills are writers and must be serialized by the caller (one thread, or a lock per engine). Lookups on the
-/// caches may run on other threads at any time; once Execute returns, no lookup that starts afterwards returns an entry
-/// it removed.</para>
+/// <para><b>Threading.</b> Every member may be called from any thread. <c>Execute</c> and the caches' fills, clears and
+/// snapshots are writers, serialized by one writer lock inside the engine (the caches share it); lookups on the caches
+/// never take it and may run at any time. Once Execute returns, no lookup that starts afterwards returns an entry it
+/// removed, and no <c>TryFill</c> whose token predates it inserts an entry it may cover.</para>
+/// <para><b>Lifetime.</b> <see cref="Dispose"/> may race calls on other threads: it waits for writers and lookups inside
+/// the caches to leave, then frees; afterwards <c>Execute</c> and every member of the caches throw
+/// <see cref="ObjectDisposedException"/> (the engine's configuration properties stay readable). Execute also throws
+/// when any one of its caches was disposed on its own.</para>
 /// <para><b>Allocation.</b> Execute, fills and lookups allocate nothing.</para>
 /// </remarks>
 public sealed class InvalidationEngine : IDisposable
@@ -78,6 +82,10 @@ public sealed class InvalidationEngine : IDisposable
 
     private ulong _deviceTlbOrdinal;
 
+    /// <summary>The one writer lock of the engine and its three caches: Execute, fills and clears take it; lookups never do.</summary>
+    private readonly WriterLock _writerLock = new();
+    private int _disposed;
+
     /// <summary>Forces the range path (tests compare both paths against the reference).</summary>
     internal RangeStrategy RangeStrategy { get; set; }
 
@@ -85,9 +93,9 @@ public sealed class InvalidationEngine : IDisposable
     public InvalidationEngine(EngineOptions? options = null)
     {
         options ??= new EngineOptions();
-        Iotlb = new TranslationCache(options.IotlbCapacity);
-        DeviceTlb = new DeviceTlb(options.DeviceTlbCapacity);
-        ConfigCache = new ConfigurationCache(options.ConfigCacheCapacity);
+        Iotlb = new TranslationCache(options.IotlbCapacity, _writerLock);
+        DeviceTlb = new DeviceTlb(options.DeviceTlbCapacity, _writerLock);
+        ConfigCache = new ConfigurationCache(options.ConfigCacheCapacity, _writerLock);
         Kernel = options.Kernel;
         FaultPlan = options.FaultPlan ?? FaultPlan.None;
     }
@@ -118,6 +126,28 @@ public sealed class InvalidationEngine : IDisposable
 
     /// <summary>Executes one descriptor.</summary>
     public InvalidationStatus Execute(in InvalidationDescriptor descriptor)
+    {
+        using (EnterWrite())
+        {
+            return ExecuteOne(in descriptor);
+        }
+    }
+
+    /// <summary>Takes the writer lock; throws <see cref="ObjectDisposedException"/> if the engine or one of its caches is
+    /// disposed (checked under the lock, so no cache is freed while the call runs).</summary>
+    private WriterLock.Scope EnterWrite()
+    {
+        WriterLock.Scope scope = _writerLock.EnterScope();
+        if (_disposed != 0 || Iotlb.Lifetime.IsDisposed || DeviceTlb.Lifetime.IsDisposed || ConfigCache.Lifetime.IsDisposed)
+        {
+            scope.Dispose();
+            ThrowHelper.ObjectDisposed(nameof(InvalidationEngine));
+        }
+
+        return scope;
+    }
+
+    private InvalidationStatus ExecuteOne(in InvalidationDescriptor descriptor)
     {
         if (!DescriptorPredicates.IsValid(in descriptor))
         {
@@ -152,7 +182,6 @@ public sealed class InvalidationEngine : IDisposable
     /// <summary>
     /// Executes a batch with the effect of executing it one descriptor at a time, writing each descriptor's outcome.
     /// </summary>
-    [SkipLocalsInit] // the hold-back buffer is written before it is read
     public BatchResult Execute(ReadOnlySpan<InvalidationDescriptor> batch, Span<InvalidationStatus> statuses)
     {
         if (statuses.Length < batch.Length)
@@ -160,6 +189,15 @@ public sealed class InvalidationEngine : IDisposable
             ThrowHelper.Argument(nameof(statuses), "statuses must be at least as long as the batch");
         }
 
+        using (EnterWrite())
+        {
+            return ExecuteBatch(batch, statuses);
+        }
+    }
+
+    [SkipLocalsInit] // the hold-back buffer is written before it is read
+    private BatchResult ExecuteBatch(ReadOnlySpan<InvalidationDescriptor> batch, Span<InvalidationStatus> statuses)
+    {
         int ok = 0, timedOut = 0, completionErrors = 0, invalid = 0, firstFailure = -1;
         Span<PendingTagFlush> pending = stackalloc PendingTagFlush[PendingCapacity];
         int pendingCount = 0;
@@ -195,7 +233,7 @@ public sealed class InvalidationEngine : IDisposable
             }
             else
             {
-                status = Execute(in d);
+                status = ExecuteOne(in d);
             }
 
             statuses[i] = status;
@@ -504,9 +542,12 @@ public sealed class InvalidationEngine : IDisposable
 
     private static ulong SaturatingAdd(ulong a, ulong b) => a > ulong.MaxValue - b ? ulong.MaxValue : a + b;
 
-    /// <inheritdoc/>
+    /// <summary>Frees the caches' native storage. Safe while lookups run on other threads (they finish first; later ones
+    /// throw <see cref="ObjectDisposedException"/>). Afterwards <c>Execute</c> and every member of the caches throw
+    /// <see cref="ObjectDisposedException"/>. Idempotent.</summary>
     public void Dispose()
     {
+        Volatile.Write(ref _disposed, 1);
         Iotlb.Dispose();
         DeviceTlb.Dispose();
         ConfigCache.Dispose();

@@ -13,23 +13,58 @@ namespace FastInval;
 /// <para>Validity: the kind is exactly one kind; <see cref="ConfigKinds.Context"/>, <see cref="ConfigKinds.StreamTableEntry"/>
 /// and <see cref="ConfigKinds.InterruptEntry"/> entries have no address space (<see cref="AddressSpace.None"/>);
 /// <see cref="ConfigKinds.PasidEntry"/> and <see cref="ConfigKinds.ContextDescriptor"/> entries have one (≤ <see cref="AddressSpace.MaxId"/>).</para>
-/// <para><b>Threading.</b> As <see cref="TranslationCache"/>: concurrent <see cref="TryLookup(ConfigKinds, uint, uint, out ConfigEntry)"/> with one serialized writer.</para>
+/// <para><b>Threading and lifetime.</b> As <see cref="TranslationCache"/>: any thread; lock-free lookups; fills,
+/// clears, snapshots and the engine's invalidations serialized by the writer lock inside; <see cref="Dispose"/> safe
+/// against calls in flight, and every later call throws <see cref="ObjectDisposedException"/>.</para>
 /// </remarks>
 public sealed class ConfigurationCache : IDisposable
 {
     internal readonly SlotStore Store;
+    private readonly CacheLifetime _lifetime;
 
     /// <summary>Creates configuration caches holding up to <paramref name="capacity"/> entries in total.</summary>
-    public ConfigurationCache(int capacity) => Store = new SlotStore(capacity);
+    public ConfigurationCache(int capacity)
+        : this(capacity, new WriterLock())
+    {
+    }
+
+    internal ConfigurationCache(int capacity, WriterLock writerLock)
+    {
+        Store = new SlotStore(capacity);
+        _lifetime = new CacheLifetime(nameof(ConfigurationCache), writerLock);
+    }
+
+    internal CacheLifetime Lifetime => _lifetime;
 
     /// <summary>Maximum number of entries.</summary>
-    public int Capacity => Store.Capacity;
+    public int Capacity
+    {
+        get
+        {
+            _lifetime.ThrowIfDisposed();
+            return Store.Capacity;
+        }
+    }
 
     /// <summary>Entries cached now.</summary>
-    public int Count => Store.Count;
+    public int Count
+    {
+        get
+        {
+            _lifetime.ThrowIfDisposed();
+            return Store.Count;
+        }
+    }
 
     /// <summary>Pinned bytes owned.</summary>
-    public long MemoryBytes => Store.Bytes;
+    public long MemoryBytes
+    {
+        get
+        {
+            _lifetime.ThrowIfDisposed();
+            return Store.Bytes;
+        }
+    }
 
     /// <summary>True for the kinds whose entries carry an address space (PASID entries, CDs).</summary>
     internal static bool HasAddressSpace(ConfigKinds kind) => (kind & (ConfigKinds.PasidEntry | ConfigKinds.ContextDescriptor)) != 0;
@@ -42,7 +77,19 @@ public sealed class ConfigurationCache : IDisposable
     internal InvalidationSequence Sequence { get; } = new();
 
     /// <summary>Caches a configuration entry (writer side).</summary>
-    public FillResult Fill(in ConfigEntry entry) => IsWellFormed(in entry) ? Insert(in entry) : FillResult.Rejected;
+    public FillResult Fill(in ConfigEntry entry)
+    {
+        if (!IsWellFormed(in entry))
+        {
+            _lifetime.ThrowIfDisposed();
+            return FillResult.Rejected;
+        }
+
+        using (_lifetime.EnterWrite())
+        {
+            return Insert(in entry);
+        }
+    }
 
     /// <summary>
     /// Caches an entry read from guest memory after <paramref name="token"/> was taken, unless an invalidation that may
@@ -57,23 +104,31 @@ public sealed class ConfigurationCache : IDisposable
     {
         if (!IsWellFormed(in entry))
         {
+            _lifetime.ThrowIfDisposed();
             result = FillResult.Rejected;
             return false;
         }
 
-        if (!Sequence.IsCurrent(in token, entry.SourceId, 0, 0))
+        using (_lifetime.EnterWrite())
         {
-            result = FillResult.Stale;
-            return false;
-        }
+            if (!Sequence.IsCurrent(in token, entry.SourceId, 0, 0))
+            {
+                result = FillResult.Stale;
+                return false;
+            }
 
-        result = Insert(in entry);
-        return true;
+            result = Insert(in entry);
+            return true;
+        }
     }
 
     /// <summary>The token for reading the configuration of <paramref name="sourceId"/> from guest memory: take it before
     /// the read, pass it to <see cref="TryFill(in ConfigEntry, in InvalidationToken)"/>.</summary>
-    public InvalidationToken GetInvalidationToken(uint sourceId) => Sequence.Read(sourceId, 0);
+    public InvalidationToken GetInvalidationToken(uint sourceId)
+    {
+        _lifetime.ThrowIfDisposed();
+        return Sequence.Read(sourceId, 0);
+    }
 
     /// <summary>As <see cref="TryLookup(ConfigKinds, uint, uint, out ConfigEntry)"/>; on a miss also returns the token for
     /// the read that follows (on a hit, <paramref name="token"/> is <c>default</c>).</summary>
@@ -137,6 +192,19 @@ public sealed class ConfigurationCache : IDisposable
     /// <summary>Finds the cached entry of (kind, source id, address space).</summary>
     public bool TryLookup(ConfigKinds kind, uint sourceId, uint addressSpaceId, out ConfigEntry entry)
     {
+        ReaderSlot slot = _lifetime.EnterRead();
+        try
+        {
+            return LookupInside(kind, sourceId, addressSpaceId, out entry);
+        }
+        finally
+        {
+            CacheLifetime.ExitRead(slot);
+        }
+    }
+
+    private bool LookupInside(ConfigKinds kind, uint sourceId, uint addressSpaceId, out ConfigEntry entry)
+    {
         if (kind == ConfigKinds.None || (kind & ~ConfigKinds.All) != 0 || ((byte)kind & ((byte)kind - 1)) != 0 ||
             !AddressSpace.IsValid(addressSpaceId))
         {
@@ -167,8 +235,11 @@ public sealed class ConfigurationCache : IDisposable
     /// <summary>Removes every entry (writer side).</summary>
     public void Clear()
     {
-        Sequence.BumpAll();
-        Store.Clear();
+        using (_lifetime.EnterWrite())
+        {
+            Sequence.BumpAll();
+            Store.Clear();
+        }
     }
 
     [SkipLocalsInit] // the hits buffer is written by the kernel before it is read
@@ -216,7 +287,15 @@ public sealed class ConfigurationCache : IDisposable
     /// <summary>Every cached entry (writer side; allocates).</summary>
     public ConfigEntry[] ToArray()
     {
-        var result = new List<ConfigEntry>(Count);
+        using (_lifetime.EnterWrite())
+        {
+            return ToArrayLocked();
+        }
+    }
+
+    private ConfigEntry[] ToArrayLocked()
+    {
+        var result = new List<ConfigEntry>(Store.Count);
         int end = (int)Store.ScanEnd;
         for (int s = 0; s < end; s++)
         {
@@ -231,6 +310,7 @@ public sealed class ConfigurationCache : IDisposable
         return result.ToArray();
     }
 
-    /// <inheritdoc/>
-    public void Dispose() => Store.Dispose();
+    /// <summary>Frees the native storage. Safe while lookups run on other threads: it waits for those inside to leave,
+    /// and every later call (lookups included) throws <see cref="ObjectDisposedException"/>. Idempotent.</summary>
+    public void Dispose() => _lifetime.DisposeStorage(Store.Dispose);
 }

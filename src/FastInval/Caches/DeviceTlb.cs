@@ -10,7 +10,9 @@ namespace FastInval;
 /// <remarks>
 /// <para>Hashing ignores the PASID, so a range invalidation of a device probes each covered block once and finds every
 /// PASID there. Any power-of-two span from 4 KiB is allowed (ATS translation completions carry arbitrary sizes).</para>
-/// <para><b>Threading.</b> As <see cref="TranslationCache"/>: concurrent <see cref="TryLookup(uint, uint, ulong, out Translation)"/> with one serialized writer.</para>
+/// <para><b>Threading and lifetime.</b> As <see cref="TranslationCache"/>: any thread; lock-free lookups; fills,
+/// clears, snapshots and the engine's invalidations serialized by the writer lock inside; <see cref="Dispose"/> safe
+/// against calls in flight, and every later call throws <see cref="ObjectDisposedException"/>.</para>
 /// </remarks>
 public sealed class DeviceTlb : IDisposable
 {
@@ -18,28 +20,65 @@ public sealed class DeviceTlb : IDisposable
     private const ulong CommonBits = TranslationTag.ValidBit | (1UL << TranslationTag.StageShift) | TranslationTag.LeafBit;
 
     internal readonly TranslationTable Table;
+    private readonly CacheLifetime _lifetime;
 
     /// <summary>Creates device TLBs holding up to <paramref name="capacity"/> entries in total.</summary>
-    public DeviceTlb(int capacity) => Table = new TranslationTable(capacity, keysAddressSpace: false, variableSizes: true);
+    public DeviceTlb(int capacity)
+        : this(capacity, new WriterLock())
+    {
+    }
+
+    internal DeviceTlb(int capacity, WriterLock writerLock)
+    {
+        Table = new TranslationTable(capacity, keysAddressSpace: false, variableSizes: true);
+        _lifetime = new CacheLifetime(nameof(DeviceTlb), writerLock);
+    }
+
+    internal CacheLifetime Lifetime => _lifetime;
 
     /// <summary>Maximum number of entries.</summary>
-    public int Capacity => Table.Capacity;
+    public int Capacity
+    {
+        get
+        {
+            _lifetime.ThrowIfDisposed();
+            return Table.Capacity;
+        }
+    }
 
     /// <summary>Entries cached now.</summary>
-    public int Count => Table.Count;
+    public int Count
+    {
+        get
+        {
+            _lifetime.ThrowIfDisposed();
+            return Table.Count;
+        }
+    }
 
     /// <summary>Pinned bytes owned.</summary>
-    public long MemoryBytes => Table.Store.Bytes;
+    public long MemoryBytes
+    {
+        get
+        {
+            _lifetime.ThrowIfDisposed();
+            return Table.Store.Bytes;
+        }
+    }
 
     /// <summary>Caches an ATS translation (writer side).</summary>
     public FillResult Fill(in DeviceTlbEntry entry)
     {
         if (!TryEncode(in entry, out ulong tag))
         {
+            _lifetime.ThrowIfDisposed();
             return FillResult.Rejected;
         }
 
-        return Table.Fill(tag, entry.InputAddress, entry.SizeLog2, entry.OutputAddress | (ulong)entry.Rights);
+        using (_lifetime.EnterWrite())
+        {
+            return Table.Fill(tag, entry.InputAddress, entry.SizeLog2, entry.OutputAddress | (ulong)entry.Rights);
+        }
     }
 
     private static bool TryEncode(in DeviceTlbEntry entry, out ulong tag)
@@ -70,23 +109,31 @@ public sealed class DeviceTlb : IDisposable
     {
         if (!TryEncode(in entry, out ulong tag))
         {
+            _lifetime.ThrowIfDisposed();
             result = FillResult.Rejected;
             return false;
         }
 
-        if (!Table.Sequence.IsCurrent(in token, entry.SourceId, entry.InputAddress, entry.SizeLog2))
+        using (_lifetime.EnterWrite())
         {
-            result = FillResult.Stale;
-            return false;
-        }
+            if (!Table.Sequence.IsCurrent(in token, entry.SourceId, entry.InputAddress, entry.SizeLog2))
+            {
+                result = FillResult.Stale;
+                return false;
+            }
 
-        result = Table.Fill(tag, entry.InputAddress, entry.SizeLog2, entry.OutputAddress | (ulong)entry.Rights);
-        return true;
+            result = Table.Fill(tag, entry.InputAddress, entry.SizeLog2, entry.OutputAddress | (ulong)entry.Rights);
+            return true;
+        }
     }
 
     /// <summary>The token for a translation request of <paramref name="address"/> by <paramref name="sourceId"/>: take it
     /// before the request, pass it to <see cref="TryFill(in DeviceTlbEntry, in InvalidationToken)"/>.</summary>
-    public InvalidationToken GetInvalidationToken(uint sourceId, ulong address) => Table.Sequence.Read(sourceId, address);
+    public InvalidationToken GetInvalidationToken(uint sourceId, ulong address)
+    {
+        _lifetime.ThrowIfDisposed();
+        return Table.Sequence.Read(sourceId, address);
+    }
 
     /// <summary>As <see cref="TryLookup(uint, uint, ulong, out Translation)"/>; on a miss also returns the token for the
     /// translation request that follows (on a hit, <paramref name="token"/> is <c>default</c>).</summary>
@@ -107,6 +154,19 @@ public sealed class DeviceTlb : IDisposable
     /// answers first, and at equal span the non-global entry; an invalid PASID is a miss.</summary>
     public bool TryLookup(uint sourceId, uint pasid, ulong address, out Translation translation)
     {
+        ReaderSlot slot = _lifetime.EnterRead();
+        try
+        {
+            return LookupInside(sourceId, pasid, address, out translation);
+        }
+        finally
+        {
+            CacheLifetime.ExitRead(slot);
+        }
+    }
+
+    private bool LookupInside(uint sourceId, uint pasid, ulong address, out Translation translation)
+    {
         if (!AddressSpace.IsValid(pasid) ||
             !Table.TryLookup(CommonBits | TranslationTag.Space(sourceId), sourceId, pasid, address, ulong.MaxValue, s_sizeBits,
                 leaf: true, out ulong tag, out ulong first, out int sizeLog2, out ulong value))
@@ -121,12 +181,26 @@ public sealed class DeviceTlb : IDisposable
     }
 
     /// <summary>Removes every entry (writer side).</summary>
-    public void Clear() => Table.Clear();
+    public void Clear()
+    {
+        using (_lifetime.EnterWrite())
+        {
+            Table.Clear();
+        }
+    }
 
     /// <summary>Every cached entry (writer side; allocates).</summary>
     public DeviceTlbEntry[] ToArray()
     {
-        var raw = new (ulong Tag, ulong First, ulong Last, ulong Value)[Count];
+        using (_lifetime.EnterWrite())
+        {
+            return ToArrayLocked();
+        }
+    }
+
+    private DeviceTlbEntry[] ToArrayLocked()
+    {
+        var raw = new (ulong Tag, ulong First, ulong Last, ulong Value)[Table.Count];
         int n = Table.Snapshot(raw);
         var result = new DeviceTlbEntry[n];
         for (int i = 0; i < n; i++)
@@ -140,8 +214,9 @@ public sealed class DeviceTlb : IDisposable
         return result;
     }
 
-    /// <inheritdoc/>
-    public void Dispose() => Table.Dispose();
+    /// <summary>Frees the native storage. Safe while lookups run on other threads: it waits for those inside to leave,
+    /// and every later call (lookups included) throws <see cref="ObjectDisposedException"/>. Idempotent.</summary>
+    public void Dispose() => _lifetime.DisposeStorage(Table.Dispose);
 
     private static ulong[] BuildSizeBits()
     {

@@ -11,7 +11,7 @@ namespace FastInval.Caches;
 /// heads (i32, slot + 1) and the sequence counters (i32, one per stripe of buckets).
 /// </summary>
 /// <remarks>
-/// <para><b>Concurrency (striped seqlock).</b> One writer at a time (fill or invalidate, serialized by the caller);
+/// <para><b>Concurrency (striped seqlock).</b> One writer at a time (fill or invalidate, serialized by the owning cache's writer lock);
 /// any number of concurrent readers. Every change to a slot happens while the sequence counter of the stripe of the
 /// bucket whose chain holds it is odd: link, unlink, value update. A reader samples an even counter, walks the chain,
 /// copies the slot's columns, and accepts the copy only if the counter is unchanged, otherwise it retries. A slot is

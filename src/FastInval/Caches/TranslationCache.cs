@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using FastInval.Internals;
 
 namespace FastInval;
@@ -9,29 +10,68 @@ namespace FastInval;
 /// <remarks>
 /// <para>Lookups are O(1) in the capacity: one hash probe per span present among the cached leaves (at most the
 /// handful of page and block sizes in use). Invalidation goes through <see cref="InvalidationEngine"/>.</para>
-/// <para><b>Threading.</b> <see cref="TryLookup(TranslationStage, ushort, uint, ulong, out Translation)"/> and <see cref="TryLookupTable"/> may run on any number of threads,
-/// concurrently with one writer. Writers (<see cref="Fill"/>, the engine's invalidations, <see cref="Clear"/>) must be
-/// serialized by the caller. A lookup never returns a torn entry, and never returns an entry whose invalidation
-/// completed before the lookup started. <see cref="Dispose"/> requires that no other call is in flight.</para>
+/// <para><b>Threading.</b> Every member may be called from any thread. Lookups (<c>TryLookup</c>,
+/// <see cref="TryLookupTable"/>) take no lock and run concurrently with each other and with writers. Writers (<see cref="Fill"/>,
+/// <c>TryFill</c>, <see cref="Clear"/>, <see cref="CopyTo"/>, <see cref="ToArray"/>, and the owning engine's
+/// <c>Execute</c>) are serialized by a writer lock inside the cache (one lock per engine, shared by its three caches).
+/// A lookup never returns a torn entry, and never returns an entry whose invalidation completed before the lookup
+/// started; with <c>TryFill</c>, no entry from a walk that raced an invalidation survives it (see
+/// <see cref="InvalidationToken"/>).</para>
+/// <para><b>Lifetime.</b> <see cref="Dispose"/> may race lookups and writers on other threads: it waits for the calls
+/// inside the cache to leave and frees the storage afterwards; every call after it throws
+/// <see cref="ObjectDisposedException"/>.</para>
 /// </remarks>
 public sealed class TranslationCache : IDisposable
 {
     internal readonly Caches.TranslationTable Table;
+    private readonly Caches.CacheLifetime _lifetime;
 
     // Granule and level bits of the tag for each span (0 = no level of any granule has that span).
     private static readonly ulong[] s_sizeBits = BuildSizeBits();
 
     /// <summary>Creates an IOTLB holding up to <paramref name="capacity"/> entries (1 to 2^28).</summary>
-    public TranslationCache(int capacity) => Table = new Caches.TranslationTable(capacity, keysAddressSpace: true, variableSizes: false);
+    public TranslationCache(int capacity)
+        : this(capacity, new Caches.WriterLock())
+    {
+    }
+
+    internal TranslationCache(int capacity, Caches.WriterLock writerLock)
+    {
+        Table = new Caches.TranslationTable(capacity, keysAddressSpace: true, variableSizes: false);
+        _lifetime = new Caches.CacheLifetime(nameof(TranslationCache), writerLock);
+    }
+
+    internal Caches.CacheLifetime Lifetime => _lifetime;
 
     /// <summary>Maximum number of entries.</summary>
-    public int Capacity => Table.Capacity;
+    public int Capacity
+    {
+        get
+        {
+            _lifetime.ThrowIfDisposed();
+            return Table.Capacity;
+        }
+    }
 
     /// <summary>Entries cached now.</summary>
-    public int Count => Table.Count;
+    public int Count
+    {
+        get
+        {
+            _lifetime.ThrowIfDisposed();
+            return Table.Count;
+        }
+    }
 
     /// <summary>Pinned bytes owned (all columns and the hash index).</summary>
-    public long MemoryBytes => Table.Store.Bytes;
+    public long MemoryBytes
+    {
+        get
+        {
+            _lifetime.ThrowIfDisposed();
+            return Table.Store.Bytes;
+        }
+    }
 
     internal static ReadOnlySpan<ulong> SizeBits => s_sizeBits;
 
@@ -40,11 +80,25 @@ public sealed class TranslationCache : IDisposable
     {
         if (!TryEncode(in entry, out ulong tag, out ulong value))
         {
+            _lifetime.ThrowIfDisposed();
             return FillResult.Rejected;
         }
 
-        return Table.Fill(tag, entry.InputAddress, entry.SizeLog2, value);
+        using (_lifetime.EnterWrite())
+        {
+            return Table.Fill(tag, entry.InputAddress, entry.SizeLog2, value);
+        }
     }
+
+    /// <summary>Benchmark hook: <see cref="Fill"/> without the writer lock, to measure the lock's cost side by side.
+    /// The caller must be the only writer.</summary>
+    internal FillResult FillUnlocked(in TranslationEntry entry) =>
+        TryEncode(in entry, out ulong tag, out ulong value) ? Table.Fill(tag, entry.InputAddress, entry.SizeLog2, value) : FillResult.Rejected;
+
+    /// <summary>Benchmark hook: a leaf lookup without the lifetime guard, to measure the guard's cost side by side.
+    /// The caller must not race <see cref="Dispose"/>.</summary>
+    internal bool TryLookupUnguarded(TranslationStage stage, ushort domainId, uint addressSpaceId, ulong address, out Translation translation) =>
+        LookupInside(stage, domainId, addressSpaceId, address, ulong.MaxValue, leaf: true, out translation);
 
     /// <summary>
     /// Caches an entry built from a page walk that began after <paramref name="token"/> was taken, unless an
@@ -65,23 +119,32 @@ public sealed class TranslationCache : IDisposable
     {
         if (!TryEncode(in entry, out ulong tag, out ulong value))
         {
+            _lifetime.ThrowIfDisposed();
             result = FillResult.Rejected;
             return false;
         }
 
-        if (!Table.Sequence.IsCurrent(in token, entry.DomainId, entry.InputAddress, entry.SizeLog2))
+        using (_lifetime.EnterWrite())
         {
-            result = FillResult.Stale;
-            return false;
-        }
+            // Checked under the writer lock, which every invalidation holds while it advances the sequence and removes.
+            if (!Table.Sequence.IsCurrent(in token, entry.DomainId, entry.InputAddress, entry.SizeLog2))
+            {
+                result = FillResult.Stale;
+                return false;
+            }
 
-        result = Table.Fill(tag, entry.InputAddress, entry.SizeLog2, value);
-        return true;
+            result = Table.Fill(tag, entry.InputAddress, entry.SizeLog2, value);
+            return true;
+        }
     }
 
     /// <summary>The token for a walk of <paramref name="address"/> in <paramref name="domainId"/>: take it before reading
     /// the guest page table, pass it to <see cref="TryFill(in TranslationEntry, in InvalidationToken)"/> (any thread).</summary>
-    public InvalidationToken GetInvalidationToken(ushort domainId, ulong address) => Table.Sequence.Read(domainId, address);
+    public InvalidationToken GetInvalidationToken(ushort domainId, ulong address)
+    {
+        _lifetime.ThrowIfDisposed();
+        return Table.Sequence.Read(domainId, address);
+    }
 
     /// <summary>As <see cref="TryLookup(TranslationStage, ushort, uint, ulong, out Translation)"/>; on a miss also returns
     /// the token for the walk that follows (on a hit, <paramref name="token"/> is <c>default</c>).</summary>
@@ -111,6 +174,7 @@ public sealed class TranslationCache : IDisposable
     {
         if ((uint)spanLog2 >= 64)
         {
+            _lifetime.ThrowIfDisposed();
             translation = default;
             return false;
         }
@@ -119,6 +183,20 @@ public sealed class TranslationCache : IDisposable
     }
 
     private bool Lookup(TranslationStage stage, ushort domainId, uint addressSpaceId, ulong address, ulong sizeMask, bool leaf, out Translation translation)
+    {
+        Caches.ReaderSlot slot = _lifetime.EnterRead();
+        try
+        {
+            return LookupInside(stage, domainId, addressSpaceId, address, sizeMask, leaf, out translation);
+        }
+        finally
+        {
+            Caches.CacheLifetime.ExitRead(slot);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool LookupInside(TranslationStage stage, ushort domainId, uint addressSpaceId, ulong address, ulong sizeMask, bool leaf, out Translation translation)
     {
         if (!AddressSpace.IsValid(addressSpaceId) || ((uint)stage & ((uint)stage - 1)) != 0 || (uint)stage > 4)
         {
@@ -142,12 +220,26 @@ public sealed class TranslationCache : IDisposable
     }
 
     /// <summary>Removes every entry (writer side).</summary>
-    public void Clear() => Table.Clear();
+    public void Clear()
+    {
+        using (_lifetime.EnterWrite())
+        {
+            Table.Clear();
+        }
+    }
 
     /// <summary>Copies every cached entry into <paramref name="destination"/> (writer side; diagnostics and tests).</summary>
     public int CopyTo(Span<TranslationEntry> destination)
     {
-        var raw = new (ulong Tag, ulong First, ulong Last, ulong Value)[Count];
+        using (_lifetime.EnterWrite())
+        {
+            return CopyToLocked(destination);
+        }
+    }
+
+    private int CopyToLocked(Span<TranslationEntry> destination)
+    {
+        var raw = new (ulong Tag, ulong First, ulong Last, ulong Value)[Table.Count];
         int n = Table.Snapshot(raw);
         if (destination.Length < n)
         {
@@ -165,13 +257,17 @@ public sealed class TranslationCache : IDisposable
     /// <summary>Every cached entry (writer side; allocates).</summary>
     public TranslationEntry[] ToArray()
     {
-        var result = new TranslationEntry[Count];
-        CopyTo(result);
-        return result;
+        using (_lifetime.EnterWrite())
+        {
+            var result = new TranslationEntry[Table.Count];
+            CopyToLocked(result);
+            return result;
+        }
     }
 
-    /// <inheritdoc/>
-    public void Dispose() => Table.Dispose();
+    /// <summary>Frees the cache's native storage. Safe while lookups run on other threads: it waits for those inside
+    /// to leave, and every later call (lookups included) throws <see cref="ObjectDisposedException"/>. Idempotent.</summary>
+    public void Dispose() => _lifetime.DisposeStorage(Table.Dispose);
 
     internal static bool TryEncode(in TranslationEntry e, out ulong tag, out ulong value)
     {

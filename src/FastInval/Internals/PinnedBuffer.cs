@@ -11,8 +11,8 @@ namespace FastInval.Internals;
 /// <para>Large buffers (≥ 4 MiB) are aligned to 2 MiB and, on Linux, advised as transparent huge pages
 /// (<c>madvise(MADV_HUGEPAGE)</c>) before first touch: a random lookup in a million-entry table then costs one cache
 /// miss per column instead of a cache miss plus a page-walk. Where the advice is refused, ordinary pages are used.</para>
-/// <para>Threading: the allocation is created and freed by the owning table. Readers may access it until
-/// <see cref="Dispose"/>; disposing while other threads still look up is a host error (the memory is freed).</para>
+/// <para>Threading: the allocation is created and freed by the owning table. The public caches free it only through
+/// their lifetime guard, which waits until no lookup or writer is inside (so no thread touches freed memory).</para>
 /// </remarks>
 internal sealed unsafe partial class PinnedBuffer : IDisposable
 {
