@@ -53,8 +53,10 @@ namespace FastInval.Vtd;
 /// ICESID.</para>
 ///
 /// <para><b>Waits.</b> In queue order, after every earlier descriptor has completed: SW writes the 32-bit status data,
-/// little-endian, at the status address (bits 63:2, modulo 2^HAW); a write to unmapped guest memory is dropped and the
-/// wait still completes (QEMU makes it an IQE). Then IF sets ICS.IWC and raises a completion event if IWC was clear. A
+/// little-endian, at the status address (bits 63:2, modulo 2^HAW). A status write to unmapped guest memory means the
+/// wait cannot complete: it is an IQE with IQH on the wait and IQEI 0 (no IQEI code names this case; QEMU also raises an
+/// IQE here), no completion event, and nothing after it runs until software clears IQE (Linux's recovery rewrites the
+/// slot at IQH first). Then IF sets ICS.IWC and raises a completion event if IWC was clear. A
 /// wait with neither SW nor IF is a valid no-op (QEMU rejects it); FN and PD need no action, as all earlier descriptors
 /// are complete and no page requests are outstanding.</para>
 ///
@@ -535,16 +537,19 @@ public sealed class VtdIommu : IDisposable
 
             if (stop == VtdDecodeOutcome.Wait)
             {
-                _iqh = Next(position, width, size);
                 if (timedOut)
                 {
+                    _iqh = Next(position, width, size);
                     break; // the wait is aborted: no status write, no interrupt; ITE below
                 }
 
-                if (wait.StatusWrite)
+                if (wait.StatusWrite && !_memory.TryWriteUInt32(wait.StatusAddress & _caps.HostAddressMask, wait.StatusData))
                 {
-                    _memory.TryWriteUInt32(wait.StatusAddress & _caps.HostAddressMask, wait.StatusData); // unmapped: dropped
+                    RaiseQueueError(VtdQueueError.None); // the wait cannot complete: IQE with IQH on it, as QEMU does
+                    break;
                 }
+
+                _iqh = Next(position, width, size);
 
                 if (wait.InterruptFlag)
                 {
