@@ -80,6 +80,8 @@ public sealed class SmmuV3 : IDisposable
     private uint _cmdqProd;
     private uint _cmdqCons;
     private bool _atcFailed;
+    private bool _internalFailed;
+    private ulong _internalErrors;
     private ulong _fetches;
     private bool _consuming;
 
@@ -132,6 +134,14 @@ public sealed class SmmuV3 : IDisposable
 
     /// <summary>Commands fetched so far: the ordinal the fault plan sees for the next fetch.</summary>
     public ulong CommandFetches => _fetches;
+
+    /// <summary>Invalidations the engine refused as malformed (<see cref="InvalidationStatus.Invalid"/>). The decoder
+    /// never produces such a descriptor, so a non-zero count is a FastInval bug: each occurrence also asserts in debug
+    /// builds, and the next CMD_SYNC cannot give its guarantees: it is CERROR_ILL, not consumed, with no signal.</summary>
+    public ulong InternalErrors => _internalErrors;
+
+    /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
+    internal BatchHook? TestBatchHook { get; set; }
 
     private bool CommandQueueEnabled => (_cr0 & Cr0CmdqEn) != 0;
 
@@ -392,6 +402,12 @@ public sealed class SmmuV3 : IDisposable
                 return SmmuCommandError.None;
             case SmmuCommandKind.Sync:
                 Flush();
+                if (_internalFailed)
+                {
+                    _internalFailed = false;
+                    return SmmuCommandError.Illegal; // an earlier invalidation failed inside FastInval (see InternalErrors)
+                }
+
                 if (_atcFailed)
                 {
                     _atcFailed = false;
@@ -413,7 +429,15 @@ public sealed class SmmuV3 : IDisposable
             return;
         }
 
-        Engine.Execute(_batch.AsSpan(0, _batchCount), _statuses);
+        TestBatchHook?.Invoke(_batch.AsSpan(0, _batchCount));
+        BatchResult result = Engine.Execute(_batch.AsSpan(0, _batchCount), _statuses);
+        if (result.Invalid != 0)
+        {
+            FastAssert.True(result.Invalid == 0, "the SMMU decoder produced a descriptor the engine rejects");
+            _internalErrors += (ulong)result.Invalid;
+            _internalFailed = true;
+        }
+
         for (int i = 0; i < _batchCount; i++)
         {
             if (_batchIsAtc[i] && _statuses[i] == InvalidationStatus.TimedOut)

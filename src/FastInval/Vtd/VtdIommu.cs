@@ -102,6 +102,7 @@ public sealed class VtdIommu : IDisposable
     private ulong _iqercd;
     private ulong _irta;
     private ulong _fetches;
+    private ulong _internalErrors;
     private bool _processing;
 
     /// <summary>Creates a unit over <paramref name="memory"/> (where the queue and wait statuses live).</summary>
@@ -143,6 +144,14 @@ public sealed class VtdIommu : IDisposable
 
     /// <summary>Descriptor fetches attempted so far: the ordinal the fault plan sees next.</summary>
     public ulong DescriptorFetches => _fetches;
+
+    /// <summary>Invalidations the engine refused as malformed (<see cref="InvalidationStatus.Invalid"/>). The decoder
+    /// never produces such a descriptor, so a non-zero count is a FastInval bug: each occurrence also asserts in debug
+    /// builds and stops the queue with IQE (IQEI 0, IQH on the descriptor after the run that held it).</summary>
+    public ulong InternalErrors => _internalErrors;
+
+    /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
+    internal BatchHook? TestBatchHook { get; set; }
 
     /// <summary>Reads a register: <paramref name="size"/> 4 or 8 bytes at an offset aligned to it (else 0).</summary>
     public ulong ReadRegister(uint offset, int size)
@@ -510,9 +519,18 @@ public sealed class VtdIommu : IDisposable
             }
 
             // Execute the run; note time-outs (reported at the wait that cannot complete) and completion errors.
+            bool internalError = false;
             if (n > 0)
             {
-                Engine.Execute(_batch.AsSpan(0, n), _statuses);
+                TestBatchHook?.Invoke(_batch.AsSpan(0, n));
+                BatchResult result = Engine.Execute(_batch.AsSpan(0, n), _statuses);
+                if (result.Invalid != 0)
+                {
+                    FastAssert.True(result.Invalid == 0, "the VT-d decoder produced a descriptor the engine rejects");
+                    _internalErrors += (ulong)result.Invalid;
+                    internalError = true;
+                }
+
                 for (int i = 0; i < n; i++)
                 {
                     InvalidationStatus status = _statuses[i];
@@ -529,6 +547,12 @@ public sealed class VtdIommu : IDisposable
             }
 
             _iqh = position;
+            if (internalError)
+            {
+                RaiseQueueError(VtdQueueError.None); // an internal error: IQE before the wait or error that ended the run
+                break;
+            }
+
             if (stop == VtdDecodeOutcome.Error)
             {
                 RaiseQueueError(error);
