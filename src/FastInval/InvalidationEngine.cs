@@ -25,19 +25,6 @@ public sealed class EngineOptions
     public FaultPlan FaultPlan { get; init; } = FaultPlan.None;
 }
 
-/// <summary>How small ranges are executed (a test and benchmark knob; the default chooses by cost).</summary>
-internal enum RangeStrategy
-{
-    /// <summary>Probe the hash index when cheaper than a scan.</summary>
-    Auto = 0,
-
-    /// <summary>Always scan with the vector kernel.</summary>
-    ScanOnly = 1,
-
-    /// <summary>Probe whenever the keys allow it and the probe count is bounded (≤ 2^16).</summary>
-    ProbeWhenPossible = 2,
-}
-
 /// <summary>Counts of a batch's outcomes; <see cref="FirstFailureIndex"/> is the index of the first descriptor whose status
 /// is not <see cref="InvalidationStatus.Ok"/> (time-outs and completion errors count), or −1.</summary>
 /// <param name="Ok">Descriptors executed without error.</param>
@@ -77,9 +64,6 @@ public sealed class InvalidationEngine : IDisposable
     private const ulong ProbeToScanRatio = 32;
 
     private ulong _deviceTlbOrdinal;
-
-    /// <summary>Forces the range path (tests compare both paths against the reference).</summary>
-    internal RangeStrategy RangeStrategy { get; set; }
 
     /// <summary>Creates an engine with its caches.</summary>
     public InvalidationEngine(EngineOptions? options = null)
@@ -425,12 +409,8 @@ public sealed class InvalidationEngine : IDisposable
         }
     }
 
-    private bool ShouldProbe(ulong probes, nuint scanEnd) => RangeStrategy switch
-    {
-        RangeStrategy.ScanOnly => false,
-        RangeStrategy.ProbeWhenPossible => probes <= 1UL << 16,
-        _ => probes <= (ulong)scanEnd / ProbeToScanRatio,
-    };
+    /// <summary>Probing the hash index is chosen when it costs less than scanning the store.</summary>
+    private static bool ShouldProbe(ulong probes, nuint scanEnd) => probes <= (ulong)scanEnd / ProbeToScanRatio;
 
     private static ulong SaturatingAdd(ulong a, ulong b) => a > ulong.MaxValue - b ? ulong.MaxValue : a + b;
 
