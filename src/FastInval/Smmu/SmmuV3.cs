@@ -52,7 +52,7 @@ public sealed class SmmuV3 : IDisposable
     private const int BatchCapacity = 256;
     private const uint PageSize = 0x1_0000;
 
-    private readonly GuestMemory _memory;
+    private readonly GuestAddressSpace _memory;
     private readonly SmmuFeatures _features;
     private readonly Action<ulong, uint>? _msi;
     private readonly Action<SmmuInterrupt>? _wired;
@@ -88,6 +88,14 @@ public sealed class SmmuV3 : IDisposable
     /// <summary>Creates an SMMU over <paramref name="memory"/> (where the command queue and CMD_SYNC MSIs live).</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
     public SmmuV3(GuestMemory memory, SmmuOptions? options = null)
+        : this((GuestAddressSpace)memory, options)
+    {
+    }
+
+    /// <summary>Creates an SMMU over any guest address space (<see cref="GuestMemory"/>, <see cref="NativeGuestMemory"/>,
+    /// <see cref="CallbackGuestMemory"/> or the host's own), where the command queue and CMD_SYNC MSIs live.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
+    public SmmuV3(GuestAddressSpace memory, SmmuOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
         options ??= new SmmuOptions();
@@ -363,6 +371,7 @@ public sealed class SmmuV3 : IDisposable
         finally
         {
             _consuming = false;
+            Flush(); // a guest-memory callback threw: what was consumed is still executed
         }
     }
 

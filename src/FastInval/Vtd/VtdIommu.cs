@@ -74,7 +74,7 @@ public sealed class VtdIommu : IDisposable
     private const int BatchCapacity = 256;
     private const ulong PageSize = 4096;
 
-    private readonly GuestMemory _memory;
+    private readonly GuestAddressSpace _memory;
     private readonly Action<ulong, uint>? _msi;
     private readonly VtdCapabilities _caps;
     private readonly bool _scalableMode;
@@ -108,6 +108,14 @@ public sealed class VtdIommu : IDisposable
     /// <summary>Creates a unit over <paramref name="memory"/> (where the queue and wait statuses live).</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
     public VtdIommu(GuestMemory memory, VtdOptions? options = null)
+        : this((GuestAddressSpace)memory, options)
+    {
+    }
+
+    /// <summary>Creates a unit over any guest address space (<see cref="GuestMemory"/>, <see cref="NativeGuestMemory"/>,
+    /// <see cref="CallbackGuestMemory"/> or the host's own), where the queue and wait statuses live.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
+    public VtdIommu(GuestAddressSpace memory, VtdOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
         options ??= new VtdOptions();

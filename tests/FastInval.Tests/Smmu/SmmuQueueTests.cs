@@ -1,10 +1,14 @@
 using FastInval.Smmu;
+using FastInval.Tests.Memory;
 using static FastInval.Smmu.SmmuRegisters;
 
 namespace FastInval.Tests.Smmu;
 
 public class SmmuQueueTests
 {
+    /// <summary>The guest-memory implementation the unit runs over (the derived classes run every test over the others).</summary>
+    protected virtual GuestMemoryKind Kind => GuestMemoryKind.Managed;
+
     private static void FillS1(InvalidationEngine e, ushort vmid, uint asid, ulong va) =>
         Assert.NotEqual(FillResult.Rejected, e.Iotlb.Fill(TranslationEntry.Leaf(TranslationStage.Stage1, vmid, asid, va, va)));
 
@@ -14,7 +18,7 @@ public class SmmuQueueTests
     [Fact]
     public void Id_registers_describe_the_default_part()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         ulong idr0 = rig.Smmu.ReadRegister(Idr0, 4);
         Assert.Equal(3UL, idr0 & 3);                       // S1P, S2P
         Assert.NotEqual(0UL, idr0 & (1 << 10));            // ATS
@@ -27,7 +31,7 @@ public class SmmuQueueTests
         Assert.NotEqual(0UL, rig.Smmu.ReadRegister(Idr3, 4) & (1 << 10)); // RIL
         Assert.Equal(5UL, rig.Smmu.ReadRegister(Idr5, 4) & 7);             // 48-bit OAS
         Assert.Equal(1UL, rig.Smmu.ReadRegister(Aidr, 4));                 // SMMUv3.1 (with v3.2's RIL)
-        using var small = new SmmuRig(options: new SmmuOptions { Features = new SmmuFeatures { Stage2 = false, RangeInvalidation = false, Ats = false, Msi = false } });
+        using var small = new SmmuRig(options: new SmmuOptions { Features = new SmmuFeatures { Stage2 = false, RangeInvalidation = false, Ats = false, Msi = false } }, kind: Kind);
         ulong s0 = small.Smmu.ReadRegister(Idr0, 4);
         Assert.Equal(2UL, s0 & 3);
         Assert.Equal(0UL, s0 & ((1 << 10) | (1 << 13)));
@@ -74,7 +78,7 @@ public class SmmuQueueTests
     [Fact]
     public void Prod_write_consumes_every_command_and_sync_writes_its_msi()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         FillS1(rig.Engine, 1, 2, 0x1000);
         FillS1(rig.Engine, 1, 3, 0x1000);
         rig.Submit(Cmd.NhVa(1, 2, 0x1000), SmmuRig.SyncIrq(SmmuRig.MsiRegion + 0x40, 0xABCD));
@@ -116,7 +120,7 @@ public class SmmuQueueTests
     [Fact]
     public void Queue_wraps_and_a_full_queue_is_consumed_whole()
     {
-        using var rig = new SmmuRig(log2Size: 2); // 4 entries
+        using var rig = new SmmuRig(log2Size: 2, kind: Kind); // 4 entries
         for (int round = 0; round < 5; round++)
         {
             FillS1(rig.Engine, 1, 1, 0x1000);
@@ -136,7 +140,7 @@ public class SmmuQueueTests
     [Fact]
     public void Illegal_command_stops_on_itself_and_resumes_after_skip_err_and_acknowledgement()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         FillS1(rig.Engine, 1, 1, 0x1000);
         FillS1(rig.Engine, 1, 1, 0x2000);
         rig.Submit(Cmd.NhVa(1, 1, 0x1000), new SmmuCommand(0x7F, 0), Cmd.NhVa(1, 1, 0x2000), Cmd.Sync());
@@ -160,7 +164,7 @@ public class SmmuQueueTests
     [Fact]
     public void Unacknowledged_illegal_command_fetched_again_raises_a_new_error_after_ack()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         rig.Submit(new SmmuCommand(0x00, 0));
         Assert.Equal(1u, rig.ConsError);
         rig.Acknowledge();                                // acked without fixing: the command is fetched again
@@ -189,7 +193,7 @@ public class SmmuQueueTests
     [Fact]
     public void Fault_plan_fetch_error_is_cerror_abt_at_that_ordinal_only()
     {
-        using var rig = new SmmuRig(options: new SmmuOptions { FaultPlan = new FaultPlan { FetchErrorOrdinals = [1] } });
+        using var rig = new SmmuRig(options: new SmmuOptions { FaultPlan = new FaultPlan { FetchErrorOrdinals = [1] } }, kind: Kind);
         rig.Submit(Cmd.Sync(), Cmd.Sync(), Cmd.Sync());
         Assert.Equal(1u, rig.ConsIndex);
         Assert.Equal(2u, rig.ConsError);
@@ -201,7 +205,7 @@ public class SmmuQueueTests
     [Fact]
     public void Atc_time_out_is_reported_at_the_next_sync_which_is_not_consumed_nor_signalled()
     {
-        using var rig = new SmmuRig(options: new SmmuOptions { FaultPlan = new FaultPlan { TimeoutSourceIds = [0x10] } });
+        using var rig = new SmmuRig(options: new SmmuOptions { FaultPlan = new FaultPlan { TimeoutSourceIds = [0x10] } }, kind: Kind);
         rig.Engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, 3, 0x1000, 0x1000));
         FillS1(rig.Engine, 1, 1, 0x1000);
         rig.Submit(Cmd.NhVa(1, 1, 0x1000), Cmd.AtcInv(0x10, 0x1000, 0, ssid: 3), SmmuRig.SyncIrq(SmmuRig.MsiRegion, 1));
@@ -219,7 +223,7 @@ public class SmmuQueueTests
     [Fact]
     public void A_second_error_while_one_is_active_is_not_logged_again()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         rig.Submit(new SmmuCommand(0x7F, 0));
         ulong gerror = rig.Smmu.ReadRegister(Gerror, 4);
         rig.Smmu.WriteRegister(Cr0, Cr0SmmuEn, 4);       // disabling and enabling the queue neither acks nor clears
@@ -232,7 +236,7 @@ public class SmmuQueueTests
     [Fact]
     public void Gerror_interrupt_is_an_msi_when_configured_and_nothing_when_disabled()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         rig.Smmu.WriteRegister(GerrorIrqCfg0, SmmuRig.MsiRegion + 0x100, 8);
         rig.Smmu.WriteRegister(GerrorIrqCfg1, 0x55, 4);
         rig.Submit(new SmmuCommand(0x7F, 0));
@@ -249,7 +253,7 @@ public class SmmuQueueTests
     [Fact]
     public void Sync_variants_signal_as_cs_says()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         rig.Submit(Cmd.Of(SmmuOpcode.Sync));                                   // SIG_NONE
         Assert.Empty(rig.Wired);
         rig.Submit(Cmd.Sync());                                                // SIG_SEV
@@ -261,7 +265,7 @@ public class SmmuQueueTests
         Assert.Empty(rig.Msis);
         Assert.NotEqual(0UL, (rig.Smmu.ReadRegister(Gerror, 4) ^ rig.Smmu.ReadRegister(Gerrorn, 4)) & GerrorMsiCmdqAbtErr);
         Assert.Equal(rig.Prod, rig.Cons);                                      // the SYNC still completed
-        using var noSev = new SmmuRig(options: new SmmuOptions { Features = new SmmuFeatures { Sev = false, Msi = false } });
+        using var noSev = new SmmuRig(options: new SmmuOptions { Features = new SmmuFeatures { Sev = false, Msi = false } }, kind: Kind);
         noSev.Submit(Cmd.Sync(), SmmuRig.SyncIrq(SmmuRig.MsiRegion, 9));
         Assert.Equal([SmmuInterrupt.CommandSync], noSev.Wired);
         Assert.Empty(noSev.Msis);
@@ -271,7 +275,7 @@ public class SmmuQueueTests
     [Fact]
     public void Atc_inv_is_ignored_while_the_smmu_is_disabled()
     {
-        using var rig = new SmmuRig(smmuEnable: false);
+        using var rig = new SmmuRig(smmuEnable: false, kind: Kind);
         rig.Engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, AddressSpace.None, 0x1000, 0x1000));
         rig.Submit(Cmd.AtcInv(0x10, 0, 52), Cmd.Sync());
         Assert.True(rig.Engine.DeviceTlb.TryLookup(0x10, AddressSpace.None, 0x1000, out _));
@@ -283,7 +287,7 @@ public class SmmuQueueTests
     [Fact]
     public void Base_and_cons_ignore_writes_while_the_queue_is_enabled()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         ulong baseValue = rig.Smmu.ReadRegister(CmdqBase, 8);
         rig.Smmu.WriteRegister(CmdqBase, 0x1234_0000UL | 3, 8);
         rig.Smmu.WriteRegister(CmdqCons, 5, 4);
@@ -301,7 +305,7 @@ public class SmmuQueueTests
     [Fact]
     public void Log2size_above_cmdqs_is_capped_and_the_base_is_aligned_to_the_queue()
     {
-        using var rig = new SmmuRig(log2Size: 4, options: new SmmuOptions { MaxCommandQueueLog2 = 4 }, enable: false);
+        using var rig = new SmmuRig(log2Size: 4, options: new SmmuOptions { MaxCommandQueueLog2 = 4 }, enable: false, kind: Kind);
         rig.Smmu.WriteRegister(CmdqBase, SmmuRig.QueueBase | 0x1F, 8);  // LOG2SIZE 31 → 4
         rig.Smmu.WriteRegister(Cr0, Cr0CmdqEn, 4);
         rig.Submit(Cmd.Sync());
@@ -312,7 +316,7 @@ public class SmmuQueueTests
     [Fact]
     public void Bad_register_accesses_are_ignored_and_read_zero()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         Assert.Equal(0UL, rig.Smmu.ReadRegister(Idr0, 2));
         Assert.Equal(0UL, rig.Smmu.ReadRegister(Idr0 + 1, 4));
         Assert.Equal(0UL, rig.Smmu.ReadRegister(0x1_0000, 4));
@@ -329,7 +333,7 @@ public class SmmuQueueTests
     [Fact]
     public void Cfgi_ranges_and_s2_ipa_reach_the_caches_through_the_queue()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         for (uint sid = 0x20; sid < 0x30; sid++)
         {
             rig.Engine.ConfigCache.Fill(new ConfigEntry(ConfigKinds.StreamTableEntry, sid, AddressSpace.None, 1, sid));
@@ -348,7 +352,7 @@ public class SmmuQueueTests
     [Fact]
     public void Commands_allocate_nothing_after_warm_up()
     {
-        using var rig = new SmmuRig(log2Size: 8);
+        using var rig = new SmmuRig(log2Size: 8, kind: Kind);
         SmmuCommand[] batch = [.. Enumerable.Range(0, 16).Select(i => Cmd.NhVa(1, 1, (ulong)i << 12, leaf: true, num: 1, ttl: 3, tg: 1)), Cmd.AtcInv(0x10, 0, 2, ssid: 1), SmmuRig.SyncIrq(SmmuRig.MsiRegion, 1)];
         for (int i = 0; i < 20; i++)
         {
@@ -367,4 +371,18 @@ public class SmmuQueueTests
         Assert.Equal(0, allocated);
         Assert.Equal(rig.Prod, rig.Cons);
     }
+}
+
+/// <summary>Every SMMU command-queue test again, over <see cref="NativeGuestMemory"/>.</summary>
+public sealed class SmmuQueueTestsOverNativeMemory : SmmuQueueTests
+{
+    /// <inheritdoc/>
+    protected override GuestMemoryKind Kind => GuestMemoryKind.Native;
+}
+
+/// <summary>Every SMMU command-queue test again, over <see cref="CallbackGuestMemory"/>.</summary>
+public sealed class SmmuQueueTestsOverCallbackMemory : SmmuQueueTests
+{
+    /// <inheritdoc/>
+    protected override GuestMemoryKind Kind => GuestMemoryKind.Callback;
 }

@@ -1,4 +1,5 @@
 using FastInval.Reference.Vtd;
+using FastInval.Tests.Memory;
 using FastInval.Vtd;
 
 namespace FastInval.Tests.Vtd;
@@ -89,18 +90,18 @@ internal sealed class VtdRig : IDisposable
     public const ulong FeAddress = 0xFEE0_0000, IeAddress = 0xFEE0_1000;
     public const uint FeData = 0x41, IeData = 0x42;
 
-    public readonly byte[] Queue = new byte[4 * 4096];
-    public readonly byte[] Status = new byte[4096];
+    public readonly byte[] Queue = GuestSpaces.Pinned(4 * 4096);
+    public readonly byte[] Status = GuestSpaces.Pinned(4096);
     public readonly GuestMemory Memory = new();
+    public readonly GuestAddressSpace Space;
     public readonly List<(ulong Address, uint Data)> Msis = [];
     public readonly VtdIommu Unit;
 
-    public VtdRig(VtdOptions? options = null, bool unmaskInterrupts = true)
+    public VtdRig(VtdOptions? options = null, bool unmaskInterrupts = true, GuestMemoryKind kind = GuestMemoryKind.Managed)
     {
-        Memory.Map(QueueBase, Queue);
-        Memory.Map(StatusBase, Status);
+        Space = GuestSpaces.Over(kind, Memory, (QueueBase, Queue), (StatusBase, Status));
         options ??= new VtdOptions();
-        Unit = new VtdIommu(Memory, VtdDifferential.WithHost(options, (a, d) => Msis.Add((a, d)), options.FaultPlan,
+        Unit = new VtdIommu(Space, VtdDifferential.WithHost(options, (a, d) => Msis.Add((a, d)), options.FaultPlan,
             options.Engine ?? new EngineOptions { IotlbCapacity = 1024, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 }));
         Write32(Reg.Feaddr, (uint)FeAddress);
         Write32(Reg.Fedata, FeData);
