@@ -52,6 +52,8 @@ public sealed class SmmuV3 : IDisposable
     private const uint PageSize = 0x1_0000;
 
     private readonly GuestAddressSpace _memory;
+    private readonly InvalidationEngine _engine;
+    private readonly bool _ownsEngine;
     private readonly SmmuFeatures _features;
     private readonly Action<ulong, uint>? _msi;
     private readonly Action<SmmuInterrupt>? _wired;
@@ -93,9 +95,39 @@ public sealed class SmmuV3 : IDisposable
     /// <see cref="CallbackGuestMemory"/> or the host's own), where the command queue and CMD_SYNC MSIs live.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
     public SmmuV3(GuestAddressSpace memory, SmmuOptions? options = null)
+        : this(memory, options, null)
+    {
+    }
+
+    /// <summary>Creates an SMMU over <paramref name="memory"/> that executes its invalidations on
+    /// <paramref name="engine"/>, which the caller owns.</summary>
+    /// <remarks>
+    /// <para><b>Ownership.</b> The SMMU never disposes <paramref name="engine"/>; disposing the SMMU leaves it usable.
+    /// The engine's own <see cref="InvalidationEngine.FaultPlan"/> decides fetch errors and ATC outcomes, so
+    /// <see cref="SmmuOptions.Engine"/> and <see cref="SmmuOptions.FaultPlan"/> must be null.</para>
+    /// <para><b>Sharing.</b> Several units (SMMUv3, VT-d, iommufd) may run over one engine and then share its caches: an
+    /// invalidation from any of them removes matching entries for all. The engine has one writer at a time, so the host
+    /// must serialize the register writes of every unit that shares it, and its own fills, with one lock for the engine
+    /// (not one lock per unit). Lookups may still run on any thread. The fault plan's ordinals then count across the
+    /// units.</para>
+    /// </remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="memory"/> or <paramref name="engine"/> is null.</exception>
+    /// <exception cref="ArgumentException"><see cref="SmmuOptions.Engine"/> or <see cref="SmmuOptions.FaultPlan"/> is set.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
+    public SmmuV3(GuestAddressSpace memory, InvalidationEngine engine, SmmuOptions? options = null)
+        : this(memory, options, engine ?? throw new ArgumentNullException(nameof(engine)))
+    {
+    }
+
+    private SmmuV3(GuestAddressSpace memory, SmmuOptions? options, InvalidationEngine? engine)
     {
         ArgumentNullException.ThrowIfNull(memory);
         options ??= new SmmuOptions();
+        if (engine is not null && (options.Engine is not null || options.FaultPlan is not null))
+        {
+            ThrowHelper.Argument(nameof(options), "with a caller's engine, SmmuOptions.Engine and SmmuOptions.FaultPlan must be null (the engine has its own)");
+        }
+
         SmmuFeatures f = options.Features ?? new SmmuFeatures();
         if ((uint)options.StreamIdBits > 32 || (uint)options.MaxCommandQueueLog2 > 19 || (uint)f.SubstreamIdBits > 20)
         {
@@ -114,8 +146,16 @@ public sealed class SmmuV3 : IDisposable
         _wired = options.WiredInterrupt;
         _cmdqMaxLog2 = options.MaxCommandQueueLog2;
         _oasMask = (1UL << options.OutputAddressBits) - 1;
-        EngineOptions engineOptions = options.Engine ?? new EngineOptions();
-        Engine = new InvalidationEngine(engineOptions) { FaultPlan = options.FaultPlan ?? engineOptions.FaultPlan };
+        if (engine is null)
+        {
+            EngineOptions engineOptions = options.Engine ?? new EngineOptions();
+            _engine = new InvalidationEngine(engineOptions) { FaultPlan = options.FaultPlan ?? engineOptions.FaultPlan };
+            _ownsEngine = true;
+        }
+        else
+        {
+            _engine = engine;
+        }
 
         _idr[0] = (f.Stage2 ? 1u : 0) | (f.Stage1 ? 1u << 1 : 0) | (2u << 2) /* TTF AArch64 */ | (1u << 4) /* COHACC */ |
                   (f.Ats ? 1u << 10 : 0) | (f.Asid16 ? 1u << 12 : 0) | (f.Msi ? 1u << 13 : 0) | (f.Sev ? 1u << 14 : 0) |
@@ -132,8 +172,9 @@ public sealed class SmmuV3 : IDisposable
     /// <summary>The SMMU's caches and executor: the host fills and looks up <see cref="InvalidationEngine.Iotlb"/> (stage-1
     /// and nested entries tagged VMID + ASID, stage-2 entries tagged VMID), <see cref="InvalidationEngine.DeviceTlb"/> (ATCs
     /// by StreamID and SubstreamID) and <see cref="InvalidationEngine.ConfigCache"/> (STEs by StreamID, CDs by StreamID and
-    /// SubstreamID). Its <see cref="InvalidationEngine.FaultPlan"/> also decides command-fetch errors.</summary>
-    public InvalidationEngine Engine { get; }
+    /// SubstreamID). Its <see cref="InvalidationEngine.FaultPlan"/> also decides command-fetch errors. Either the SMMU's
+    /// own engine or the caller's (see the constructors).</summary>
+    public InvalidationEngine Engine => _engine;
 
     /// <summary>Commands fetched so far: the ordinal the fault plan sees for the next fetch.</summary>
     public ulong CommandFetches => _fetches;
@@ -363,7 +404,7 @@ public sealed class SmmuV3 : IDisposable
     {
         Span<byte> bytes = stackalloc byte[16];
         ulong ordinal = _fetches++;
-        if (Engine.FaultPlan.DecideFetchFails(ordinal, address) || !_memory.TryRead(address, bytes))
+        if (_engine.FaultPlan.DecideFetchFails(ordinal, address) || !_memory.TryRead(address, bytes))
         {
             return SmmuCommandError.Abort;
         }
@@ -413,7 +454,7 @@ public sealed class SmmuV3 : IDisposable
             return;
         }
 
-        Engine.Execute(_batch.AsSpan(0, _batchCount), _statuses);
+        _engine.Execute(_batch.AsSpan(0, _batchCount), _statuses);
         for (int i = 0; i < _batchCount; i++)
         {
             if (_batchIsAtc[i] && _statuses[i] == InvalidationStatus.TimedOut)
@@ -493,6 +534,12 @@ public sealed class SmmuV3 : IDisposable
         }
     }
 
-    /// <inheritdoc/>
-    public void Dispose() => Engine.Dispose();
+    /// <summary>Disposes the SMMU and, if the SMMU built it, its engine (a caller's engine is left alone).</summary>
+    public void Dispose()
+    {
+        if (_ownsEngine)
+        {
+            _engine.Dispose();
+        }
+    }
 }

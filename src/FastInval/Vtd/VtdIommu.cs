@@ -73,6 +73,8 @@ public sealed class VtdIommu : IDisposable
     private const ulong PageSize = 4096;
 
     private readonly GuestAddressSpace _memory;
+    private readonly InvalidationEngine _engine;
+    private readonly bool _ownsEngine;
     private readonly Action<ulong, uint>? _msi;
     private readonly VtdCapabilities _caps;
     private readonly bool _scalableMode;
@@ -110,12 +112,44 @@ public sealed class VtdIommu : IDisposable
     }
 
     /// <summary>Creates a unit over any guest address space (<see cref="GuestMemory"/>, <see cref="NativeGuestMemory"/>,
-    /// <see cref="CallbackGuestMemory"/> or the host's own), where the queue and wait statuses live.</summary>
+    /// <see cref="CallbackGuestMemory"/> or the host's own), where the queue and wait statuses live. The unit builds and
+    /// owns its engine (from <see cref="VtdOptions.Engine"/> and <see cref="VtdOptions.FaultPlan"/>) and disposes it with
+    /// itself.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
     public VtdIommu(GuestAddressSpace memory, VtdOptions? options = null)
+        : this(memory, options, null)
+    {
+    }
+
+    /// <summary>Creates a unit over <paramref name="memory"/> that executes its invalidations on
+    /// <paramref name="engine"/>, which the caller owns.</summary>
+    /// <remarks>
+    /// <para><b>Ownership.</b> The unit never disposes <paramref name="engine"/>; disposing the unit leaves it usable.
+    /// The engine's own <see cref="InvalidationEngine.FaultPlan"/> decides fetch errors and device-TLB outcomes, so
+    /// <see cref="VtdOptions.Engine"/> and <see cref="VtdOptions.FaultPlan"/> must be null.</para>
+    /// <para><b>Sharing.</b> Several units (VT-d, SMMUv3, iommufd) may run over one engine and then share its caches: an
+    /// invalidation from any of them removes matching entries for all. The engine has one writer at a time, so the host
+    /// must serialize the register writes of every unit that shares it, and its own fills, with one lock for the engine
+    /// (not one lock per unit). Lookups may still run on any thread. The fault plan's ordinals then count across the
+    /// units.</para>
+    /// </remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="memory"/> or <paramref name="engine"/> is null.</exception>
+    /// <exception cref="ArgumentException"><see cref="VtdOptions.Engine"/> or <see cref="VtdOptions.FaultPlan"/> is set.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
+    public VtdIommu(GuestAddressSpace memory, InvalidationEngine engine, VtdOptions? options = null)
+        : this(memory, options, engine ?? throw new ArgumentNullException(nameof(engine)))
+    {
+    }
+
+    private VtdIommu(GuestAddressSpace memory, VtdOptions? options, InvalidationEngine? engine)
     {
         ArgumentNullException.ThrowIfNull(memory);
         options ??= new VtdOptions();
+        if (engine is not null && (options.Engine is not null || options.FaultPlan is not null))
+        {
+            ThrowHelper.Argument(nameof(options), "with a caller's engine, VtdOptions.Engine and VtdOptions.FaultPlan must be null (the engine has its own)");
+        }
+
         if ((uint)options.MaxAddressMask > 63)
         {
             ThrowHelper.ArgumentOutOfRange(nameof(options), "MaxAddressMask must be 0-63");
@@ -135,8 +169,17 @@ public sealed class VtdIommu : IDisposable
         _msi = options.Msi;
         _scalableMode = options.ScalableMode;
         _caps = new VtdCapabilities(options);
-        EngineOptions engineOptions = options.Engine ?? new EngineOptions();
-        Engine = new InvalidationEngine(engineOptions) { FaultPlan = options.FaultPlan ?? engineOptions.FaultPlan };
+        if (engine is null)
+        {
+            EngineOptions engineOptions = options.Engine ?? new EngineOptions();
+            _engine = new InvalidationEngine(engineOptions) { FaultPlan = options.FaultPlan ?? engineOptions.FaultPlan };
+            _ownsEngine = true;
+        }
+        else
+        {
+            _engine = engine;
+        }
+
         _cap = BuildCap(options);
         _ecap = BuildEcap(options, in _caps);
     }
@@ -144,8 +187,9 @@ public sealed class VtdIommu : IDisposable
     /// <summary>The unit's caches and executor: the host fills and looks up <see cref="InvalidationEngine.Iotlb"/>,
     /// <see cref="InvalidationEngine.DeviceTlb"/> and <see cref="InvalidationEngine.ConfigCache"/> (context entries by SID,
     /// PASID entries by SID and PASID tagged with their DID, interrupt-remapping entries by index). Its
-    /// <see cref="InvalidationEngine.FaultPlan"/> also decides descriptor-fetch errors.</summary>
-    public InvalidationEngine Engine { get; }
+    /// <see cref="InvalidationEngine.FaultPlan"/> also decides descriptor-fetch errors. Either the unit's own engine or the
+    /// caller's (see the constructors).</summary>
+    public InvalidationEngine Engine => _engine;
 
     /// <summary>Descriptor fetches attempted so far: the ordinal the fault plan sees next.</summary>
     public ulong DescriptorFetches => _fetches;
@@ -495,7 +539,7 @@ public sealed class VtdIommu : IDisposable
             while (position != tail && n <= BatchCapacity - VtdDescriptorDecoder.MaxOutput)
             {
                 ulong address = (queueBase + position) & _caps.HostAddressMask;
-                if (Engine.FaultPlan.DecideFetchFails(_fetches++, address) || !_memory.TryRead(address, slot))
+                if (_engine.FaultPlan.DecideFetchFails(_fetches++, address) || !_memory.TryRead(address, slot))
                 {
                     stop = VtdDecodeOutcome.Error;
                     error = VtdQueueError.FetchError;
@@ -518,7 +562,7 @@ public sealed class VtdIommu : IDisposable
             // Execute the run; note time-outs (reported at the wait that cannot complete) and completion errors.
             if (n > 0)
             {
-                Engine.Execute(_batch.AsSpan(0, n), _statuses);
+                _engine.Execute(_batch.AsSpan(0, n), _statuses);
                 for (int i = 0; i < n; i++)
                 {
                     InvalidationStatus status = _statuses[i];
@@ -614,6 +658,12 @@ public sealed class VtdIommu : IDisposable
         return ecap;
     }
 
-    /// <inheritdoc/>
-    public void Dispose() => Engine.Dispose();
+    /// <summary>Disposes the unit and, if the unit built it, its engine (a caller's engine is left alone).</summary>
+    public void Dispose()
+    {
+        if (_ownsEngine)
+        {
+            _engine.Dispose();
+        }
+    }
 }
