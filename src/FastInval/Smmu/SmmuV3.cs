@@ -83,6 +83,7 @@ public sealed class SmmuV3 : IDisposable
     private bool _atcFailed;
     private ulong _fetches;
     private bool _consuming;
+    private bool _disposed;
 
     /// <summary>Creates an SMMU over <paramref name="memory"/> (where the command queue and CMD_SYNC MSIs live).</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
@@ -174,10 +175,26 @@ public sealed class SmmuV3 : IDisposable
     /// by StreamID and SubstreamID) and <see cref="InvalidationEngine.ConfigCache"/> (STEs by StreamID, CDs by StreamID and
     /// SubstreamID). Its <see cref="InvalidationEngine.FaultPlan"/> also decides command-fetch errors. Either the SMMU's
     /// own engine or the caller's (see the constructors).</summary>
-    public InvalidationEngine Engine => _engine;
+    /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
+    public InvalidationEngine Engine
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _engine;
+        }
+    }
 
     /// <summary>Commands fetched so far: the ordinal the fault plan sees for the next fetch.</summary>
-    public ulong CommandFetches => _fetches;
+    /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
+    public ulong CommandFetches
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _fetches;
+        }
+    }
 
     private bool CommandQueueEnabled => (_cr0 & Cr0CmdqEn) != 0;
 
@@ -186,8 +203,10 @@ public sealed class SmmuV3 : IDisposable
     private int QueueLog2 => Math.Min((int)(_cmdqBase & 0x1F), _cmdqMaxLog2);
 
     /// <summary>Reads a register (4 or 8 bytes, naturally aligned); anything else reads 0.</summary>
+    /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
     public ulong ReadRegister(uint offset, int size)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (offset >= PageSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
         {
             return 0;
@@ -203,8 +222,10 @@ public sealed class SmmuV3 : IDisposable
 
     /// <summary>Writes a register (4 or 8 bytes, naturally aligned); anything else is ignored. A write that allows the
     /// command queue to make progress consumes commands before it returns.</summary>
+    /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
     public void WriteRegister(uint offset, ulong value, int size)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (offset >= PageSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
         {
             return;
@@ -376,7 +397,7 @@ public sealed class SmmuV3 : IDisposable
             uint indexMask = (1u << log2) - 1;
             ulong queueBytes = 16UL << log2;
             ulong baseAddress = _cmdqBase & 0x00FF_FFFF_FFFF_FFE0UL & ~(Math.Max(queueBytes, 32) - 1) & _oasMask;
-            while (CommandQueueEnabled && !CommandErrorActive && ((_cmdqCons ^ _cmdqProd) & span) != 0)
+            while (!_disposed && CommandQueueEnabled && !CommandErrorActive && ((_cmdqCons ^ _cmdqProd) & span) != 0)
             {
                 ulong address = (baseAddress + ((_cmdqCons & indexMask) * 16UL)) & _oasMask;
                 SmmuCommandError error = Step(address);
@@ -396,6 +417,10 @@ public sealed class SmmuV3 : IDisposable
         {
             _consuming = false;
             Flush(); // a guest-memory callback threw: what was consumed is still executed
+            if (_disposed && _ownsEngine)
+            {
+                _engine.Dispose(); // disposed from a callback: the engine outlived the loop that was using it
+            }
         }
     }
 
@@ -534,10 +559,19 @@ public sealed class SmmuV3 : IDisposable
         }
     }
 
-    /// <summary>Disposes the SMMU and, if the SMMU built it, its engine (a caller's engine is left alone).</summary>
+    /// <summary>Disposes the SMMU and, if the SMMU built it, its engine (a caller's engine is left alone). Afterwards
+    /// every member but <see cref="Dispose"/> (which may be called again) throws <see cref="ObjectDisposedException"/>.
+    /// Called from an interrupt callback during consumption, it stops the queue after the command being completed
+    /// (earlier invalidations are still executed) and disposes the engine when the register write returns.</summary>
     public void Dispose()
     {
-        if (_ownsEngine)
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        if (_ownsEngine && !_consuming)
         {
             _engine.Dispose();
         }

@@ -103,6 +103,7 @@ public sealed class VtdIommu : IDisposable
     private ulong _irta;
     private ulong _fetches;
     private bool _processing;
+    private bool _disposed;
 
     /// <summary>Creates a unit over <paramref name="memory"/> (where the queue and wait statuses live).</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
@@ -189,14 +190,32 @@ public sealed class VtdIommu : IDisposable
     /// PASID entries by SID and PASID tagged with their DID, interrupt-remapping entries by index). Its
     /// <see cref="InvalidationEngine.FaultPlan"/> also decides descriptor-fetch errors. Either the unit's own engine or the
     /// caller's (see the constructors).</summary>
-    public InvalidationEngine Engine => _engine;
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
+    public InvalidationEngine Engine
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _engine;
+        }
+    }
 
     /// <summary>Descriptor fetches attempted so far: the ordinal the fault plan sees next.</summary>
-    public ulong DescriptorFetches => _fetches;
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
+    public ulong DescriptorFetches
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _fetches;
+        }
+    }
 
     /// <summary>Reads a register: <paramref name="size"/> 4 or 8 bytes at an offset aligned to it (else 0).</summary>
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public ulong ReadRegister(uint offset, int size)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (!IsValidAccess(offset, size))
         {
             return 0;
@@ -207,8 +226,10 @@ public sealed class VtdIommu : IDisposable
 
     /// <summary>Writes a register: <paramref name="size"/> 4 or 8 bytes at an offset aligned to it (else ignored). A write
     /// that lets the queue run (IQT, GCMD.QIE, FSTS clearing IQE or ITE) processes descriptors before it returns.</summary>
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public void WriteRegister(uint offset, ulong value, int size)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (!IsValidAccess(offset, size))
         {
             return;
@@ -490,6 +511,10 @@ public sealed class VtdIommu : IDisposable
         finally
         {
             _processing = false;
+            if (_disposed && _ownsEngine)
+            {
+                _engine.Dispose(); // disposed from an MSI callback: the engine outlived the loop that was using it
+            }
         }
     }
 
@@ -501,7 +526,7 @@ public sealed class VtdIommu : IDisposable
         while (true)
         {
             ulong head = _iqh, tail = _iqt;
-            if ((_gsts & Qie) == 0 || (_fsts & (Iqe | Ite)) != 0 || head == tail)
+            if (_disposed || (_gsts & Qie) == 0 || (_fsts & (Iqe | Ite)) != 0 || head == tail)
             {
                 break;
             }
@@ -658,10 +683,19 @@ public sealed class VtdIommu : IDisposable
         return ecap;
     }
 
-    /// <summary>Disposes the unit and, if the unit built it, its engine (a caller's engine is left alone).</summary>
+    /// <summary>Disposes the unit and, if the unit built it, its engine (a caller's engine is left alone). Afterwards
+    /// every member but <see cref="Dispose"/> (which may be called again) throws <see cref="ObjectDisposedException"/>.
+    /// Called from an MSI callback during processing, it stops the queue after the descriptor being completed and
+    /// disposes the engine when the register write returns.</summary>
     public void Dispose()
     {
-        if (_ownsEngine)
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        if (_ownsEngine && !_processing)
         {
             _engine.Dispose();
         }
