@@ -61,6 +61,7 @@ public sealed class SmmuV3 : IDisposable
     private readonly InvalidationDescriptor[] _batch = new InvalidationDescriptor[BatchCapacity];
     private readonly bool[] _batchIsAtc = new bool[BatchCapacity];
     private readonly InvalidationStatus[] _statuses = new InvalidationStatus[BatchCapacity];
+    private readonly ulong[] _indices = new ulong[BatchCapacity]; // CONS slot of each batch entry, for the notifiers
     private int _batchCount;
 
     private uint _cr0;
@@ -379,6 +380,7 @@ public sealed class SmmuV3 : IDisposable
 
                 _batch[_batchCount] = decoded.Descriptor;
                 _batchIsAtc[_batchCount] = atc;
+                _indices[_batchCount] = _cmdqCons & ((1u << QueueLog2) - 1);
                 _batchCount++;
                 return SmmuCommandError.None;
             case SmmuCommandKind.Sync:
@@ -404,7 +406,7 @@ public sealed class SmmuV3 : IDisposable
             return;
         }
 
-        Engine.Execute(_batch.AsSpan(0, _batchCount), _statuses);
+        Engine.Execute(_batch.AsSpan(0, _batchCount), _statuses, InvalidationSource.SmmuCommandQueue, _indices);
         for (int i = 0; i < _batchCount; i++)
         {
             if (_batchIsAtc[i] && _statuses[i] == InvalidationStatus.TimedOut)

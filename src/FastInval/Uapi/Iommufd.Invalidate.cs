@@ -20,6 +20,7 @@ public sealed partial class Iommufd
 
     private InvalidationDescriptor[] _batch = new InvalidationDescriptor[DefaultBatch];
     private InvalidationStatus[] _statuses = new InvalidationStatus[DefaultBatch];
+    private ulong[] _indices = new ulong[DefaultBatch]; // request-array entry of each batch descriptor, for the notifiers
 
     /// <summary>
     /// iommufd_hwpt_invalidate (v6.13+): __reserved (EOPNOTSUPP); a non-empty array needs data_uptr and entry_len (EINVAL);
@@ -160,6 +161,7 @@ public sealed partial class Iommufd
                 pending = 0;
             }
 
+            int entryStart = pending;
             int mask = VtdAddressMask.Compute(addr, npages, out ulong block);
             ulong first = 0, last = ulong.MaxValue;
             if (mask >= VtdAddressMask.All)
@@ -179,6 +181,8 @@ public sealed partial class Iommufd
                 batch[pending++] = InvalidationDescriptor.DeviceTlb(domain.AtsSourceIds[d], AddressSpace.None, first, last);
             }
 
+            _indices.AsSpan(entryStart, pending - entryStart).Fill(i);
+
             processed++;
         }
 
@@ -195,7 +199,7 @@ public sealed partial class Iommufd
         where TReporting : struct, IReporting
     {
         Span<InvalidationStatus> statuses = _statuses.AsSpan(0, pending);
-        engine.Execute(_batch.AsSpan(0, pending), statuses);
+        engine.Execute(_batch.AsSpan(0, pending), statuses, InvalidationSource.Iommufd, _indices);
         if (!TReporting.HwError)
         {
             return; // merged Linux: device-TLB failures have no channel to user space
@@ -226,6 +230,7 @@ public sealed partial class Iommufd
             int capacity = Math.Max(perEntry, _batch.Length * 2);
             _batch = new InvalidationDescriptor[capacity];
             _statuses = new InvalidationStatus[capacity];
+            _indices = new ulong[capacity];
         }
     }
 
@@ -278,10 +283,10 @@ public sealed partial class Iommufd
                 else if (decoded.Descriptor.Scope == InvalidationScope.DeviceTlb)
                 {
                     // An ATC invalidation completes (or not) on its own: execute what precedes it, then it alone.
-                    engine.Execute(batch[..pending], _statuses);
+                    engine.Execute(batch[..pending], _statuses, InvalidationSource.Iommufd, _indices);
                     pending = 0;
                     InvalidationDescriptor atc = decoded.Descriptor;
-                    if (engine.Execute(in atc) == InvalidationStatus.TimedOut)
+                    if (engine.Execute(in atc, InvalidationSource.Iommufd, i) == InvalidationStatus.TimedOut)
                     {
                         rc = -Errno.ETIMEDOUT;
                     }
@@ -290,23 +295,24 @@ public sealed partial class Iommufd
                 {
                     if (pending == batch.Length)
                     {
-                        engine.Execute(batch, _statuses);
+                        engine.Execute(batch, _statuses, InvalidationSource.Iommufd, _indices);
                         pending = 0;
                     }
 
+                    _indices[pending] = i;
                     batch[pending++] = decoded.Descriptor;
                 }
             }
 
             if (rc != 0)
             {
-                engine.Execute(batch[..pending], _statuses);
+                engine.Execute(batch[..pending], _statuses, InvalidationSource.Iommufd, _indices);
                 array.EntryNum = i;
                 return rc;
             }
         }
 
-        engine.Execute(batch[..pending], _statuses);
+        engine.Execute(batch[..pending], _statuses, InvalidationSource.Iommufd, _indices);
         return 0;
     }
 

@@ -80,6 +80,7 @@ public sealed class VtdIommu : IDisposable
     private readonly ulong _ecap;
     private readonly InvalidationDescriptor[] _batch = new InvalidationDescriptor[BatchCapacity];
     private readonly InvalidationStatus[] _statuses = new InvalidationStatus[BatchCapacity];
+    private readonly ulong[] _indices = new ulong[BatchCapacity]; // queue slot of each batch entry, for the notifiers
 
     private uint _gsts;
     private ulong _rtaddr;
@@ -503,6 +504,7 @@ public sealed class VtdIommu : IDisposable
                     break;
                 }
 
+                _indices.AsSpan(n, count).Fill(position / width);
                 n += count;
                 position = Next(position, width, size);
             }
@@ -510,7 +512,7 @@ public sealed class VtdIommu : IDisposable
             // Execute the run; note time-outs (reported at the wait that cannot complete) and completion errors.
             if (n > 0)
             {
-                Engine.Execute(_batch.AsSpan(0, n), _statuses);
+                Engine.Execute(_batch.AsSpan(0, n), _statuses, InvalidationSource.VtdQueue, _indices);
                 for (int i = 0; i < n; i++)
                 {
                     InvalidationStatus status = _statuses[i];
