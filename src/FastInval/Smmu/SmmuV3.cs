@@ -1,4 +1,5 @@
 using FastInval.Internals;
+using FastInval.Queues;
 using static FastInval.Smmu.SmmuRegisters;
 
 namespace FastInval.Smmu;
@@ -49,7 +50,6 @@ namespace FastInval.Smmu;
 /// </remarks>
 public sealed class SmmuV3 : IDisposable
 {
-    private const int BatchCapacity = 256;
     private const uint PageSize = 0x1_0000;
 
     private readonly GuestAddressSpace _memory;
@@ -59,9 +59,8 @@ public sealed class SmmuV3 : IDisposable
     private readonly uint[] _idr = new uint[6];
     private readonly int _cmdqMaxLog2;
     private readonly ulong _oasMask;
-    private readonly InvalidationDescriptor[] _batch = new InvalidationDescriptor[BatchCapacity];
-    private readonly bool[] _batchIsAtc = new bool[BatchCapacity];
-    private readonly InvalidationStatus[] _statuses = new InvalidationStatus[BatchCapacity];
+    private readonly QueueBatch _run = new();
+    private readonly bool[] _batchIsAtc = new bool[QueueBatch.Capacity];
     private int _batchCount;
 
     private uint _cr0;
@@ -81,9 +80,8 @@ public sealed class SmmuV3 : IDisposable
     private uint _cmdqCons;
     private bool _atcFailed;
     private bool _internalFailed;
-    private ulong _internalErrors;
     private ulong _fetches;
-    private bool _consuming;
+    private ReentrancyGuard _consuming;
 
     /// <summary>Creates an SMMU over <paramref name="memory"/> (where the command queue and CMD_SYNC MSIs live).</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
@@ -146,10 +144,14 @@ public sealed class SmmuV3 : IDisposable
     /// <summary>Invalidations the engine refused as malformed (<see cref="InvalidationStatus.Invalid"/>). The decoder
     /// never produces such a descriptor, so a non-zero count is a FastInval bug: each occurrence also asserts in debug
     /// builds, and the next CMD_SYNC cannot give its guarantees: it is CERROR_ILL, not consumed, with no signal.</summary>
-    public ulong InternalErrors => _internalErrors;
+    public ulong InternalErrors => _run.InternalErrors;
 
     /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
-    internal BatchHook? TestBatchHook { get; set; }
+    internal BatchHook? TestBatchHook
+    {
+        get => _run.TestHook;
+        set => _run.TestHook = value;
+    }
 
     private bool CommandQueueEnabled => (_cr0 & Cr0CmdqEn) != 0;
 
@@ -160,7 +162,7 @@ public sealed class SmmuV3 : IDisposable
     /// <summary>Reads a register (4 or 8 bytes, naturally aligned); anything else reads 0.</summary>
     public ulong ReadRegister(uint offset, int size)
     {
-        if (offset >= PageSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
+        if (!RegisterHalves.IsValidAccess(offset, size, PageSize))
         {
             return 0;
         }
@@ -177,7 +179,7 @@ public sealed class SmmuV3 : IDisposable
     /// command queue to make progress consumes commands before it returns.</summary>
     public void WriteRegister(uint offset, ulong value, int size)
     {
-        if (offset >= PageSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
+        if (!RegisterHalves.IsValidAccess(offset, size, PageSize))
         {
             return;
         }
@@ -200,9 +202,7 @@ public sealed class SmmuV3 : IDisposable
         uint aligned = offset & ~7u;
         if (Is64(aligned))
         {
-            ulong old = Read64(aligned);
-            ulong merged = (offset & 4) == 0 ? (old & 0xFFFF_FFFF_0000_0000UL) | (uint)value : (old & 0xFFFF_FFFFUL) | (value << 32);
-            Write64(aligned, merged);
+            Write64(aligned, RegisterHalves.Merge(Read64(aligned), (uint)value, low: (offset & 4) == 0));
             return;
         }
 
@@ -335,12 +335,11 @@ public sealed class SmmuV3 : IDisposable
     /// <summary>Consumes commands while the queue is enabled, error-free and not empty.</summary>
     private void Consume()
     {
-        if (_consuming)
+        if (!_consuming.TryEnter())
         {
             return;
         }
 
-        _consuming = true;
         try
         {
             int log2 = QueueLog2;
@@ -370,7 +369,7 @@ public sealed class SmmuV3 : IDisposable
         }
         finally
         {
-            _consuming = false;
+            _consuming.Exit();
             Flush(); // a guest-memory callback threw: what was consumed is still executed
         }
     }
@@ -381,8 +380,7 @@ public sealed class SmmuV3 : IDisposable
     {
         sync = default;
         Span<byte> bytes = stackalloc byte[SmmuCommandLayout.Size];
-        ulong ordinal = _fetches++;
-        if (Engine.FaultPlan.DecideFetchFails(ordinal, address) || !_memory.TryRead(address, bytes))
+        if (!QueueFetch.TryFetch(_memory, Engine.FaultPlan, ref _fetches, address, bytes))
         {
             return SmmuCommandError.Abort;
         }
@@ -400,12 +398,12 @@ public sealed class SmmuV3 : IDisposable
                     return SmmuCommandError.None; // ATC_INV is IGNORED while the SMMU is disabled
                 }
 
-                if (_batchCount == BatchCapacity)
+                if (_batchCount == QueueBatch.Capacity)
                 {
                     Flush();
                 }
 
-                _batch[_batchCount] = decoded.Descriptor;
+                _run.Slots[_batchCount] = decoded.Descriptor;
                 _batchIsAtc[_batchCount] = atc;
                 _batchCount++;
                 return SmmuCommandError.None;
@@ -438,18 +436,15 @@ public sealed class SmmuV3 : IDisposable
             return;
         }
 
-        TestBatchHook?.Invoke(_batch.AsSpan(0, _batchCount));
-        BatchResult result = Engine.Execute(_batch.AsSpan(0, _batchCount), _statuses);
-        if (result.Invalid != 0)
+        if (!_run.Execute(Engine, _batchCount))
         {
-            FastAssert.True(result.Invalid == 0, "the SMMU decoder produced a descriptor the engine rejects");
-            _internalErrors += (ulong)result.Invalid;
             _internalFailed = true;
         }
 
-        for (int i = 0; i < _batchCount; i++)
+        ReadOnlySpan<InvalidationStatus> statuses = _run.Statuses[.._batchCount];
+        for (int i = 0; i < statuses.Length; i++)
         {
-            if (_batchIsAtc[i] && _statuses[i] == InvalidationStatus.TimedOut)
+            if (_batchIsAtc[i] && statuses[i] == InvalidationStatus.TimedOut)
             {
                 _atcFailed = true;
             }
