@@ -1,5 +1,4 @@
 using FastInval.Internals;
-using FastInval.Queues;
 using static FastInval.Smmu.SmmuRegisters;
 
 namespace FastInval.Smmu;
@@ -50,6 +49,7 @@ namespace FastInval.Smmu;
 /// </remarks>
 public sealed class SmmuV3 : IDisposable
 {
+    private const int BatchCapacity = 256;
     private const uint PageSize = 0x1_0000;
 
     private readonly GuestAddressSpace _memory;
@@ -59,8 +59,9 @@ public sealed class SmmuV3 : IDisposable
     private readonly uint[] _idr = new uint[6];
     private readonly int _cmdqMaxLog2;
     private readonly ulong _oasMask;
-    private readonly QueueBatch _run = new();
-    private readonly bool[] _batchIsAtc = new bool[QueueBatch.Capacity];
+    private readonly InvalidationDescriptor[] _batch = new InvalidationDescriptor[BatchCapacity];
+    private readonly bool[] _batchIsAtc = new bool[BatchCapacity];
+    private readonly InvalidationStatus[] _statuses = new InvalidationStatus[BatchCapacity];
     private int _batchCount;
 
     private uint _cr0;
@@ -80,8 +81,9 @@ public sealed class SmmuV3 : IDisposable
     private uint _cmdqCons;
     private bool _atcFailed;
     private bool _internalFailed;
+    private ulong _internalErrors;
     private ulong _fetches;
-    private ReentrancyGuard _consuming;
+    private bool _consuming;
 
     /// <summary>Creates an SMMU over <paramref name="memory"/> (where the command queue and CMD_SYNC MSIs live).</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
@@ -144,14 +146,10 @@ public sealed class SmmuV3 : IDisposable
     /// <summary>Invalidations the engine refused as malformed (<see cref="InvalidationStatus.Invalid"/>). The decoder
     /// never produces such a descriptor, so a non-zero count is a FastInval bug: each occurrence also asserts in debug
     /// builds, and the next CMD_SYNC cannot give its guarantees: it is CERROR_ILL, not consumed, with no signal.</summary>
-    public ulong InternalErrors => _run.InternalErrors;
+    public ulong InternalErrors => _internalErrors;
 
     /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
-    internal BatchHook? TestBatchHook
-    {
-        get => _run.TestHook;
-        set => _run.TestHook = value;
-    }
+    internal BatchHook? TestBatchHook { get; set; }
 
     private bool CommandQueueEnabled => (_cr0 & Cr0CmdqEn) != 0;
 
@@ -162,7 +160,7 @@ public sealed class SmmuV3 : IDisposable
     /// <summary>Reads a register (4 or 8 bytes, naturally aligned); anything else reads 0.</summary>
     public ulong ReadRegister(uint offset, int size)
     {
-        if (!RegisterHalves.IsValidAccess(offset, size, PageSize))
+        if (offset >= PageSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
         {
             return 0;
         }
@@ -179,7 +177,7 @@ public sealed class SmmuV3 : IDisposable
     /// command queue to make progress consumes commands before it returns.</summary>
     public void WriteRegister(uint offset, ulong value, int size)
     {
-        if (!RegisterHalves.IsValidAccess(offset, size, PageSize))
+        if (offset >= PageSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
         {
             return;
         }
@@ -202,7 +200,9 @@ public sealed class SmmuV3 : IDisposable
         uint aligned = offset & ~7u;
         if (Is64(aligned))
         {
-            Write64(aligned, RegisterHalves.Merge(Read64(aligned), (uint)value, low: (offset & 4) == 0));
+            ulong old = Read64(aligned);
+            ulong merged = (offset & 4) == 0 ? (old & 0xFFFF_FFFF_0000_0000UL) | (uint)value : (old & 0xFFFF_FFFFUL) | (value << 32);
+            Write64(aligned, merged);
             return;
         }
 
@@ -335,11 +335,12 @@ public sealed class SmmuV3 : IDisposable
     /// <summary>Consumes commands while the queue is enabled, error-free and not empty.</summary>
     private void Consume()
     {
-        if (!_consuming.TryEnter())
+        if (_consuming)
         {
             return;
         }
 
+        _consuming = true;
         try
         {
             int log2 = QueueLog2;
@@ -369,7 +370,7 @@ public sealed class SmmuV3 : IDisposable
         }
         finally
         {
-            _consuming.Exit();
+            _consuming = false;
             Flush(); // a guest-memory callback threw: what was consumed is still executed
         }
     }
@@ -380,7 +381,8 @@ public sealed class SmmuV3 : IDisposable
     {
         sync = default;
         Span<byte> bytes = stackalloc byte[SmmuCommandLayout.Size];
-        if (!QueueFetch.TryFetch(_memory, Engine.FaultPlan, ref _fetches, address, bytes))
+        ulong ordinal = _fetches++;
+        if (Engine.FaultPlan.DecideFetchFails(ordinal, address) || !_memory.TryRead(address, bytes))
         {
             return SmmuCommandError.Abort;
         }
@@ -398,12 +400,12 @@ public sealed class SmmuV3 : IDisposable
                     return SmmuCommandError.None; // ATC_INV is IGNORED while the SMMU is disabled
                 }
 
-                if (_batchCount == QueueBatch.Capacity)
+                if (_batchCount == BatchCapacity)
                 {
                     Flush();
                 }
 
-                _run.Slots[_batchCount] = decoded.Descriptor;
+                _batch[_batchCount] = decoded.Descriptor;
                 _batchIsAtc[_batchCount] = atc;
                 _batchCount++;
                 return SmmuCommandError.None;
@@ -436,15 +438,18 @@ public sealed class SmmuV3 : IDisposable
             return;
         }
 
-        if (!_run.Execute(Engine, _batchCount))
+        TestBatchHook?.Invoke(_batch.AsSpan(0, _batchCount));
+        BatchResult result = Engine.Execute(_batch.AsSpan(0, _batchCount), _statuses);
+        if (result.Invalid != 0)
         {
+            FastAssert.True(result.Invalid == 0, "the SMMU decoder produced a descriptor the engine rejects");
+            _internalErrors += (ulong)result.Invalid;
             _internalFailed = true;
         }
 
-        ReadOnlySpan<InvalidationStatus> statuses = _run.Statuses[.._batchCount];
-        for (int i = 0; i < statuses.Length; i++)
+        for (int i = 0; i < _batchCount; i++)
         {
-            if (_batchIsAtc[i] && statuses[i] == InvalidationStatus.TimedOut)
+            if (_batchIsAtc[i] && _statuses[i] == InvalidationStatus.TimedOut)
             {
                 _atcFailed = true;
             }

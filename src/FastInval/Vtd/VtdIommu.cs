@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using FastInval.Internals;
-using FastInval.Queues;
 using static FastInval.Vtd.VtdRegisters;
 
 namespace FastInval.Vtd;
@@ -72,6 +71,7 @@ namespace FastInval.Vtd;
 /// </remarks>
 public sealed class VtdIommu : IDisposable
 {
+    private const int BatchCapacity = 256;
     private const ulong PageSize = 4096;
 
     private readonly GuestAddressSpace _memory;
@@ -80,7 +80,8 @@ public sealed class VtdIommu : IDisposable
     private readonly bool _scalableMode;
     private readonly ulong _cap;
     private readonly ulong _ecap;
-    private readonly QueueBatch _run = new();
+    private readonly InvalidationDescriptor[] _batch = new InvalidationDescriptor[BatchCapacity];
+    private readonly InvalidationStatus[] _statuses = new InvalidationStatus[BatchCapacity];
 
     private uint _gsts;
     private ulong _rtaddr;
@@ -101,7 +102,8 @@ public sealed class VtdIommu : IDisposable
     private ulong _iqercd;
     private ulong _irta;
     private ulong _fetches;
-    private ReentrancyGuard _processing;
+    private ulong _internalErrors;
+    private bool _processing;
 
     /// <summary>Creates a unit over <paramref name="memory"/> (where the queue and wait statuses live).</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
@@ -154,14 +156,10 @@ public sealed class VtdIommu : IDisposable
     /// <summary>Invalidations the engine refused as malformed (<see cref="InvalidationStatus.Invalid"/>). The decoder
     /// never produces such a descriptor, so a non-zero count is a FastInval bug: each occurrence also asserts in debug
     /// builds and stops the queue with IQE (IQEI 0, IQH on the descriptor after the run that held it).</summary>
-    public ulong InternalErrors => _run.InternalErrors;
+    public ulong InternalErrors => _internalErrors;
 
     /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
-    internal BatchHook? TestBatchHook
-    {
-        get => _run.TestHook;
-        set => _run.TestHook = value;
-    }
+    internal BatchHook? TestBatchHook { get; set; }
 
     /// <summary>Reads a register: <paramref name="size"/> 4 or 8 bytes at an offset aligned to it (else 0).</summary>
     public ulong ReadRegister(uint offset, int size)
@@ -191,7 +189,8 @@ public sealed class VtdIommu : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool IsValidAccess(uint offset, int size) => RegisterHalves.IsValidAccess(offset, size, WindowSize);
+    private static bool IsValidAccess(uint offset, int size) =>
+        (size == 4 || size == 8) && (offset & (uint)(size - 1)) == 0 && offset <= WindowSize - (uint)size;
 
     private uint ReadDword(uint offset) => offset switch
     {
@@ -295,8 +294,13 @@ public sealed class VtdIommu : IDisposable
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong Merge(ulong register, uint value, bool low, ulong writable) => RegisterHalves.Merge(register, value, low, writable);
+    private static ulong Merge(ulong register, uint value, bool low, ulong writable)
+    {
+        ulong shifted = low ? value : (ulong)value << 32;
+        ulong half = low ? 0xFFFF_FFFFUL : 0xFFFF_FFFF_0000_0000UL;
+        ulong mask = half & writable;
+        return (register & ~mask) | (shifted & mask);
+    }
 
     private void WriteGcmd(uint value)
     {
@@ -440,18 +444,19 @@ public sealed class VtdIommu : IDisposable
 
     private void Process()
     {
-        if (!_processing.TryEnter())
+        if (_processing)
         {
             return; // a register write from inside an MSI callback: the running loop re-reads the registers
         }
 
+        _processing = true;
         try
         {
             Run();
         }
         finally
         {
-            _processing.Exit();
+            _processing = false;
         }
     }
 
@@ -492,16 +497,16 @@ public sealed class VtdIommu : IDisposable
             ulong width = wide ? 32UL : 16UL;
             ulong queueBase = _iqa & IqaBaseMask & _caps.HostAddressMask;
             Span<byte> slot = fetched[..(int)width];
-            Span<InvalidationDescriptor> batch = _run.Slots;
+            Span<InvalidationDescriptor> batch = _batch;
             int n = 0;
             ulong position = head;
             VtdDecodeOutcome stop = VtdDecodeOutcome.Invalidation;
             VtdQueueError error = VtdQueueError.None;
             VtdDescriptor wait = default;
-            while (position != tail && n <= QueueBatch.Capacity - VtdDescriptorDecoder.MaxOutput)
+            while (position != tail && n <= BatchCapacity - VtdDescriptorDecoder.MaxOutput)
             {
                 ulong address = (queueBase + position) & _caps.HostAddressMask;
-                if (!QueueFetch.TryFetch(_memory, Engine.FaultPlan, ref _fetches, address, slot))
+                if (Engine.FaultPlan.DecideFetchFails(_fetches++, address) || !_memory.TryRead(address, slot))
                 {
                     stop = VtdDecodeOutcome.Error;
                     error = VtdQueueError.FetchError;
@@ -525,19 +530,26 @@ public sealed class VtdIommu : IDisposable
             bool internalError = false;
             if (n > 0)
             {
-                internalError = !_run.Execute(Engine, n);
-                ReadOnlySpan<InvalidationStatus> statuses = _run.Statuses[..n];
-                for (int i = 0; i < statuses.Length; i++)
+                TestBatchHook?.Invoke(_batch.AsSpan(0, n));
+                BatchResult result = Engine.Execute(_batch.AsSpan(0, n), _statuses);
+                if (result.Invalid != 0)
                 {
-                    InvalidationStatus status = statuses[i];
+                    FastAssert.True(result.Invalid == 0, "the VT-d decoder produced a descriptor the engine rejects");
+                    _internalErrors += (ulong)result.Invalid;
+                    internalError = true;
+                }
+
+                for (int i = 0; i < n; i++)
+                {
+                    InvalidationStatus status = _statuses[i];
                     if (status == InvalidationStatus.TimedOut && !timedOut)
                     {
                         timedOut = true;
-                        timedOutSource = batch[i].SourceId;
+                        timedOutSource = _batch[i].SourceId;
                     }
                     else if (status == InvalidationStatus.CompletionError)
                     {
-                        RaiseCompletionError(batch[i].SourceId);
+                        RaiseCompletionError(_batch[i].SourceId);
                     }
                 }
             }
