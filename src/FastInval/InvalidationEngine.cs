@@ -58,7 +58,7 @@ public readonly record struct BatchResult(int Ok, int TimedOut, int CompletionEr
 /// it removed.</para>
 /// <para><b>Allocation.</b> Execute, fills and lookups allocate nothing.</para>
 /// </remarks>
-public sealed class InvalidationEngine : IDisposable
+public sealed partial class InvalidationEngine : IDisposable
 {
     /// <summary>A probe is taken to cost about this many slots of a vector scan.</summary>
     private const ulong ProbeToScanRatio = 32;
@@ -100,8 +100,8 @@ public sealed class InvalidationEngine : IDisposable
     /// <summary>Device-TLB descriptors executed so far: the ordinal the fault plan sees next.</summary>
     public ulong DeviceTlbInvalidations => _deviceTlbOrdinal;
 
-    /// <summary>Executes one descriptor.</summary>
-    public InvalidationStatus Execute(in InvalidationDescriptor descriptor)
+    /// <summary>Executes one descriptor (no notification: the public overloads notify).</summary>
+    private InvalidationStatus ExecuteCore(in InvalidationDescriptor descriptor)
     {
         if (!DescriptorPredicates.IsValid(in descriptor))
         {
@@ -133,17 +133,11 @@ public sealed class InvalidationEngine : IDisposable
         }
     }
 
-    /// <summary>
-    /// Executes a batch with the effect of executing it one descriptor at a time, writing each descriptor's outcome.
-    /// </summary>
+    /// <summary>Executes a batch with the effect of executing it one descriptor at a time, writing each descriptor's
+    /// outcome (no notification: the public overloads notify; the caller checked the spans' lengths).</summary>
     [SkipLocalsInit] // the hold-back buffer is written before it is read
-    public BatchResult Execute(ReadOnlySpan<InvalidationDescriptor> batch, Span<InvalidationStatus> statuses)
+    private BatchResult ExecuteBatchCore(ReadOnlySpan<InvalidationDescriptor> batch, Span<InvalidationStatus> statuses)
     {
-        if (statuses.Length < batch.Length)
-        {
-            ThrowHelper.Argument(nameof(statuses), "statuses must be at least as long as the batch");
-        }
-
         int ok = 0, timedOut = 0, completionErrors = 0, invalid = 0, firstFailure = -1;
         Span<PendingTagFlush> pending = stackalloc PendingTagFlush[PendingCapacity];
         int pendingCount = 0;
@@ -179,7 +173,7 @@ public sealed class InvalidationEngine : IDisposable
             }
             else
             {
-                status = Execute(in d);
+                status = ExecuteCore(in d);
             }
 
             statuses[i] = status;

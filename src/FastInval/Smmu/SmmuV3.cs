@@ -53,6 +53,8 @@ public sealed class SmmuV3 : IDisposable
     private const uint PageSize = 0x1_0000;
 
     private readonly GuestAddressSpace _memory;
+    private readonly InvalidationEngine _engine;
+    private readonly bool _ownsEngine;
     private readonly SmmuFeatures _features;
     private readonly Action<ulong, uint>? _msi;
     private readonly Action<SmmuInterrupt>? _wired;
@@ -62,6 +64,7 @@ public sealed class SmmuV3 : IDisposable
     private readonly InvalidationDescriptor[] _batch = new InvalidationDescriptor[BatchCapacity];
     private readonly bool[] _batchIsAtc = new bool[BatchCapacity];
     private readonly InvalidationStatus[] _statuses = new InvalidationStatus[BatchCapacity];
+    private readonly ulong[] _indices = new ulong[BatchCapacity]; // CONS slot of each batch entry, for the notifiers
     private int _batchCount;
 
     private uint _cr0;
@@ -84,6 +87,7 @@ public sealed class SmmuV3 : IDisposable
     private ulong _internalErrors;
     private ulong _fetches;
     private bool _consuming;
+    private bool _disposed;
 
     /// <summary>Creates an SMMU over <paramref name="memory"/> (where the command queue and CMD_SYNC MSIs live).</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
@@ -96,9 +100,39 @@ public sealed class SmmuV3 : IDisposable
     /// <see cref="CallbackGuestMemory"/> or the host's own), where the command queue and CMD_SYNC MSIs live.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
     public SmmuV3(GuestAddressSpace memory, SmmuOptions? options = null)
+        : this(memory, options, null)
+    {
+    }
+
+    /// <summary>Creates an SMMU over <paramref name="memory"/> that executes its invalidations on
+    /// <paramref name="engine"/>, which the caller owns.</summary>
+    /// <remarks>
+    /// <para><b>Ownership.</b> The SMMU never disposes <paramref name="engine"/>; disposing the SMMU leaves it usable.
+    /// The engine's own <see cref="InvalidationEngine.FaultPlan"/> decides fetch errors and ATC outcomes, so
+    /// <see cref="SmmuOptions.Engine"/> and <see cref="SmmuOptions.FaultPlan"/> must be null.</para>
+    /// <para><b>Sharing.</b> Several units (SMMUv3, VT-d, iommufd) may run over one engine and then share its caches: an
+    /// invalidation from any of them removes matching entries for all. The engine has one writer at a time, so the host
+    /// must serialize the register writes of every unit that shares it, and its own fills, with one lock for the engine
+    /// (not one lock per unit). Lookups may still run on any thread. The fault plan's ordinals then count across the
+    /// units.</para>
+    /// </remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="memory"/> or <paramref name="engine"/> is null.</exception>
+    /// <exception cref="ArgumentException"><see cref="SmmuOptions.Engine"/> or <see cref="SmmuOptions.FaultPlan"/> is set.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
+    public SmmuV3(GuestAddressSpace memory, InvalidationEngine engine, SmmuOptions? options = null)
+        : this(memory, options, engine ?? throw new ArgumentNullException(nameof(engine)))
+    {
+    }
+
+    private SmmuV3(GuestAddressSpace memory, SmmuOptions? options, InvalidationEngine? engine)
     {
         ArgumentNullException.ThrowIfNull(memory);
         options ??= new SmmuOptions();
+        if (engine is not null && (options.Engine is not null || options.FaultPlan is not null))
+        {
+            ThrowHelper.Argument(nameof(options), "with a caller's engine, SmmuOptions.Engine and SmmuOptions.FaultPlan must be null (the engine has its own)");
+        }
+
         SmmuFeatures f = options.Features ?? new SmmuFeatures();
         if ((uint)options.StreamIdBits > 32 || (uint)options.MaxCommandQueueLog2 > 19 || (uint)f.SubstreamIdBits > 20)
         {
@@ -117,8 +151,16 @@ public sealed class SmmuV3 : IDisposable
         _wired = options.WiredInterrupt;
         _cmdqMaxLog2 = options.MaxCommandQueueLog2;
         _oasMask = (1UL << options.OutputAddressBits) - 1;
-        EngineOptions engineOptions = options.Engine ?? new EngineOptions();
-        Engine = new InvalidationEngine(engineOptions) { FaultPlan = options.FaultPlan ?? engineOptions.FaultPlan };
+        if (engine is null)
+        {
+            EngineOptions engineOptions = options.Engine ?? new EngineOptions();
+            _engine = new InvalidationEngine(engineOptions) { FaultPlan = options.FaultPlan ?? engineOptions.FaultPlan };
+            _ownsEngine = true;
+        }
+        else
+        {
+            _engine = engine;
+        }
 
         _idr[0] = (f.Stage2 ? Idr0S2p : 0) | (f.Stage1 ? Idr0S1p : 0) | (2u << Idr0TtfShift) /* AArch64 */ | Idr0CohAcc |
                   (f.Ats ? Idr0Ats : 0) | (f.Asid16 ? Idr0Asid16 : 0) | (f.Msi ? Idr0Msi : 0) | (f.Sev ? Idr0Sev : 0) |
@@ -137,16 +179,41 @@ public sealed class SmmuV3 : IDisposable
     /// <summary>The SMMU's caches and executor: the host fills and looks up <see cref="InvalidationEngine.Iotlb"/> (stage-1
     /// and nested entries tagged VMID + ASID, stage-2 entries tagged VMID), <see cref="InvalidationEngine.DeviceTlb"/> (ATCs
     /// by StreamID and SubstreamID) and <see cref="InvalidationEngine.ConfigCache"/> (STEs by StreamID, CDs by StreamID and
-    /// SubstreamID). Its <see cref="InvalidationEngine.FaultPlan"/> also decides command-fetch errors.</summary>
-    public InvalidationEngine Engine { get; }
+    /// SubstreamID). Its <see cref="InvalidationEngine.FaultPlan"/> also decides command-fetch errors. Either the SMMU's
+    /// own engine or the caller's (see the constructors).</summary>
+    /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
+    public InvalidationEngine Engine
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _engine;
+        }
+    }
 
     /// <summary>Commands fetched so far: the ordinal the fault plan sees for the next fetch.</summary>
-    public ulong CommandFetches => _fetches;
+    /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
+    public ulong CommandFetches
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _fetches;
+        }
+    }
 
     /// <summary>Invalidations the engine refused as malformed (<see cref="InvalidationStatus.Invalid"/>). The decoder
     /// never produces such a descriptor, so a non-zero count is a FastInval bug: each occurrence also asserts in debug
     /// builds, and the next CMD_SYNC cannot give its guarantees: it is CERROR_ILL, not consumed, with no signal.</summary>
-    public ulong InternalErrors => _internalErrors;
+    /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
+    public ulong InternalErrors
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _internalErrors;
+        }
+    }
 
     /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
     internal BatchHook? TestBatchHook { get; set; }
@@ -158,8 +225,10 @@ public sealed class SmmuV3 : IDisposable
     private int QueueLog2 => Math.Min((int)(_cmdqBase & CmdqLog2SizeMask), _cmdqMaxLog2);
 
     /// <summary>Reads a register (4 or 8 bytes, naturally aligned); anything else reads 0.</summary>
+    /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
     public ulong ReadRegister(uint offset, int size)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (offset >= PageSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
         {
             return 0;
@@ -175,8 +244,10 @@ public sealed class SmmuV3 : IDisposable
 
     /// <summary>Writes a register (4 or 8 bytes, naturally aligned); anything else is ignored. A write that allows the
     /// command queue to make progress consumes commands before it returns.</summary>
+    /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
     public void WriteRegister(uint offset, ulong value, int size)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (offset >= PageSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
         {
             return;
@@ -348,7 +419,7 @@ public sealed class SmmuV3 : IDisposable
             uint indexMask = (1u << log2) - 1;
             ulong queueBytes = (ulong)SmmuCommandLayout.Size << log2;
             ulong baseAddress = _cmdqBase & CmdqBaseAddressMask & ~(Math.Max(queueBytes, 32) - 1) & _oasMask;
-            while (CommandQueueEnabled && !CommandErrorActive && ((_cmdqCons ^ _cmdqProd) & span) != 0)
+            while (!_disposed && CommandQueueEnabled && !CommandErrorActive && ((_cmdqCons ^ _cmdqProd) & span) != 0)
             {
                 ulong address = (baseAddress + ((_cmdqCons & indexMask) * (ulong)SmmuCommandLayout.Size)) & _oasMask;
                 SmmuCommandError error = Step(address, out SmmuCommand sync);
@@ -372,6 +443,10 @@ public sealed class SmmuV3 : IDisposable
         {
             _consuming = false;
             Flush(); // a guest-memory callback threw: what was consumed is still executed
+            if (_disposed && _ownsEngine)
+            {
+                _engine.Dispose(); // disposed from a callback: the engine outlived the loop that was using it
+            }
         }
     }
 
@@ -382,7 +457,7 @@ public sealed class SmmuV3 : IDisposable
         sync = default;
         Span<byte> bytes = stackalloc byte[SmmuCommandLayout.Size];
         ulong ordinal = _fetches++;
-        if (Engine.FaultPlan.DecideFetchFails(ordinal, address) || !_memory.TryRead(address, bytes))
+        if (_engine.FaultPlan.DecideFetchFails(ordinal, address) || !_memory.TryRead(address, bytes))
         {
             return SmmuCommandError.Abort;
         }
@@ -407,6 +482,7 @@ public sealed class SmmuV3 : IDisposable
 
                 _batch[_batchCount] = decoded.Descriptor;
                 _batchIsAtc[_batchCount] = atc;
+                _indices[_batchCount] = _cmdqCons & ((1u << QueueLog2) - 1);
                 _batchCount++;
                 return SmmuCommandError.None;
             case SmmuCommandKind.Sync:
@@ -439,7 +515,7 @@ public sealed class SmmuV3 : IDisposable
         }
 
         TestBatchHook?.Invoke(_batch.AsSpan(0, _batchCount));
-        BatchResult result = Engine.Execute(_batch.AsSpan(0, _batchCount), _statuses);
+        BatchResult result = _engine.Execute(_batch.AsSpan(0, _batchCount), _statuses, InvalidationSource.SmmuCommandQueue, _indices);
         if (result.Invalid != 0)
         {
             FastAssert.True(result.Invalid == 0, "the SMMU decoder produced a descriptor the engine rejects");
@@ -526,6 +602,21 @@ public sealed class SmmuV3 : IDisposable
         }
     }
 
-    /// <inheritdoc/>
-    public void Dispose() => Engine.Dispose();
+    /// <summary>Disposes the SMMU and, if the SMMU built it, its engine (a caller's engine is left alone). Afterwards
+    /// every member but <see cref="Dispose"/> (which may be called again) throws <see cref="ObjectDisposedException"/>.
+    /// Called from an interrupt callback during consumption, it stops the queue after the command being completed
+    /// (earlier invalidations are still executed) and disposes the engine when the register write returns.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        if (_ownsEngine && !_consuming)
+        {
+            _engine.Dispose();
+        }
+    }
 }

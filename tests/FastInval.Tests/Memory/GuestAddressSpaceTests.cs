@@ -216,14 +216,14 @@ public class ThrowingAccessorTests
         FastInval.Tests.Vtd.Dsc.Iotlb(3, 4, 0x5000).Write(queue.AsSpan(0, 16));
         FastInval.Tests.Vtd.Dsc.Iotlb(2, 4).Write(queue.AsSpan(16, 16));
         FastInval.Tests.Vtd.Dsc.Wait(sw: true, data: 1, addr: 0x20_0000).Write(queue.AsSpan(32, 16));
-        unit.WriteRegister(FastInval.Tests.Vtd.Reg.Iqa, 0x10_0000, 8);
-        unit.WriteRegister(FastInval.Tests.Vtd.Reg.Gcmd, FastInval.Tests.Vtd.Reg.Qie, 4);
-        Assert.Throws<InvalidOperationException>(() => unit.WriteRegister(FastInval.Tests.Vtd.Reg.Iqt, 48, 4));
-        Assert.Equal(0UL, unit.ReadRegister(FastInval.Tests.Vtd.Reg.Iqh, 8));
-        Assert.Equal(0u, (uint)unit.ReadRegister(FastInval.Tests.Vtd.Reg.Fsts, 4));
+        unit.WriteRegister(VtdRegisters.Iqa, 0x10_0000, 8);
+        unit.WriteRegister(VtdRegisters.Gcmd, VtdRegisters.Qie, 4);
+        Assert.Throws<InvalidOperationException>(() => unit.WriteRegister(VtdRegisters.Iqt, 48, 4));
+        Assert.Equal(0UL, unit.ReadRegister(VtdRegisters.Iqh, 8));
+        Assert.Equal(0u, (uint)unit.ReadRegister(VtdRegisters.Fsts, 4));
         Assert.True(unit.Engine.Iotlb.TryLookup(TranslationStage.Stage2, 4, AddressSpace.None, 0x5000, out _)); // not yet run
-        unit.WriteRegister(FastInval.Tests.Vtd.Reg.Iqt, 48, 4);                      // the guest (or host) rings again: fetched from IQH
-        Assert.Equal(48UL, unit.ReadRegister(FastInval.Tests.Vtd.Reg.Iqh, 8));
+        unit.WriteRegister(VtdRegisters.Iqt, 48, 4);                      // the guest (or host) rings again: fetched from IQH
+        Assert.Equal(48UL, unit.ReadRegister(VtdRegisters.Iqh, 8));
         Assert.Equal(1, status[0]);
         Assert.False(unit.Engine.Iotlb.TryLookup(TranslationStage.Stage2, 4, AddressSpace.None, 0x5000, out _));
     }

@@ -86,11 +86,11 @@ public sealed unsafe partial class LargeGuestMemoryTests : IDisposable
         unit.Engine.Iotlb.Fill(TranslationEntry.Leaf(TranslationStage.Stage1, 3, 9, 0x7000, 0x7000));
         Dsc.PIotlb(3, 3, 9, 0x7000).Write(new Span<byte>(Host(queue), 32));
         Dsc.Wait(sw: true, data: 0xC0DE, addr: status).Write(new Span<byte>(Host(queue + 32), 32));
-        unit.WriteRegister(Reg.Iqa, queue | (1UL << 11), 8);
-        unit.WriteRegister(Reg.Gcmd, Reg.Qie, 4);
-        unit.WriteRegister(Reg.Iqt, 64, 4);
-        Assert.Equal(0u, (uint)unit.ReadRegister(Reg.Fsts, 4));
-        Assert.Equal(64UL, unit.ReadRegister(Reg.Iqh, 8));
+        unit.WriteRegister(VtdRegisters.Iqa, queue | (1UL << 11), 8);
+        unit.WriteRegister(VtdRegisters.Gcmd, VtdRegisters.Qie, 4);
+        unit.WriteRegister(VtdRegisters.Iqt, 64, 4);
+        Assert.Equal(0u, (uint)unit.ReadRegister(VtdRegisters.Fsts, 4));
+        Assert.Equal(64UL, unit.ReadRegister(VtdRegisters.Iqh, 8));
         Assert.Equal(0xC0DEu, *(uint*)Host(status));
         Assert.False(unit.Engine.Iotlb.TryLookup(TranslationStage.Stage1, 3, 9, 0x7000, out _));
     }

@@ -74,7 +74,7 @@ public class VtdEventTests
         rig.Submit(Dsc.Wait(sw: false, iflag: true));
         Assert.Equal(Reg.Iwc, rig.Read32(Reg.Ics));
         Assert.Equal([CompletionMsi], rig.Msis);
-        Assert.Equal(0u, rig.Read32(Reg.Iectl) & Reg.Ip);
+        Assert.Equal(0u, rig.Read32(Reg.Iectl) & Reg.InterruptPending);
     }
 
     [Fact]
@@ -112,11 +112,11 @@ public class VtdEventTests
     {
         using var rig = new VtdRig(unmaskInterrupts: false);
         rig.Enable();
-        Assert.Equal(Reg.Im, rig.Read32(Reg.Iectl)); // reset value: masked
+        Assert.Equal(Reg.InterruptMask, rig.Read32(Reg.Iectl)); // reset value: masked
         rig.Submit(Dsc.Wait(sw: false, iflag: true));
         Assert.Empty(rig.Msis);
-        Assert.Equal(Reg.Im | Reg.Ip, rig.Read32(Reg.Iectl));
-        rig.Write32(Reg.Iectl, Reg.Ip); // IP is read-only: writing it does nothing, IM = 0 unmasks
+        Assert.Equal(Reg.InterruptMask | Reg.InterruptPending, rig.Read32(Reg.Iectl));
+        rig.Write32(Reg.Iectl, Reg.InterruptPending); // IP is read-only: writing it does nothing, IM = 0 unmasks
         Assert.Equal([CompletionMsi], rig.Msis);
         Assert.Equal(0u, rig.Read32(Reg.Iectl));
     }
@@ -128,7 +128,7 @@ public class VtdEventTests
         rig.Enable();
         rig.Submit(Dsc.Wait(sw: false, iflag: true));
         rig.Write32(Reg.Ics, Reg.Iwc);
-        Assert.Equal(Reg.Im, rig.Read32(Reg.Iectl));
+        Assert.Equal(Reg.InterruptMask, rig.Read32(Reg.Iectl));
         rig.Write32(Reg.Iectl, 0);
         Assert.Empty(rig.Msis);
     }
@@ -180,22 +180,22 @@ public class VtdEventTests
     {
         using var rig = new VtdRig(unmaskInterrupts: false);
         rig.Enable();
-        Assert.Equal(Reg.Im, rig.Read32(Reg.Fectl));
+        Assert.Equal(Reg.InterruptMask, rig.Read32(Reg.Fectl));
         rig.Submit(new VtdDescriptor(0xF, 0));
-        Assert.Equal(Reg.Im | Reg.Ip, rig.Read32(Reg.Fectl));
+        Assert.Equal(Reg.InterruptMask | Reg.InterruptPending, rig.Read32(Reg.Fectl));
         Assert.Empty(rig.Msis);
         rig.Write32(Reg.Fectl, 0);
         Assert.Equal([FaultMsi], rig.Msis);
         Assert.Equal(0u, rig.Read32(Reg.Fectl));
 
-        rig.Write32(Reg.Fectl, Reg.Im);
+        rig.Write32(Reg.Fectl, Reg.InterruptMask);
         rig.Put(0, Dsc.Wait(sw: false));
         rig.Write32(Reg.Fsts, Reg.Iqe);
         rig.Submit(new VtdDescriptor(0xF, 0));
-        Assert.Equal(Reg.Im | Reg.Ip, rig.Read32(Reg.Fectl));
+        Assert.Equal(Reg.InterruptMask | Reg.InterruptPending, rig.Read32(Reg.Fectl));
         rig.Put(1, Dsc.Wait(sw: false));
         rig.Write32(Reg.Fsts, Reg.Iqe); // the last status cleared: IP cleared, nothing sent
-        Assert.Equal(Reg.Im, rig.Read32(Reg.Fectl));
+        Assert.Equal(Reg.InterruptMask, rig.Read32(Reg.Fectl));
         rig.Write32(Reg.Fectl, 0);
         Assert.Single(rig.Msis);
     }

@@ -1,3 +1,4 @@
+global using Reg = FastInval.Vtd.VtdRegisters;
 using FastInval.Reference.Vtd;
 using FastInval.Tests.Memory;
 using FastInval.Vtd;
@@ -64,18 +65,6 @@ internal static class Dsc
         2 => new(d.Qw0, d.Qw1, d.Qw2 | (1UL << bit), d.Qw3),
         _ => new(d.Qw0, d.Qw1, d.Qw2, d.Qw3 | (1UL << bit)),
     };
-}
-
-/// <summary>Register offsets and bits, written out for the tests (the unit's own table is internal).</summary>
-internal static class Reg
-{
-    public const uint Ver = 0x00, Cap = 0x08, Ecap = 0x10, Gcmd = 0x18, Gsts = 0x1C, Rtaddr = 0x20, Fsts = 0x34, Fectl = 0x38,
-        Fedata = 0x3C, Feaddr = 0x40, Feuaddr = 0x44, Iqh = 0x80, Iqt = 0x88, Iqa = 0x90, Ics = 0x9C, Iectl = 0xA0, Iedata = 0xA4,
-        Ieaddr = 0xA8, Ieuaddr = 0xAC, Iqercd = 0xB0, Irta = 0xB8;
-
-    public const uint Te = 1u << 31, Srtp = 1u << 30, Qie = 1u << 26, Ire = 1u << 25, Sirtp = 1u << 24;
-    public const uint Pfo = 1, Iqe = 1u << 4, Ice = 1u << 5, Ite = 1u << 6;
-    public const uint Im = 1u << 31, Ip = 1u << 30, Iwc = 1;
 }
 
 /// <summary>
