@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using FastInval.Internals;
 using FastInval.Smmu;
+using FastInval.Vtd;
 
 namespace FastInval.Uapi;
 
@@ -140,10 +141,10 @@ public sealed partial class Iommufd
             }
 
             ReadOnlySpan<byte> entry = view.Slice((int)offset, VtdS1Invalidate.EntrySize);
-            ulong addr = UserCopy.U64(entry, 0);
-            ulong npages = UserCopy.U64(entry, 8);
-            uint flags = UserCopy.U32(entry, 16);
-            if ((flags & ~VtdS1Invalidate.FlagLeaf) != 0 || (!TReporting.HwError && UserCopy.U32(entry, 20) != 0))
+            ulong addr = UserCopy.U64(entry, VtdS1Invalidate.AddressOffset);
+            ulong npages = UserCopy.U64(entry, VtdS1Invalidate.PageCountOffset);
+            uint flags = UserCopy.U32(entry, VtdS1Invalidate.FlagsOffset);
+            if ((flags & ~VtdS1Invalidate.FlagLeaf) != 0 || (!TReporting.HwError && UserCopy.U32(entry, VtdS1Invalidate.LastWordOffset) != 0))
             {
                 rc = -Errno.EOPNOTSUPP;
                 break;
@@ -177,8 +178,7 @@ public sealed partial class Iommufd
             }
             else
             {
-                first = block;
-                last = block + ((4096UL << mask) - 1);
+                (first, last) = VtdDescriptorDecoder.MaskRange(block, mask); // the queue's AM block, shared with Vtd/
                 batch[pending++] = InvalidationDescriptor.IotlbRange(did, 0, first, last,
                     leafOnly: (flags & VtdS1Invalidate.FlagLeaf) != 0, includeGlobal: true, stages: StageMask.FirstStage);
             }
@@ -237,7 +237,7 @@ public sealed partial class Iommufd
                 };
             }
 
-            UserCopy.PutU32(view, (int)(((firstEntry + (uint)e) * (ulong)VtdS1Invalidate.EntrySize) + 20), hwError);
+            UserCopy.PutU32(view, (int)(((firstEntry + (uint)e) * (ulong)VtdS1Invalidate.EntrySize) + VtdS1Invalidate.LastWordOffset), hwError);
         }
 
         return -1;
@@ -393,28 +393,27 @@ public sealed partial class Iommufd
     /// <summary>arm_vsmmu_convert_user_cmd: false for an opcode the vIOMMU does not accept or a vSID without a vDEVICE.</summary>
     private static bool TryConvert(ViommuObject viommu, ref ulong c0, ref ulong c1)
     {
-        const ulong vmidField = 0xFFFFUL << 32;
-        switch ((SmmuOpcode)(byte)c0)
+        ulong vmid = ((ulong)viommu.Vmid << SmmuCommandLayout.VmidShift) & SmmuCommandLayout.VmidMask;
+        switch ((SmmuOpcode)(byte)(c0 & SmmuCommandLayout.OpcodeMask))
         {
             case SmmuOpcode.TlbiNsnhAll:
-                c0 = (ulong)SmmuOpcode.TlbiNhAll | ((ulong)viommu.Vmid << 32);
-                c1 = 0;
+                (c0, c1) = (SmmuCommand.TlbiNhAll(viommu.Vmid).Dword0, 0);
                 return true;
             case SmmuOpcode.TlbiNhAll:
             case SmmuOpcode.TlbiNhAsid:
             case SmmuOpcode.TlbiNhVa:
             case SmmuOpcode.TlbiNhVaa:
-                c0 = (c0 & ~vmidField) | ((ulong)viommu.Vmid << 32);
+                c0 = (c0 & ~SmmuCommandLayout.VmidMask) | vmid;
                 return true;
             case SmmuOpcode.AtcInv:
             case SmmuOpcode.CfgiCd:
             case SmmuOpcode.CfgiCdAll:
-                if (!viommu.Vdevices.TryGetValue(c0 >> 32, out VdeviceObject? vdevice))
+                if (!viommu.Vdevices.TryGetValue((c0 & SmmuCommandLayout.StreamIdMask) >> SmmuCommandLayout.StreamIdShift, out VdeviceObject? vdevice))
                 {
                     return false;
                 }
 
-                c0 = (c0 & 0xFFFF_FFFFUL) | ((ulong)vdevice.Device.StreamId << 32);
+                c0 = (c0 & ~SmmuCommandLayout.StreamIdMask) | ((ulong)vdevice.Device.StreamId << SmmuCommandLayout.StreamIdShift);
                 return true;
             default:
                 return false;
