@@ -124,6 +124,7 @@ public sealed class InvalidationEngine : IDisposable
             return InvalidationStatus.Invalid;
         }
 
+        NoteInvalidation(in descriptor);
         switch (descriptor.Scope)
         {
             case InvalidationScope.Iotlb:
@@ -169,6 +170,7 @@ public sealed class InvalidationEngine : IDisposable
             if (d.Scope == InvalidationScope.Iotlb && DescriptorPredicates.IsValid(in d))
             {
                 status = InvalidationStatus.Ok;
+                NoteInvalidation(in d);
                 if (IsWholeIotlb(in d))
                 {
                     Iotlb.Table.Clear();
@@ -282,6 +284,74 @@ public sealed class InvalidationEngine : IDisposable
         else
         {
             Iotlb.Table.RemoveByScan(in op, Kernel);
+        }
+    }
+
+    /// <summary>
+    /// Advances the invalidation sequence of what a valid descriptor may cover, before anything is removed, so that a
+    /// <c>TryFill</c> whose token predates this call is refused (see <see cref="InvalidationToken"/>). Keys: the domain
+    /// for the IOTLB, the source id for device TLBs and configuration caches; without a key, the whole cache.
+    /// </summary>
+    private void NoteInvalidation(in InvalidationDescriptor d)
+    {
+        switch (d.Scope)
+        {
+            case InvalidationScope.Iotlb:
+                if ((d.Flags & InvalidationFlags.MatchDomain) != 0)
+                {
+                    Iotlb.Table.Sequence.BumpKey(d.DomainId);
+                }
+                else
+                {
+                    Iotlb.Table.Sequence.BumpAll();
+                }
+
+                break;
+            case InvalidationScope.IotlbRange:
+                if ((d.Flags & InvalidationFlags.MatchDomain) != 0)
+                {
+                    Iotlb.Table.Sequence.BumpRange(d.DomainId, d.First, d.Last);
+                }
+                else
+                {
+                    Iotlb.Table.Sequence.BumpAll();
+                }
+
+                break;
+            case InvalidationScope.DeviceTlb:
+                if ((d.Flags & InvalidationFlags.MatchSource) == 0)
+                {
+                    DeviceTlb.Table.Sequence.BumpAll();
+                }
+                else if (DescriptorPredicates.IsNoPasidDeviceTlb(in d))
+                {
+                    DeviceTlb.Table.Sequence.BumpKey(d.SourceId); // also removes PASID-tagged entries at any address
+                }
+                else
+                {
+                    DeviceTlb.Table.Sequence.BumpRange(d.SourceId, d.First, d.Last);
+                }
+
+                break;
+            default:
+                if ((d.Flags & InvalidationFlags.MatchSource) != 0 && d.Last - d.First < InvalidationSequence.MaxRegionBumps &&
+                    d.Last <= uint.MaxValue)
+                {
+                    for (ulong sid = d.First; ; sid++)
+                    {
+                        ConfigCache.Sequence.BumpKey((uint)sid);
+                        if (sid == d.Last)
+                        {
+                            break;
+                        }
+                    }
+                }
+                else
+                {
+                    ConfigCache.Sequence.BumpAll();
+                }
+
+                break;
         }
     }
 

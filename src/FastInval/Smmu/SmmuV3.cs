@@ -13,11 +13,11 @@ namespace FastInval.Smmu;
 /// <para><b>Register access.</b> 4-byte accesses at 4-byte aligned offsets and 8-byte accesses at 8-byte aligned offsets
 /// inside the 64 KiB page 0; an 8-byte access to a pair of 32-bit registers is the low register then the high one. Any
 /// other access is ignored on write and reads 0. Read-only registers, reserved bits and unimplemented offsets read 0 (or
-/// their value) and ignore writes. Implemented: IDR0–5, IIDR, AIDR (SMMUv3.2), CR0/CR0ACK, CR1, CR2, GBPA, IRQ_CTRL/ACK,
+/// their value) and ignore writes. Implemented: IDR0–5, IIDR, AIDR (SMMUv3.1; see <see cref="SmmuRegisters.AidrSmmuV31"/>), CR0/CR0ACK, CR1, CR2, GBPA, IRQ_CTRL/ACK,
 /// GERROR/GERRORN, GERROR_IRQ_CFG0–2 (with MSIs), STRTAB_BASE/_CFG (stored; this unit walks no tables), CMDQ_BASE, CMDQ_PROD,
 /// CMDQ_CONS. The event and PRI queues are not modelled: this unit translates nothing, so it records no events.</para>
 /// <para><b>Acknowledgements</b> are immediate: CR0ACK and IRQ_CTRLACK follow a write at once, and a GBPA write with
-/// Update = 1 completes at once (Update reads 0). CMDQ_BASE and CMDQ_CONS ignore writes while CR0ACK.CMDQEN = 1 (SMMUv3.2),
+/// Update = 1 completes at once (Update reads 0). CMDQ_BASE and CMDQ_CONS ignore writes while CR0ACK.CMDQEN = 1 (required from SMMUv3.2, one of the permitted behaviours before),
 /// STRTAB_BASE/_CFG while SMMUEN = 1. CMDQ_BASE.LOG2SIZE above IDR1.CMDQS counts as CMDQS; the queue base is ADDR aligned
 /// down to the queue size (at least 32 bytes) and truncated to the output address size.</para>
 /// <para><b>Consumption</b> happens synchronously inside the write that allows it — CMDQ_PROD, CR0 setting CMDQEN, GERRORN
@@ -31,7 +31,8 @@ namespace FastInval.Smmu;
 /// <para><b>CMD_SYNC</b> completes everything before it, then signals as CS says: SIG_IRQ writes MSIData (32-bit,
 /// little-endian) to MSIAddress when IDR0.MSI and MSIAddress ≠ 0, and asserts the wired
 /// <see cref="SmmuInterrupt.CommandSync"/> output regardless (§4.7.3); SIG_SEV asserts <see cref="SmmuInterrupt.Event"/>
-/// when IDR0.SEV; SIG_NONE does nothing. An MSI write to unmapped memory is aborted and reported as
+/// when IDR0.SEV; SIG_NONE does nothing. The signal is sent only after CONS has moved past the CMD_SYNC, so that software inferring
+/// CONS from the MSI (or the interrupt) never sees an older CONS. An MSI write to unmapped memory is aborted and reported as
 /// GERROR.MSI_CMDQ_ABT_ERR; the SYNC still completes.</para>
 /// <para><b>CERROR_ATC_INV_SYNC.</b> An ATC_INV whose device-TLB invalidation the fault plan times out leaves the device's
 /// entries in place and marks the ATC invalidations since the last completed CMD_SYNC as failed. The next CMD_SYNC reports
@@ -81,6 +82,8 @@ public sealed class SmmuV3 : IDisposable
     private uint _cmdqProd;
     private uint _cmdqCons;
     private bool _atcFailed;
+    private bool _internalFailed;
+    private ulong _internalErrors;
     private ulong _fetches;
     private bool _consuming;
     private bool _disposed;
@@ -165,7 +168,9 @@ public sealed class SmmuV3 : IDisposable
                   (1u << 26) /* TERM_MODEL: terminate with abort */ | (1u << 27) /* 2-level stream table */;
         _idr[1] = (uint)options.StreamIdBits | ((uint)f.SubstreamIdBits << 6) | ((f.Pri ? 19u : 0) << 11) | (19u << 16) |
                   ((uint)options.MaxCommandQueueLog2 << 21);
-        _idr[3] = (1u << 2) /* HAD */ | (f.RangeInvalidation ? 1u << 10 : 0);
+        // SMMUv3.1 with v3.2's RIL (a v3.x part may carry any v3.(x+1) feature): v3.1 makes HAD mandatory with stage 1
+        // (and 0 without it) and XNX mandatory with stage 2. v3.2 would also require HYP with both stages, FWB and BBML.
+        _idr[3] = (f.Stage1 ? Idr3Had : 0) | (f.Stage2 ? Idr3Xnx : 0) | (f.RangeInvalidation ? Idr3Ril : 0);
         _idr[5] = (uint)oasCode | (1u << 4) | (1u << 5) | (1u << 6); // 4K, 16K and 64K granules
         _cmdqBase = (uint)options.MaxCommandQueueLog2 & 0x1F;
     }
@@ -195,6 +200,22 @@ public sealed class SmmuV3 : IDisposable
             return _fetches;
         }
     }
+
+    /// <summary>Invalidations the engine refused as malformed (<see cref="InvalidationStatus.Invalid"/>). The decoder
+    /// never produces such a descriptor, so a non-zero count is a FastInval bug: each occurrence also asserts in debug
+    /// builds, and the next CMD_SYNC cannot give its guarantees: it is CERROR_ILL, not consumed, with no signal.</summary>
+    /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
+    public ulong InternalErrors
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _internalErrors;
+        }
+    }
+
+    /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
+    internal BatchHook? TestBatchHook { get; set; }
 
     private bool CommandQueueEnabled => (_cr0 & Cr0CmdqEn) != 0;
 
@@ -270,7 +291,7 @@ public sealed class SmmuV3 : IDisposable
     private uint Read32(uint offset) => offset switch
     {
         <= Idr5 => _idr[offset / 4],
-        Aidr => 2, // SMMUv3.2
+        Aidr => AidrSmmuV31,
         Cr0 or Cr0Ack => _cr0,
         Cr1 => _cr1,
         Cr2 => _cr2,
@@ -400,7 +421,7 @@ public sealed class SmmuV3 : IDisposable
             while (!_disposed && CommandQueueEnabled && !CommandErrorActive && ((_cmdqCons ^ _cmdqProd) & span) != 0)
             {
                 ulong address = (baseAddress + ((_cmdqCons & indexMask) * 16UL)) & _oasMask;
-                SmmuCommandError error = Step(address);
+                SmmuCommandError error = Step(address, out SmmuCommand sync);
                 if (error != SmmuCommandError.None)
                 {
                     Flush();
@@ -409,6 +430,10 @@ public sealed class SmmuV3 : IDisposable
                 }
 
                 _cmdqCons = (_cmdqCons & ~span) | ((_cmdqCons + 1) & span);
+                if (sync.Opcode == (byte)SmmuOpcode.Sync)
+                {
+                    Signal(in sync); // only once CONS has passed the CMD_SYNC: software infers CONS from the signal
+                }
             }
 
             Flush();
@@ -424,9 +449,11 @@ public sealed class SmmuV3 : IDisposable
         }
     }
 
-    /// <summary>Fetches, decodes and executes (or queues) the command at <paramref name="address"/>.</summary>
-    private SmmuCommandError Step(ulong address)
+    /// <summary>Fetches, decodes and executes (or queues) the command at <paramref name="address"/>; a completed CMD_SYNC
+    /// comes back in <paramref name="sync"/> (else default) for the caller to signal after moving CONS past it.</summary>
+    private SmmuCommandError Step(ulong address, out SmmuCommand sync)
     {
+        sync = default;
         Span<byte> bytes = stackalloc byte[16];
         ulong ordinal = _fetches++;
         if (_engine.FaultPlan.DecideFetchFails(ordinal, address) || !_memory.TryRead(address, bytes))
@@ -458,13 +485,19 @@ public sealed class SmmuV3 : IDisposable
                 return SmmuCommandError.None;
             case SmmuCommandKind.Sync:
                 Flush();
+                if (_internalFailed)
+                {
+                    _internalFailed = false;
+                    return SmmuCommandError.Illegal; // an earlier invalidation failed inside FastInval (see InternalErrors)
+                }
+
                 if (_atcFailed)
                 {
                     _atcFailed = false;
                     return SmmuCommandError.AtcInvalidationSync;
                 }
 
-                Signal(in command);
+                sync = command;
                 return SmmuCommandError.None;
             default:
                 return SmmuCommandError.None;
@@ -479,7 +512,15 @@ public sealed class SmmuV3 : IDisposable
             return;
         }
 
-        _engine.Execute(_batch.AsSpan(0, _batchCount), _statuses);
+        TestBatchHook?.Invoke(_batch.AsSpan(0, _batchCount));
+        BatchResult result = _engine.Execute(_batch.AsSpan(0, _batchCount), _statuses);
+        if (result.Invalid != 0)
+        {
+            FastAssert.True(result.Invalid == 0, "the SMMU decoder produced a descriptor the engine rejects");
+            _internalErrors += (ulong)result.Invalid;
+            _internalFailed = true;
+        }
+
         for (int i = 0; i < _batchCount; i++)
         {
             if (_batchIsAtc[i] && _statuses[i] == InvalidationStatus.TimedOut)

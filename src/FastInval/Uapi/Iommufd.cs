@@ -28,6 +28,7 @@ public sealed partial class Iommufd : IDisposable
 
     private readonly object _lock = new();
     private readonly UserMemory _memory;
+    private ulong _internalErrors;
     private readonly IommufdOptions _options;
     private InvalidationEngine? _vtdEngine;
     private InvalidationEngine? _smmuEngine;
@@ -174,6 +175,23 @@ public sealed partial class Iommufd : IDisposable
             return 0;
         }
     }
+
+    /// <summary>Invalidations an engine refused as malformed (<see cref="InvalidationStatus.Invalid"/>) while serving
+    /// IOMMU_HWPT_INVALIDATE. The converters never produce such a descriptor, so a non-zero count is a FastInval bug: each
+    /// occurrence also asserts in debug builds and fails the call with -EIO, entry_num counting only entries known to be
+    /// done (the entries before it on the VT-d path, those before its batch on the SMMUv3 path).</summary>
+    /// <exception cref="ObjectDisposedException">The file is disposed.</exception>
+    public ulong InternalErrors
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
+            return Interlocked.Read(ref _internalErrors);
+        }
+    }
+
+    /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
+    internal BatchHook? TestBatchHook { get; set; }
 
     /// <summary>The engine modelling the caches of the <paramref name="kind"/> IOMMU (IOTLB, device TLBs, configuration
     /// caches), created on first use. Fill it to model what the hardware cached; replace its fault plan to inject

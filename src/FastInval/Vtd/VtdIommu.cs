@@ -53,8 +53,10 @@ namespace FastInval.Vtd;
 /// ICESID.</para>
 ///
 /// <para><b>Waits.</b> In queue order, after every earlier descriptor has completed: SW writes the 32-bit status data,
-/// little-endian, at the status address (bits 63:2, modulo 2^HAW); a write to unmapped guest memory is dropped and the
-/// wait still completes (QEMU makes it an IQE). Then IF sets ICS.IWC and raises a completion event if IWC was clear. A
+/// little-endian, at the status address (bits 63:2, modulo 2^HAW). A status write to unmapped guest memory means the
+/// wait cannot complete: it is an IQE with IQH on the wait and IQEI 0 (no IQEI code names this case; QEMU also raises an
+/// IQE here), no completion event, and nothing after it runs until software clears IQE (Linux's recovery rewrites the
+/// slot at IQH first). Then IF sets ICS.IWC and raises a completion event if IWC was clear. A
 /// wait with neither SW nor IF is a valid no-op (QEMU rejects it); FN and PD need no action, as all earlier descriptors
 /// are complete and no page requests are outstanding.</para>
 ///
@@ -102,6 +104,7 @@ public sealed class VtdIommu : IDisposable
     private ulong _iqercd;
     private ulong _irta;
     private ulong _fetches;
+    private ulong _internalErrors;
     private bool _processing;
     private bool _disposed;
 
@@ -210,6 +213,22 @@ public sealed class VtdIommu : IDisposable
             return _fetches;
         }
     }
+
+    /// <summary>Invalidations the engine refused as malformed (<see cref="InvalidationStatus.Invalid"/>). The decoder
+    /// never produces such a descriptor, so a non-zero count is a FastInval bug: each occurrence also asserts in debug
+    /// builds and stops the queue with IQE (IQEI 0, IQH on the descriptor after the run that held it).</summary>
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
+    public ulong InternalErrors
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _internalErrors;
+        }
+    }
+
+    /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
+    internal BatchHook? TestBatchHook { get; set; }
 
     /// <summary>Reads a register: <paramref name="size"/> 4 or 8 bytes at an offset aligned to it (else 0).</summary>
     /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
@@ -585,9 +604,18 @@ public sealed class VtdIommu : IDisposable
             }
 
             // Execute the run; note time-outs (reported at the wait that cannot complete) and completion errors.
+            bool internalError = false;
             if (n > 0)
             {
-                _engine.Execute(_batch.AsSpan(0, n), _statuses);
+                TestBatchHook?.Invoke(_batch.AsSpan(0, n));
+                BatchResult result = _engine.Execute(_batch.AsSpan(0, n), _statuses);
+                if (result.Invalid != 0)
+                {
+                    FastAssert.True(result.Invalid == 0, "the VT-d decoder produced a descriptor the engine rejects");
+                    _internalErrors += (ulong)result.Invalid;
+                    internalError = true;
+                }
+
                 for (int i = 0; i < n; i++)
                 {
                     InvalidationStatus status = _statuses[i];
@@ -604,6 +632,12 @@ public sealed class VtdIommu : IDisposable
             }
 
             _iqh = position;
+            if (internalError)
+            {
+                RaiseQueueError(VtdQueueError.None); // an internal error: IQE before the wait or error that ended the run
+                break;
+            }
+
             if (stop == VtdDecodeOutcome.Error)
             {
                 RaiseQueueError(error);
@@ -612,16 +646,19 @@ public sealed class VtdIommu : IDisposable
 
             if (stop == VtdDecodeOutcome.Wait)
             {
-                _iqh = Next(position, width, size);
                 if (timedOut)
                 {
+                    _iqh = Next(position, width, size);
                     break; // the wait is aborted: no status write, no interrupt; ITE below
                 }
 
-                if (wait.StatusWrite)
+                if (wait.StatusWrite && !_memory.TryWriteUInt32(wait.StatusAddress & _caps.HostAddressMask, wait.StatusData))
                 {
-                    _memory.TryWriteUInt32(wait.StatusAddress & _caps.HostAddressMask, wait.StatusData); // unmapped: dropped
+                    RaiseQueueError(VtdQueueError.None); // the wait cannot complete: IQE with IQH on it, as QEMU does
+                    break;
                 }
+
+                _iqh = Next(position, width, size);
 
                 if (wait.InterruptFlag)
                 {

@@ -465,17 +465,21 @@ public sealed class ReferenceVtd
 
             if (d.IsWait)
             {
-                _iqh = next;
                 if (timedOut is not null)
                 {
+                    _iqh = next;
                     break; // aborted
                 }
 
-                if ((q[0] & (1UL << 5)) != 0)
+                // A status write that cannot be done leaves the wait incomplete: an IQE (code 0) with IQH still on it.
+                if ((q[0] & (1UL << 5)) != 0 &&
+                    !_memory.Write(q[1] & ~3UL & HawMask(), BitConverter.GetBytes((uint)(q[0] >> 32))))
                 {
-                    ulong statusAddress = q[1] & ~3UL & HawMask();
-                    _memory.Write(statusAddress, BitConverter.GetBytes((uint)(q[0] >> 32)));
+                    QueueError(0);
+                    break;
                 }
+
+                _iqh = next;
 
                 if ((q[0] & (1UL << 4)) != 0)
                 {

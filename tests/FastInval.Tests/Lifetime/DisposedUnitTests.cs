@@ -33,10 +33,11 @@ public class DisposedUnitTests
         unit.Dispose();
         Assert.Throws<ObjectDisposedException>(() => unit.Engine);
         Assert.Throws<ObjectDisposedException>(() => unit.DescriptorFetches);
+        Assert.Throws<ObjectDisposedException>(() => unit.InternalErrors);
         Assert.Throws<ObjectDisposedException>(() => unit.ReadRegister(VtdRegisters.Ver, 4));
         Assert.Throws<ObjectDisposedException>(() => unit.ReadRegister(0xFFF, 3));              // even an access that would be ignored
         Assert.Throws<ObjectDisposedException>(() => unit.WriteRegister(VtdRegisters.Iqt, 0x10, 4));
-        AssertEveryPublicMemberIsCovered<VtdIommu>(nameof(VtdIommu.Engine), nameof(VtdIommu.DescriptorFetches),
+        AssertEveryPublicMemberIsCovered<VtdIommu>(nameof(VtdIommu.Engine), nameof(VtdIommu.DescriptorFetches), nameof(VtdIommu.InternalErrors),
             nameof(VtdIommu.ReadRegister), nameof(VtdIommu.WriteRegister));
     }
 
@@ -48,10 +49,11 @@ public class DisposedUnitTests
         smmu.Dispose();
         Assert.Throws<ObjectDisposedException>(() => smmu.Engine);
         Assert.Throws<ObjectDisposedException>(() => smmu.CommandFetches);
+        Assert.Throws<ObjectDisposedException>(() => smmu.InternalErrors);
         Assert.Throws<ObjectDisposedException>(() => smmu.ReadRegister(SmmuRegisters.Idr0, 4));
         Assert.Throws<ObjectDisposedException>(() => smmu.ReadRegister(0x1_0000, 4));
         Assert.Throws<ObjectDisposedException>(() => smmu.WriteRegister(SmmuRegisters.CmdqProd, 1, 4));
-        AssertEveryPublicMemberIsCovered<SmmuV3>(nameof(SmmuV3.Engine), nameof(SmmuV3.CommandFetches),
+        AssertEveryPublicMemberIsCovered<SmmuV3>(nameof(SmmuV3.Engine), nameof(SmmuV3.CommandFetches), nameof(SmmuV3.InternalErrors),
             nameof(SmmuV3.ReadRegister), nameof(SmmuV3.WriteRegister));
     }
 
@@ -64,6 +66,7 @@ public class DisposedUnitTests
         fd.Dispose();
         Assert.Throws<ObjectDisposedException>(() => fd.Memory);
         Assert.Throws<ObjectDisposedException>(() => fd.Options);
+        Assert.Throws<ObjectDisposedException>(() => fd.InternalErrors);
         Assert.Throws<ObjectDisposedException>(() => fd.Ioctl(IommufdRequest.Destroy, new byte[8]));
         Assert.Throws<ObjectDisposedException>(() => fd.Ioctl(0, default));                      // ENOTTY before: ODE now
         Assert.Throws<ObjectDisposedException>(() => fd.AddDevice(IommuKind.ArmSmmuV3, 1, ats: false));
@@ -73,7 +76,7 @@ public class DisposedUnitTests
         Assert.Throws<ObjectDisposedException>(() => fd.Engine(IommuKind.IntelVtd));
         Assert.Throws<ObjectDisposedException>(() => fd.TryGetObjectType(dev, out _));
         Assert.Throws<ObjectDisposedException>(() => fd.TryGetDomainId(dev, out _));
-        AssertEveryPublicMemberIsCovered<Iommufd>(nameof(Iommufd.Memory), nameof(Iommufd.Options), nameof(Iommufd.Ioctl),
+        AssertEveryPublicMemberIsCovered<Iommufd>(nameof(Iommufd.Memory), nameof(Iommufd.Options), nameof(Iommufd.InternalErrors), nameof(Iommufd.Ioctl),
             nameof(Iommufd.AddDevice), nameof(Iommufd.AttachDevice), nameof(Iommufd.DetachDevice), nameof(Iommufd.RemoveDevice),
             nameof(Iommufd.Engine), nameof(Iommufd.TryGetObjectType), nameof(Iommufd.TryGetDomainId));
     }

@@ -30,12 +30,49 @@ public class SmmuQueueTests
         Assert.Equal(20UL, (rig.Smmu.ReadRegister(Idr1, 4) >> 6) & 0x1F);  // SSIDSIZE
         Assert.NotEqual(0UL, rig.Smmu.ReadRegister(Idr3, 4) & (1 << 10)); // RIL
         Assert.Equal(5UL, rig.Smmu.ReadRegister(Idr5, 4) & 7);             // 48-bit OAS
-        Assert.Equal(2UL, rig.Smmu.ReadRegister(Aidr, 4));                 // SMMUv3.2
+        Assert.Equal(1UL, rig.Smmu.ReadRegister(Aidr, 4));                 // SMMUv3.1 (with v3.2's RIL)
         using var small = new SmmuRig(options: new SmmuOptions { Features = new SmmuFeatures { Stage2 = false, RangeInvalidation = false, Ats = false, Msi = false } }, kind: Kind);
         ulong s0 = small.Smmu.ReadRegister(Idr0, 4);
         Assert.Equal(2UL, s0 & 3);
         Assert.Equal(0UL, s0 & ((1 << 10) | (1 << 13)));
         Assert.Equal(0UL, small.Smmu.ReadRegister(Idr3, 4) & (1 << 10));
+    }
+
+    [Theory]
+    [InlineData(true, true, true)]
+    [InlineData(true, false, true)]
+    [InlineData(false, true, true)]
+    [InlineData(true, true, false)]
+    public void Id_registers_are_consistent_with_the_revision_aidr_claims(bool stage1, bool stage2, bool ril)
+    {
+        // The mandatory features of each revision (SMMUv3 6.3.1 IDR0.Hyp, 6.3.4 IDR3; 2.9: a v3.x part may add any
+        // v3.(x+1) feature, none of v3.(x+2)).
+        using var rig = new SmmuRig(options: new SmmuOptions { Features = new SmmuFeatures { Stage1 = stage1, Stage2 = stage2, RangeInvalidation = ril } });
+        uint idr0 = (uint)rig.Smmu.ReadRegister(Idr0, 4), idr3 = (uint)rig.Smmu.ReadRegister(Idr3, 4);
+        int minor = (int)(rig.Smmu.ReadRegister(Aidr, 4) & 0xF);
+        Assert.Equal(0UL, rig.Smmu.ReadRegister(Aidr, 4) >> 4);               // ArchMajorRev 0: SMMUv3.x
+        bool s1p = (idr0 & 2) != 0, s2p = (idr0 & 1) != 0, hyp = (idr0 & (1u << 9)) != 0;
+        bool had = (idr3 & (1u << 2)) != 0, xnx = (idr3 & (1u << 4)) != 0, fwb = (idr3 & (1u << 8)) != 0;
+        bool rilBit = (idr3 & (1u << 10)) != 0;
+        int bbml = (int)(idr3 >> 11) & 3;
+        Assert.Equal((stage1, stage2, ril), (s1p, s2p, rilBit));
+        Assert.True(!hyp || (s1p && s2p), "HYP is RES0 without both stages");
+        Assert.True(s1p || !had, "HAD is 0 without stage 1");
+        if (minor >= 1)
+        {
+            Assert.True(!s1p || had, "v3.1: HAD is mandatory with stage 1");
+            Assert.True(!s2p || xnx, "v3.1: XNX is mandatory with stage 2");
+        }
+        else
+        {
+            Assert.False(xnx || rilBit, "v3.0 may carry v3.1 features only");
+        }
+
+        if (minor >= 2)
+        {
+            Assert.True(!(s1p && s2p) || hyp, "v3.2: HYP is mandatory with both stages");
+            Assert.True(rilBit && fwb && bbml is 1 or 2, "v3.2: RIL, FWB and BBML 1/2 are mandatory");
+        }
     }
 
     [Fact]
@@ -53,6 +90,31 @@ public class SmmuQueueTests
         Assert.Equal(0xABCDu, BitConverter.ToUInt32(rig.MsiPage, 0x40));
         Assert.Equal([SmmuInterrupt.CommandSync], rig.Wired);
         Assert.Equal(2UL, rig.Smmu.CommandFetches);
+    }
+
+    [Fact]
+    public void Sync_msi_and_wired_signal_are_observed_only_after_cons_has_passed_the_sync()
+    {
+        // Software that polls the MSI infers CONS from it (SMMUv3 3.18, 4.7.3): when the MSI write or the interrupt is
+        // observable, CONS must already be past the CMD_SYNC.
+        using var rig = new SmmuRig();
+        rig.Submit(Cmd.NhVa(1, 2, 0x1000), SmmuRig.SyncIrq(SmmuRig.MsiRegion + 0x40, 0xABCD));
+        Assert.Equal([2u], rig.ConsAtMsi);
+        Assert.Equal([2u], rig.ConsAtWired);
+        rig.Submit(Cmd.Sync(), Cmd.NhVa(1, 2, 0x1000));               // SIG_SEV: the event follows CONS too
+        Assert.Equal([2u, 3u], rig.ConsAtWired);
+        Assert.Equal([SmmuInterrupt.CommandSync, SmmuInterrupt.Event], rig.Wired);
+        Assert.Equal(4u, rig.ConsIndex);
+    }
+
+    [Fact]
+    public void Sync_msi_callback_sees_its_own_msi_data_in_memory_and_cons_past_the_sync_after_a_wrap()
+    {
+        using var rig = new SmmuRig(log2Size: 1);
+        rig.Submit(Cmd.Sync(), Cmd.Sync());
+        rig.Submit(Cmd.NhVa(1, 2, 0x1000), SmmuRig.SyncIrq(SmmuRig.MsiRegion, 7)); // the sync is index 1 of the second lap
+        Assert.Equal([0u], rig.ConsAtMsi.Select(c => c & 3u));          // wrap bit back to 0, index 0
+        Assert.Equal(7u, BitConverter.ToUInt32(rig.MsiPage, 0));
     }
 
     [Fact]

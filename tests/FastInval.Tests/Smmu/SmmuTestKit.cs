@@ -25,8 +25,16 @@ internal sealed class SmmuRig : IDisposable
             OutputAddressBits = options.OutputAddressBits,
             FaultPlan = options.FaultPlan,
             Engine = options.Engine,
-            Msi = (a, d) => Msis.Add((a, d)),
-            WiredInterrupt = i => Wired.Add(i),
+            Msi = (a, d) =>
+            {
+                Msis.Add((a, d));
+                ConsAtMsi.Add(Cons);
+            },
+            WiredInterrupt = i =>
+            {
+                Wired.Add(i);
+                ConsAtWired.Add(Cons);
+            },
         });
         Log2Size = log2Size;
         Smmu.WriteRegister(CmdqBase, QueueBase | (uint)log2Size, 8);
@@ -53,6 +61,12 @@ internal sealed class SmmuRig : IDisposable
     public List<(ulong Address, uint Data)> Msis { get; } = [];
 
     public List<SmmuInterrupt> Wired { get; } = [];
+
+    /// <summary>CMDQ_CONS as the MSI callback saw it (read through the register), one per <see cref="Msis"/> entry.</summary>
+    public List<uint> ConsAtMsi { get; } = [];
+
+    /// <summary>CMDQ_CONS as the wired-interrupt callback saw it, one per <see cref="Wired"/> entry.</summary>
+    public List<uint> ConsAtWired { get; } = [];
 
     public InvalidationEngine Engine => Smmu.Engine;
 

@@ -38,13 +38,32 @@ public class VtdEventTests
     }
 
     [Fact]
-    public void WaitStatusWriteToUnmappedMemory_IsDropped_AndTheQueueGoesOn()
+    public void WaitStatusWriteToUnmappedMemory_IsIqe_WithIqhOnTheWait_AndNoCompletionEvent()
     {
         using var rig = new VtdRig();
         rig.Enable();
-        rig.Submit(Dsc.Wait(data: 1, addr: VtdRig.Unmapped, iflag: true), VtdRig.StatusWait(0, 2));
-        Assert.Equal((0u, 2u), (rig.Fsts, rig.StatusAt(0)));
-        Assert.Equal([CompletionMsi], rig.Msis);
+        FillAtc(rig);
+        rig.Submit(Dsc.DevTlb(Sid, 0x4000), Dsc.Wait(data: 1, addr: VtdRig.Unmapped, iflag: true), VtdRig.StatusWait(0, 2));
+        Assert.False(AtcCached(rig));                          // what came before the wait has been executed
+        Assert.Equal(Reg.Iqe, rig.Fsts);
+        Assert.Equal(0, rig.Iqei);                             // no IQEI code describes a failed status write
+        Assert.Equal(1, rig.Head);                             // on the wait
+        Assert.Equal(0u, rig.StatusAt(0));                     // nothing after it ran
+        Assert.Equal(0u, rig.Read32(Reg.Ics));                 // the wait did not complete: no IWC, no completion event
+        Assert.Equal([FaultMsi], rig.Msis);
+    }
+
+    [Fact]
+    public void WaitStatusWriteToUnmappedMemory_RecoversLikeLinux_ByRewritingTheWaitAndClearingIqe()
+    {
+        using var rig = new VtdRig();
+        rig.Enable();
+        rig.Submit(Dsc.Wait(data: 1, addr: VtdRig.Unmapped), VtdRig.StatusWait(4, 2));
+        Assert.Equal((Reg.Iqe, 0), (rig.Fsts, rig.Head));
+        rig.Put(rig.Head, VtdRig.StatusWait(0, 9));            // qi_check_fault: our own wait over the faulting slot
+        rig.Write32(Reg.Fsts, Reg.Iqe);
+        Assert.Equal((0u, 9u, 2u), (rig.Fsts, rig.StatusAt(0), rig.StatusAt(4)));
+        Assert.Equal(rig.Tail, rig.Head);
     }
 
     [Fact]
