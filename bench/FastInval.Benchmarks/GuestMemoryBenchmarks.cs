@@ -128,5 +128,9 @@ public class GuestMemoryBenchmarks : IDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => Cleanup();
+    public void Dispose()
+    {
+        Cleanup();
+        GC.SuppressFinalize(this);
+    }
 }

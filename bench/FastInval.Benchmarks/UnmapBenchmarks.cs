@@ -116,7 +116,11 @@ public class UnmapBenchmarks : IDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => Cleanup();
+    public void Dispose()
+    {
+        Cleanup();
+        GC.SuppressFinalize(this);
+    }
 
     /// <summary>Entries left in the IOTLB (the background).</summary>
     [Benchmark(Description = "FastInval, VT-d queue", OperationsPerInvoke = Pages)]

@@ -90,7 +90,11 @@ public class VtdQueueBenchmarks : IDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => Cleanup();
+    public void Dispose()
+    {
+        Cleanup();
+        GC.SuppressFinalize(this);
+    }
 
     /// <summary>Entries removed.</summary>
     [Benchmark(Description = "FastInval", OperationsPerInvoke = Descriptors)]

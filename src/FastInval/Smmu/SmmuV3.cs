@@ -64,6 +64,7 @@ public sealed partial class SmmuV3 : IDisposable
     private readonly InvalidationDescriptor[] _batch = new InvalidationDescriptor[BatchCapacity];
     private readonly bool[] _batchIsAtc = new bool[BatchCapacity];
     private readonly InvalidationStatus[] _statuses = new InvalidationStatus[BatchCapacity];
+    private readonly ulong[] _indices = new ulong[BatchCapacity]; // CONS slot of each batch entry, for the notifiers
     private int _batchCount;
 
     private uint _cr0;
@@ -481,6 +482,7 @@ public sealed partial class SmmuV3 : IDisposable
 
                 _batch[_batchCount] = decoded.Descriptor;
                 _batchIsAtc[_batchCount] = atc;
+                _indices[_batchCount] = _cmdqCons & ((1u << QueueLog2) - 1);
                 _batchCount++;
                 return SmmuCommandError.None;
             case SmmuCommandKind.Sync:
@@ -513,7 +515,7 @@ public sealed partial class SmmuV3 : IDisposable
         }
 
         TestBatchHook?.Invoke(_batch.AsSpan(0, _batchCount));
-        BatchResult result = _engine.Execute(_batch.AsSpan(0, _batchCount), _statuses);
+        BatchResult result = _engine.Execute(_batch.AsSpan(0, _batchCount), _statuses, InvalidationSource.SmmuCommandQueue, _indices);
         if (result.Invalid != 0)
         {
             FastAssert.True(result.Invalid == 0, "the SMMU decoder produced a descriptor the engine rejects");

@@ -21,6 +21,7 @@ public sealed partial class Iommufd
 
     private InvalidationDescriptor[] _batch = new InvalidationDescriptor[DefaultBatch];
     private InvalidationStatus[] _statuses = new InvalidationStatus[DefaultBatch];
+    private ulong[] _indices = new ulong[DefaultBatch]; // request-array entry of each batch descriptor, for the notifiers
 
     /// <summary>
     /// iommufd_hwpt_invalidate (v6.13+): __reserved (EOPNOTSUPP); a non-empty array needs data_uptr and entry_len (EINVAL);
@@ -167,6 +168,7 @@ public sealed partial class Iommufd
                 pending = 0;
             }
 
+            int entryStart = pending;
             int mask = VtdAddressMask.Compute(addr, npages, out ulong block);
             ulong first = 0, last = ulong.MaxValue;
             if (mask >= VtdAddressMask.All)
@@ -185,6 +187,8 @@ public sealed partial class Iommufd
             {
                 batch[pending++] = InvalidationDescriptor.DeviceTlb(domain.AtsSourceIds[d], AddressSpace.None, first, last);
             }
+
+            _indices.AsSpan(entryStart, pending - entryStart).Fill(i);
 
             processed++;
         }
@@ -209,7 +213,7 @@ public sealed partial class Iommufd
         where TReporting : struct, IReporting
     {
         Span<InvalidationStatus> statuses = _statuses.AsSpan(0, pending);
-        if (!ExecuteChecked(engine, _batch.AsSpan(0, pending), statuses))
+        if (!ExecuteChecked(engine, _batch.AsSpan(0, pending), statuses, _indices))
         {
             return statuses.IndexOf(InvalidationStatus.Invalid) / perEntry;
         }
@@ -241,10 +245,11 @@ public sealed partial class Iommufd
 
     /// <summary>Executes a batch; false (counted in <see cref="InternalErrors"/>, asserted in debug builds) when the engine
     /// refused a descriptor as malformed, which the converters never produce.</summary>
-    private bool ExecuteChecked(InvalidationEngine engine, Span<InvalidationDescriptor> batch, Span<InvalidationStatus> statuses)
+    private bool ExecuteChecked(InvalidationEngine engine, Span<InvalidationDescriptor> batch, Span<InvalidationStatus> statuses,
+        ReadOnlySpan<ulong> indices)
     {
         TestBatchHook?.Invoke(batch);
-        BatchResult result = engine.Execute(batch, statuses);
+        BatchResult result = engine.Execute(batch, statuses, InvalidationSource.Iommufd, indices);
         if (result.Invalid == 0)
         {
             return true;
@@ -262,6 +267,7 @@ public sealed partial class Iommufd
             int capacity = Math.Max(perEntry, _batch.Length * 2);
             _batch = new InvalidationDescriptor[capacity];
             _statuses = new InvalidationStatus[capacity];
+            _indices = new ulong[capacity];
         }
     }
 
@@ -320,7 +326,7 @@ public sealed partial class Iommufd
                 else if (decoded.Descriptor.Scope == InvalidationScope.DeviceTlb)
                 {
                     // An ATC invalidation completes (or not) on its own: execute what precedes it, then it alone.
-                    if (!ExecuteChecked(engine, batch[..pending], _statuses))
+                    if (!ExecuteChecked(engine, batch[..pending], _statuses, _indices))
                     {
                         array.EntryNum = batchStart;
                         return -Errno.EIO;
@@ -329,7 +335,7 @@ public sealed partial class Iommufd
                     pending = 0;
                     InvalidationDescriptor atc = decoded.Descriptor;
                     TestBatchHook?.Invoke(new Span<InvalidationDescriptor>(ref atc));
-                    InvalidationStatus status = engine.Execute(in atc);
+                    InvalidationStatus status = engine.Execute(in atc, InvalidationSource.Iommufd, i);
                     if (status == InvalidationStatus.Invalid)
                     {
                         FastAssert.True(status != InvalidationStatus.Invalid, "the SMMU decoder produced a descriptor the engine rejects");
@@ -347,7 +353,7 @@ public sealed partial class Iommufd
                 {
                     if (pending == batch.Length)
                     {
-                        if (!ExecuteChecked(engine, batch, _statuses))
+                        if (!ExecuteChecked(engine, batch, _statuses, _indices))
                         {
                             array.EntryNum = batchStart;
                             return -Errno.EIO;
@@ -357,13 +363,14 @@ public sealed partial class Iommufd
                         batchStart = i;
                     }
 
+                    _indices[pending] = i;
                     batch[pending++] = decoded.Descriptor;
                 }
             }
 
             if (rc != 0)
             {
-                if (!ExecuteChecked(engine, batch[..pending], _statuses))
+                if (!ExecuteChecked(engine, batch[..pending], _statuses, _indices))
                 {
                     array.EntryNum = batchStart;
                     return -Errno.EIO;
@@ -374,7 +381,7 @@ public sealed partial class Iommufd
             }
         }
 
-        if (!ExecuteChecked(engine, batch[..pending], _statuses))
+        if (!ExecuteChecked(engine, batch[..pending], _statuses, _indices))
         {
             array.EntryNum = batchStart;
             return -Errno.EIO;

@@ -180,7 +180,7 @@ public sealed partial class Iommufd : IDisposable
     /// IOMMU_HWPT_INVALIDATE. The converters never produce such a descriptor, so a non-zero count is a FastInval bug: each
     /// occurrence also asserts in debug builds and fails the call with -EIO, entry_num counting only entries known to be
     /// done (the entries before it on the VT-d path, those before its batch on the SMMUv3 path).</summary>
-    /// <exception cref="ObjectDisposedException">The file is disposed.</exception>
+    /// <exception cref="ObjectDisposedException">The context is disposed.</exception>
     public ulong InternalErrors
     {
         get

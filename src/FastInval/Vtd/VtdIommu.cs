@@ -84,6 +84,7 @@ public sealed partial class VtdIommu : IDisposable
     private readonly ulong _ecap;
     private readonly InvalidationDescriptor[] _batch = new InvalidationDescriptor[BatchCapacity];
     private readonly InvalidationStatus[] _statuses = new InvalidationStatus[BatchCapacity];
+    private readonly ulong[] _indices = new ulong[BatchCapacity]; // queue slot of each batch entry, for the notifiers
 
     private uint _gsts;
     private ulong _rtaddr;
@@ -599,6 +600,7 @@ public sealed partial class VtdIommu : IDisposable
                     break;
                 }
 
+                _indices.AsSpan(n, count).Fill(position / width);
                 n += count;
                 position = Next(position, width, size);
             }
@@ -608,7 +610,7 @@ public sealed partial class VtdIommu : IDisposable
             if (n > 0)
             {
                 TestBatchHook?.Invoke(_batch.AsSpan(0, n));
-                BatchResult result = _engine.Execute(_batch.AsSpan(0, n), _statuses);
+                BatchResult result = _engine.Execute(_batch.AsSpan(0, n), _statuses, InvalidationSource.VtdQueue, _indices);
                 if (result.Invalid != 0)
                 {
                     FastAssert.True(result.Invalid == 0, "the VT-d decoder produced a descriptor the engine rejects");

@@ -43,6 +43,10 @@ public sealed class ReferenceSmmu
     /// <summary>Commands fetched (the fault plan's fetch ordinal).</summary>
     public ulong Fetches { get; private set; }
 
+    /// <summary>What a notifier of the SMMU's engine must have received: every invalidation the engine applied (Ok or
+    /// completion error), with its CONS slot, in execution order.</summary>
+    public List<InvalidationRecord> Records { get; } = [];
+
     private ulong OutputMask => _options.OutputAddressBits == 64 ? ulong.MaxValue : (1UL << _options.OutputAddressBits) - 1;
 
     private uint Idr(int n)
@@ -299,6 +303,11 @@ public sealed class ReferenceSmmu
                 if (!(atc && (_cr0 & 1) == 0))
                 {
                     InvalidationStatus status = Engine.Execute(d);
+                    if (status is InvalidationStatus.Ok or InvalidationStatus.CompletionError)
+                    {
+                        Records.Add(new InvalidationRecord(d, InvalidationSource.SmmuCommandQueue, consIndex, status));
+                    }
+
                     if (atc && status == InvalidationStatus.TimedOut)
                     {
                         _atcTimedOutSinceSync = true;

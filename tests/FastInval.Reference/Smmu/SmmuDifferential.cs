@@ -146,6 +146,8 @@ public static class SmmuDifferential
         using var fast = new SmmuV3(memory, options);
         fastUnit = fast;
         var reference = new ReferenceSmmu(refMemory, options, new ReferenceEngine(plan));
+        var records = new Scenarios.RecordingNotifier();
+        using NotifierSubscription subscription = fast.Engine.Notifiers.Subscribe(records);
 
         void Both(uint offset, ulong value, int size)
         {
@@ -215,7 +217,7 @@ public static class SmmuDifferential
                     break;
             }
 
-            why = Compare(fast, reference, fastMsis, fastWired, fastCons, fastQueue, refQueue, fastMsi, refMsi);
+            why = Compare(fast, reference, fastMsis, fastWired, fastCons, fastQueue, refQueue, fastMsi, refMsi) ?? records.Compare(reference.Records);
             if (why is not null)
             {
                 return $"step #{i} {s.Steps[i]}:\n  {why}";

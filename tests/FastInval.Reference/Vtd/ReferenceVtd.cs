@@ -66,6 +66,10 @@ public sealed class ReferenceVtd
     /// <summary>Descriptor fetches attempted (the fault plan's fetch ordinal).</summary>
     public ulong Fetches { get; private set; }
 
+    /// <summary>What a notifier of the unit's engine must have received: every invalidation the engine applied (Ok or
+    /// completion error), with its queue slot, in execution order.</summary>
+    public List<InvalidationRecord> Records { get; } = [];
+
     // ---- register access -----------------------------------------------------------------------------------
 
     /// <summary>Reads 4 or 8 bytes at an offset aligned to the size inside the 4 KiB window; anything else reads 0.</summary>
@@ -492,6 +496,11 @@ public sealed class ReferenceVtd
             foreach (InvalidationDescriptor inv in d.Invalidations)
             {
                 InvalidationStatus status = Engine.Execute(inv);
+                if (status is InvalidationStatus.Ok or InvalidationStatus.CompletionError)
+                {
+                    Records.Add(new InvalidationRecord(inv, InvalidationSource.VtdQueue, _iqh / (ulong)width, status));
+                }
+
                 if (status == InvalidationStatus.TimedOut && timedOut is null)
                 {
                     timedOut = inv.SourceId;

@@ -100,7 +100,8 @@ public sealed record VtdScenario(int Preset, VtdFaults Faults, bool Wide, int Qu
 /// <summary>
 /// Runs a <see cref="VtdScenario"/> on <see cref="VtdIommu"/> and on <see cref="ReferenceVtd"/> side by side, each with
 /// its own copy of guest memory, and reports the first disagreement (null when there is none): every register dword of
-/// the window, the MSIs, guest memory, fetch and device-TLB ordinals, and the three caches, after every step.
+/// the window, the MSIs, guest memory, fetch and device-TLB ordinals, the three caches, and the records a notifier of
+/// the fast unit's engine received (against <see cref="ReferenceVtd.Records"/>), after every step.
 /// </summary>
 public static class VtdDifferential
 {
@@ -145,6 +146,8 @@ public static class VtdDifferential
             new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 });
         using var fast = new VtdIommu(memory, options);
         var reference = new ReferenceVtd(refMemory, options, new ReferenceEngine(plan));
+        var records = new Scenarios.RecordingNotifier();
+        using NotifierSubscription subscription = fast.Engine.Notifiers.Subscribe(records);
 
         void Both(uint offset, ulong value, int size)
         {
@@ -215,7 +218,7 @@ public static class VtdDifferential
                     break;
             }
 
-            why = Compare(fast, reference, fastMsis, fastQueue, refQueue, fastStatus, refStatus);
+            why = Compare(fast, reference, fastMsis, fastQueue, refQueue, fastStatus, refStatus) ?? records.Compare(reference.Records);
             if (why is not null)
             {
                 return $"step #{i} {s.Steps[i]}:\n  {why}";
