@@ -47,7 +47,7 @@ namespace FastInval.Smmu;
 /// <para><b>Threading.</b> One caller at a time (the VMM's MMIO path holds a lock per SMMU); cache lookups on
 /// <see cref="Engine"/> may run on other threads. <b>Allocation.</b> None per register access or command.</para>
 /// </remarks>
-public sealed class SmmuV3 : IDisposable
+public sealed partial class SmmuV3 : IDisposable
 {
     private const int BatchCapacity = 256;
     private const uint PageSize = 0x1_0000;
