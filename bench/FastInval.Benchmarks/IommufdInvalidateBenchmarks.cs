@@ -72,7 +72,11 @@ public class IommufdInvalidateBenchmarks : IDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => Cleanup();
+    public void Dispose()
+    {
+        Cleanup();
+        GC.SuppressFinalize(this);
+    }
 
     [Benchmark(Baseline = true, Description = "QEMU-style")]
     public int QemuStyle()

@@ -107,7 +107,11 @@ public class SmmuQueueBenchmarks : IDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => Cleanup();
+    public void Dispose()
+    {
+        Cleanup();
+        GC.SuppressFinalize(this);
+    }
 
     /// <summary>Entries removed.</summary>
     [Benchmark(Description = "FastInval", OperationsPerInvoke = Commands)]

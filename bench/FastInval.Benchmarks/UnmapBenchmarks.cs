@@ -67,8 +67,8 @@ public class UnmapBenchmarks : IDisposable
         SetupDescriptors();
         _unit = new VtdIommu(_ring.Reset(), new VtdOptions { Engine = Options() });
         FillBackground(_unit.Engine.Iotlb);
-        _unit.WriteRegister(0x90, Iqa, 8);
-        _unit.WriteRegister(0x18, 1u << 26, 4); // GCMD.QIE
+        _unit.WriteRegister(VtdRegisters.Iqa, Iqa, 8);
+        _unit.WriteRegister(VtdRegisters.Gcmd, VtdRegisters.Qie, 4);
     }
 
     [GlobalSetup(Target = nameof(FastInvalEngine))]
@@ -116,7 +116,11 @@ public class UnmapBenchmarks : IDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => Cleanup();
+    public void Dispose()
+    {
+        Cleanup();
+        GC.SuppressFinalize(this);
+    }
 
     /// <summary>Entries left in the IOTLB (the background).</summary>
     [Benchmark(Description = "FastInval, VT-d queue", OperationsPerInvoke = Pages)]
@@ -127,7 +131,7 @@ public class UnmapBenchmarks : IDisposable
         for (int b = 0; b < Doorbells; b++)
         {
             int tail = _ring.Write(all.Slice(b * (BatchSize + 1), BatchSize + 1));
-            unit.WriteRegister(0x88, (ulong)tail << 5, 4);
+            unit.WriteRegister(VtdRegisters.Iqt, (ulong)tail << 5, 4);
         }
 
         return unit.Engine.Iotlb.Count;

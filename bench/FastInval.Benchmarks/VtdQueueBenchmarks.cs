@@ -67,8 +67,8 @@ public class VtdQueueBenchmarks : IDisposable
             _unit.Engine.Iotlb.Fill(in e);
         }
 
-        _unit.WriteRegister(0x90, Iqa, 8);
-        _unit.WriteRegister(0x18, 1u << 26, 4); // GCMD.QIE
+        _unit.WriteRegister(VtdRegisters.Iqa, Iqa, 8);
+        _unit.WriteRegister(VtdRegisters.Gcmd, VtdRegisters.Qie, 4);
     }
 
     [GlobalSetup(Target = nameof(QemuStyle))]
@@ -90,7 +90,11 @@ public class VtdQueueBenchmarks : IDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => Cleanup();
+    public void Dispose()
+    {
+        Cleanup();
+        GC.SuppressFinalize(this);
+    }
 
     /// <summary>Entries removed.</summary>
     [Benchmark(Description = "FastInval", OperationsPerInvoke = Descriptors)]
@@ -104,7 +108,7 @@ public class VtdQueueBenchmarks : IDisposable
         }
 
         int before = iotlb.Count;
-        unit.WriteRegister(0x88, (ulong)(_fastRing.Write(_batch) << 5), 4);
+        unit.WriteRegister(VtdRegisters.Iqt, (ulong)(_fastRing.Write(_batch) << 5), 4);
         return before - iotlb.Count;
     }
 

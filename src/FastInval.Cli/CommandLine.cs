@@ -1,116 +1,90 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Invocation;
+using System.Reflection;
+
 namespace FastInval.Cli;
 
 /// <summary>Process exit codes of <c>fastinval</c>.</summary>
 internal static class ExitCodes
 {
-    /// <summary>The command did what was asked.</summary>
+    /// <summary>The command did what was asked (also <c>--help</c> and <c>--version</c>).</summary>
     public const int Ok = 0;
 
-    /// <summary>The command ran and found something wrong (e.g. a demo self-check failed).</summary>
+    /// <summary>The command ran and found something wrong (e.g. a demo self-check failed, a server could not start).</summary>
     public const int Failure = 1;
 
-    /// <summary>The command line was not understood, or usage was asked for.</summary>
+    /// <summary>The command line was not understood.</summary>
     public const int Usage = 2;
 }
 
-/// <summary>What a command gets: its own arguments (the command name removed) and where to write.</summary>
-internal sealed record CommandInvocation(IReadOnlyList<string> Arguments, TextWriter Out, TextWriter Error);
-
-/// <summary>One subcommand: its name, a one-line synopsis of its arguments, a one-line summary and its body.</summary>
-internal sealed record CliCommand(string Name, string Synopsis, string Summary, Func<CommandInvocation, int> Run);
-
 /// <summary>
-/// The <c>fastinval</c> command dispatcher: <c>fastinval &lt;command&gt; [arguments]</c>. Adding a subcommand
-/// (<c>serve</c>, <c>replay</c>, <c>generate</c>) is one more entry in <see cref="Commands"/>.
+/// The <c>fastinval</c> command line on System.CommandLine: <c>fastinval &lt;command&gt; [options]</c>, with
+/// <c>--help</c> (exit 0), <c>--version</c> (the informational version, exit 0) and parse errors on stderr (exit 2).
 /// </summary>
 internal static class CommandLine
 {
-    /// <summary>Every subcommand, in the order usage lists them.</summary>
-    public static IReadOnlyList<CliCommand> Commands { get; } =
-    [
-        new("demo", "", "run the embedded scenario: a guest maps and unmaps memory, then timings", DemoCommand),
-    ];
+    /// <summary>The command's name, as help and errors spell it.</summary>
+    public const string Name = "fastinval";
+
+    /// <summary>The informational version of the command (what <c>--version</c> prints).</summary>
+    public static string Version { get; } =
+        typeof(CommandLine).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+        ?? typeof(CommandLine).Assembly.GetName().Version?.ToString()
+        ?? "0.0.0";
+
+    /// <summary>Builds the command tree. <paramref name="serve"/> runs <c>fastinval serve</c> (the tests replace it to
+    /// check parsing without starting a server); null means the real server.</summary>
+    public static Command Build(Func<ServeSettings, TextWriter, TextWriter, CancellationToken, int>? serve = null)
+    {
+        var root = new Command(Name, "FastInval: an IOMMU cache-invalidation engine, its demo and its server.");
+        root.Options.Add(new HelpOption());
+        var version = new VersionOption();
+        version.Action = new PrintVersionAction();
+        root.Options.Add(version);
+
+        var demo = new Command("demo", "Run the embedded scenario: a guest maps and unmaps memory, then timings.\n" +
+            "A host with a VT-d-like IOMMU serves a guest with three devices; the guest maps memory, DMA lookups hit, the\n" +
+            "guest unmaps it in several ways (one device times out and is retried), and every step says what was asked,\n" +
+            "what the engine removed and what a lookup returns now. Ends with timings over a 1M-entry IOTLB.\n" +
+            "Exit code 0 when every self-check of the demo held, 1 otherwise.");
+        demo.SetAction(parseResult => Demo.Run(parseResult.InvocationConfiguration.Output));
+        root.Subcommands.Add(demo);
+
+        root.Subcommands.Add(ServeCommand.Build(serve));
+        return root;
+    }
 
     /// <summary>Runs the command line; returns the process exit code.</summary>
-    public static int Run(IReadOnlyList<string> args, TextWriter output, TextWriter error)
+    public static int Run(IReadOnlyList<string> args, TextWriter output, TextWriter error) =>
+        Run(Build(), args, output, error);
+
+    /// <summary>Runs <paramref name="args"/> against <paramref name="root"/>; returns the process exit code.</summary>
+    public static int Run(Command root, IReadOnlyList<string> args, TextWriter output, TextWriter error)
     {
-        if (args.Count == 0)
+        ParseResult parseResult = root.Parse(args);
+        if (parseResult.Errors.Count > 0 && parseResult.Action is null or ParseErrorAction)
         {
-            WriteUsage(error);
+            foreach (System.CommandLine.Parsing.ParseError e in parseResult.Errors)
+            {
+                error.WriteLine($"{Name}: {e.Message}");
+            }
+
+            error.WriteLine($"Run '{Name} --help' for usage.");
             return ExitCodes.Usage;
         }
 
-        string name = args[0];
-        if (IsHelp(name) || name == "help")
-        {
-            WriteUsage(output);
-            return ExitCodes.Usage;
-        }
-
-        CliCommand? command = Find(name);
-        if (command is null)
-        {
-            error.WriteLine($"fastinval: unknown command '{name}'");
-            error.WriteLine();
-            WriteUsage(error);
-            return ExitCodes.Usage;
-        }
-
-        return command.Run(new CommandInvocation(args.Skip(1).ToArray(), output, error));
+        // ProcessTerminationTimeout = null: commands that run until stopped (serve) handle SIGTERM and Ctrl-C themselves.
+        var configuration = new InvocationConfiguration { Output = output, Error = error, ProcessTerminationTimeout = null };
+        return parseResult.Invoke(configuration);
     }
 
-    /// <summary>The command named <paramref name="name"/> (exact, case-sensitive), or null.</summary>
-    public static CliCommand? Find(string name) => Commands.FirstOrDefault(c => c.Name == name);
-
-    /// <summary>True for the usual ways of asking for help.</summary>
-    public static bool IsHelp(string arg) => arg is "--help" or "-h" or "-?";
-
-    /// <summary>Writes the overall usage.</summary>
-    public static void WriteUsage(TextWriter writer)
+    private sealed class PrintVersionAction : SynchronousCommandLineAction
     {
-        writer.WriteLine("usage: fastinval <command> [arguments]");
-        writer.WriteLine();
-        writer.WriteLine("commands:");
-        int width = Commands.Max(c => (c.Name + " " + c.Synopsis).TrimEnd().Length);
-        foreach (CliCommand c in Commands)
+        public override int Invoke(ParseResult parseResult)
         {
-            writer.WriteLine($"  {(c.Name + " " + c.Synopsis).TrimEnd().PadRight(width)}  {c.Summary}");
-        }
-
-        writer.WriteLine();
-        writer.WriteLine("'fastinval <command> --help' describes one command.");
-    }
-
-    /// <summary>Usage of one command.</summary>
-    public static void WriteCommandUsage(TextWriter writer, CliCommand command, string? details = null)
-    {
-        writer.WriteLine($"usage: fastinval {(command.Name + " " + command.Synopsis).TrimEnd()}");
-        writer.WriteLine();
-        writer.WriteLine(details ?? command.Summary);
-    }
-
-    private static int DemoCommand(CommandInvocation invocation)
-    {
-        CliCommand self = Find("demo")!;
-        const string details =
-            "Runs an embedded scenario through the engine: a host with a VT-d-like IOMMU serves a guest with three devices;\n" +
-            "the guest maps memory, DMA lookups hit, the guest unmaps it in several ways (one device times out and is retried),\n" +
-            "and every step says what was asked, what the engine removed and what a lookup returns now. Ends with timings\n" +
-            "over a 1M-entry IOTLB. Exit code 0 when every self-check of the demo held, 1 otherwise.";
-        if (invocation.Arguments.Count == 1 && IsHelp(invocation.Arguments[0]))
-        {
-            WriteCommandUsage(invocation.Out, self, details);
+            parseResult.InvocationConfiguration.Output.WriteLine(Version);
             return ExitCodes.Ok;
         }
-
-        if (invocation.Arguments.Count > 0)
-        {
-            invocation.Error.WriteLine($"fastinval demo: unexpected argument '{invocation.Arguments[0]}'");
-            invocation.Error.WriteLine();
-            WriteCommandUsage(invocation.Error, self, details);
-            return ExitCodes.Usage;
-        }
-
-        return Demo.Run(invocation.Out);
     }
 }

@@ -25,19 +25,6 @@ public sealed class EngineOptions
     public FaultPlan FaultPlan { get; init; } = FaultPlan.None;
 }
 
-/// <summary>How small ranges are executed (a test and benchmark knob; the default chooses by cost).</summary>
-internal enum RangeStrategy
-{
-    /// <summary>Probe the hash index when cheaper than a scan.</summary>
-    Auto = 0,
-
-    /// <summary>Always scan with the vector kernel.</summary>
-    ScanOnly = 1,
-
-    /// <summary>Probe whenever the keys allow it and the probe count is bounded (≤ 2^16).</summary>
-    ProbeWhenPossible = 2,
-}
-
 /// <summary>Counts of a batch's outcomes; <see cref="FirstFailureIndex"/> is the index of the first descriptor whose status
 /// is not <see cref="InvalidationStatus.Ok"/> (time-outs and completion errors count), or −1.</summary>
 /// <param name="Ok">Descriptors executed without error.</param>
@@ -71,15 +58,12 @@ public readonly record struct BatchResult(int Ok, int TimedOut, int CompletionEr
 /// it removed.</para>
 /// <para><b>Allocation.</b> Execute, fills and lookups allocate nothing.</para>
 /// </remarks>
-public sealed class InvalidationEngine : IDisposable
+public sealed partial class InvalidationEngine : IDisposable
 {
     /// <summary>A probe is taken to cost about this many slots of a vector scan.</summary>
     private const ulong ProbeToScanRatio = 32;
 
     private ulong _deviceTlbOrdinal;
-
-    /// <summary>Forces the range path (tests compare both paths against the reference).</summary>
-    internal RangeStrategy RangeStrategy { get; set; }
 
     /// <summary>Creates an engine with its caches.</summary>
     public InvalidationEngine(EngineOptions? options = null)
@@ -116,14 +100,15 @@ public sealed class InvalidationEngine : IDisposable
     /// <summary>Device-TLB descriptors executed so far: the ordinal the fault plan sees next.</summary>
     public ulong DeviceTlbInvalidations => _deviceTlbOrdinal;
 
-    /// <summary>Executes one descriptor.</summary>
-    public InvalidationStatus Execute(in InvalidationDescriptor descriptor)
+    /// <summary>Executes one descriptor (no notification: the public overloads notify).</summary>
+    private InvalidationStatus ExecuteCore(in InvalidationDescriptor descriptor)
     {
         if (!DescriptorPredicates.IsValid(in descriptor))
         {
             return InvalidationStatus.Invalid;
         }
 
+        NoteInvalidation(in descriptor);
         switch (descriptor.Scope)
         {
             case InvalidationScope.Iotlb:
@@ -148,17 +133,11 @@ public sealed class InvalidationEngine : IDisposable
         }
     }
 
-    /// <summary>
-    /// Executes a batch with the effect of executing it one descriptor at a time, writing each descriptor's outcome.
-    /// </summary>
+    /// <summary>Executes a batch with the effect of executing it one descriptor at a time, writing each descriptor's
+    /// outcome (no notification: the public overloads notify; the caller checked the spans' lengths).</summary>
     [SkipLocalsInit] // the hold-back buffer is written before it is read
-    public BatchResult Execute(ReadOnlySpan<InvalidationDescriptor> batch, Span<InvalidationStatus> statuses)
+    private BatchResult ExecuteBatchCore(ReadOnlySpan<InvalidationDescriptor> batch, Span<InvalidationStatus> statuses)
     {
-        if (statuses.Length < batch.Length)
-        {
-            ThrowHelper.Argument(nameof(statuses), "statuses must be at least as long as the batch");
-        }
-
         int ok = 0, timedOut = 0, completionErrors = 0, invalid = 0, firstFailure = -1;
         Span<PendingTagFlush> pending = stackalloc PendingTagFlush[PendingCapacity];
         int pendingCount = 0;
@@ -169,6 +148,7 @@ public sealed class InvalidationEngine : IDisposable
             if (d.Scope == InvalidationScope.Iotlb && DescriptorPredicates.IsValid(in d))
             {
                 status = InvalidationStatus.Ok;
+                NoteInvalidation(in d);
                 if (IsWholeIotlb(in d))
                 {
                     Iotlb.Table.Clear();
@@ -193,7 +173,7 @@ public sealed class InvalidationEngine : IDisposable
             }
             else
             {
-                status = Execute(in d);
+                status = ExecuteCore(in d);
             }
 
             statuses[i] = status;
@@ -282,6 +262,74 @@ public sealed class InvalidationEngine : IDisposable
         else
         {
             Iotlb.Table.RemoveByScan(in op, Kernel);
+        }
+    }
+
+    /// <summary>
+    /// Advances the invalidation sequence of what a valid descriptor may cover, before anything is removed, so that a
+    /// <c>TryFill</c> whose token predates this call is refused (see <see cref="InvalidationToken"/>). Keys: the domain
+    /// for the IOTLB, the source id for device TLBs and configuration caches; without a key, the whole cache.
+    /// </summary>
+    private void NoteInvalidation(in InvalidationDescriptor d)
+    {
+        switch (d.Scope)
+        {
+            case InvalidationScope.Iotlb:
+                if ((d.Flags & InvalidationFlags.MatchDomain) != 0)
+                {
+                    Iotlb.Table.Sequence.BumpKey(d.DomainId);
+                }
+                else
+                {
+                    Iotlb.Table.Sequence.BumpAll();
+                }
+
+                break;
+            case InvalidationScope.IotlbRange:
+                if ((d.Flags & InvalidationFlags.MatchDomain) != 0)
+                {
+                    Iotlb.Table.Sequence.BumpRange(d.DomainId, d.First, d.Last);
+                }
+                else
+                {
+                    Iotlb.Table.Sequence.BumpAll();
+                }
+
+                break;
+            case InvalidationScope.DeviceTlb:
+                if ((d.Flags & InvalidationFlags.MatchSource) == 0)
+                {
+                    DeviceTlb.Table.Sequence.BumpAll();
+                }
+                else if (DescriptorPredicates.IsNoPasidDeviceTlb(in d))
+                {
+                    DeviceTlb.Table.Sequence.BumpKey(d.SourceId); // also removes PASID-tagged entries at any address
+                }
+                else
+                {
+                    DeviceTlb.Table.Sequence.BumpRange(d.SourceId, d.First, d.Last);
+                }
+
+                break;
+            default:
+                if ((d.Flags & InvalidationFlags.MatchSource) != 0 && d.Last - d.First < InvalidationSequence.MaxRegionBumps &&
+                    d.Last <= uint.MaxValue)
+                {
+                    for (ulong sid = d.First; ; sid++)
+                    {
+                        ConfigCache.Sequence.BumpKey((uint)sid);
+                        if (sid == d.Last)
+                        {
+                            break;
+                        }
+                    }
+                }
+                else
+                {
+                    ConfigCache.Sequence.BumpAll();
+                }
+
+                break;
         }
     }
 
@@ -425,12 +473,8 @@ public sealed class InvalidationEngine : IDisposable
         }
     }
 
-    private bool ShouldProbe(ulong probes, nuint scanEnd) => RangeStrategy switch
-    {
-        RangeStrategy.ScanOnly => false,
-        RangeStrategy.ProbeWhenPossible => probes <= 1UL << 16,
-        _ => probes <= (ulong)scanEnd / ProbeToScanRatio,
-    };
+    /// <summary>Probing the hash index is chosen when it costs less than scanning the store.</summary>
+    private static bool ShouldProbe(ulong probes, nuint scanEnd) => probes <= (ulong)scanEnd / ProbeToScanRatio;
 
     private static ulong SaturatingAdd(ulong a, ulong b) => a > ulong.MaxValue - b ? ulong.MaxValue : a + b;
 

@@ -109,6 +109,10 @@ public enum FillResult : byte
 
     /// <summary>The entry is malformed (see the entry's validity rules); the cache is unchanged.</summary>
     Rejected = 3,
+
+    /// <summary><c>TryFill</c> only: an invalidation that may cover the entry ran since the
+    /// <see cref="InvalidationToken"/> was taken; the cache is unchanged and the caller must walk again.</summary>
+    Stale = 4,
 }
 
 /// <summary>Kinds of configuration-cache entries. One-hot, so a descriptor can name several.</summary>

@@ -22,10 +22,10 @@ internal sealed class GuestRing(ulong ringBase = GuestRing.RingBase, ulong statu
 
     /// <summary>A PASID-based IOTLB descriptor, page-selective within the PASID (G = 11b), AM = 0, IH = 0.</summary>
     public static VtdDescriptor PageInvalidation(ushort domain, uint pasid, ulong address) =>
-        new(0x6 | (3UL << 4) | ((ulong)domain << 16) | ((ulong)pasid << 32), address);
+        VtdDescriptor.PasidIotlbPages(domain, pasid, address);
 
     /// <summary>A wait descriptor that writes status 1 to the status page (SW = 1).</summary>
-    public static VtdDescriptor Wait() => new(0x5 | (1UL << 5) | (1UL << 32), StatusAddress);
+    public static VtdDescriptor Wait() => VtdDescriptor.Wait(statusWrite: true, interrupt: false, statusData: 1, StatusAddress);
 
     public readonly byte[] Bytes = new byte[4096];
     public readonly byte[] Status = new byte[4096];

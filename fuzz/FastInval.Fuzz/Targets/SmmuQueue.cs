@@ -158,7 +158,7 @@ public sealed class SmmuQueue : IFuzzer
         return c;
     }
 
-    private static SmmuStep Fill(ref FuzzInput input)
+    private static SmmuFill Fill(ref FuzzInput input)
     {
         switch (input.Byte() % 3)
         {

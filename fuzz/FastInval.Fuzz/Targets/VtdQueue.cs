@@ -183,7 +183,7 @@ public sealed class VtdQueue : IFuzzer
     private static ulong SizeEncoded(ulong addr, int size, int bit) =>
         size == 0 ? addr : ((addr | (((1UL << (size - 1)) - 1) << 12)) & ~(1UL << (12 + size - 1))) | (1UL << bit);
 
-    private static VtdStep Fill(ref FuzzInput input)
+    private static VtdFill Fill(ref FuzzInput input)
     {
         switch (input.Byte() % 3)
         {

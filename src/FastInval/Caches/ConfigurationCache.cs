@@ -13,7 +13,7 @@ namespace FastInval;
 /// <para>Validity: the kind is exactly one kind; <see cref="ConfigKinds.Context"/>, <see cref="ConfigKinds.StreamTableEntry"/>
 /// and <see cref="ConfigKinds.InterruptEntry"/> entries have no address space (<see cref="AddressSpace.None"/>);
 /// <see cref="ConfigKinds.PasidEntry"/> and <see cref="ConfigKinds.ContextDescriptor"/> entries have one (≤ <see cref="AddressSpace.MaxId"/>).</para>
-/// <para><b>Threading.</b> As <see cref="TranslationCache"/>: concurrent <see cref="TryLookup"/> with one serialized writer.</para>
+/// <para><b>Threading.</b> As <see cref="TranslationCache"/>: concurrent <see cref="TryLookup(ConfigKinds, uint, uint, out ConfigEntry)"/> with one serialized writer.</para>
 /// </remarks>
 public sealed class ConfigurationCache : IDisposable
 {
@@ -38,20 +38,71 @@ public sealed class ConfigurationCache : IDisposable
     internal int BucketOf(ulong kindBits, uint sourceId, ulong asField) =>
         Store.BucketOf(Caches.TranslationTable.Hash(sourceId, (uint)asField, (int)(kindBits >> ConfigTag.KindShift), 0));
 
+    /// <summary>The invalidation sequence of this cache (key: the source id).</summary>
+    internal InvalidationSequence Sequence { get; } = new();
+
     /// <summary>Caches a configuration entry (writer side).</summary>
-    public FillResult Fill(in ConfigEntry entry)
+    public FillResult Fill(in ConfigEntry entry) => IsWellFormed(in entry) ? Insert(in entry) : FillResult.Rejected;
+
+    /// <summary>
+    /// Caches an entry read from guest memory after <paramref name="token"/> was taken, unless an invalidation that may
+    /// cover it ran since then (writer side); false, and nothing changed, for a malformed entry or a stale token. See
+    /// <see cref="InvalidationToken"/> and <see cref="TranslationCache.TryFill(in TranslationEntry, in InvalidationToken)"/>.
+    /// </summary>
+    public bool TryFill(in ConfigEntry entry, in InvalidationToken token) => TryFill(in entry, in token, out _);
+
+    /// <summary>As <see cref="TryFill(in ConfigEntry, in InvalidationToken)"/>, also giving the outcome
+    /// (<see cref="FillResult.Rejected"/>, <see cref="FillResult.Stale"/>, or what <see cref="Fill"/> returns).</summary>
+    public bool TryFill(in ConfigEntry entry, in InvalidationToken token, out FillResult result)
+    {
+        if (!IsWellFormed(in entry))
+        {
+            result = FillResult.Rejected;
+            return false;
+        }
+
+        if (!Sequence.IsCurrent(in token, entry.SourceId, 0, 0))
+        {
+            result = FillResult.Stale;
+            return false;
+        }
+
+        result = Insert(in entry);
+        return true;
+    }
+
+    /// <summary>The token for reading the configuration of <paramref name="sourceId"/> from guest memory: take it before
+    /// the read, pass it to <see cref="TryFill(in ConfigEntry, in InvalidationToken)"/>.</summary>
+    public InvalidationToken GetInvalidationToken(uint sourceId) => Sequence.Read(sourceId, 0);
+
+    /// <summary>As <see cref="TryLookup(ConfigKinds, uint, uint, out ConfigEntry)"/>; on a miss also returns the token for
+    /// the read that follows (on a hit, <paramref name="token"/> is <c>default</c>).</summary>
+    public bool TryLookup(ConfigKinds kind, uint sourceId, uint addressSpaceId, out ConfigEntry entry, out InvalidationToken token)
+    {
+        if (TryLookup(kind, sourceId, addressSpaceId, out entry))
+        {
+            token = default;
+            return true;
+        }
+
+        token = Sequence.Read(sourceId, 0);
+        return false;
+    }
+
+    private static bool IsWellFormed(in ConfigEntry entry)
     {
         ConfigKinds kind = entry.Kind;
         if (kind == ConfigKinds.None || (kind & ~ConfigKinds.All) != 0 || ((byte)kind & ((byte)kind - 1)) != 0)
         {
-            return FillResult.Rejected;
+            return false;
         }
 
-        if (HasAddressSpace(kind) ? entry.AddressSpaceId > AddressSpace.MaxId : entry.AddressSpaceId != AddressSpace.None)
-        {
-            return FillResult.Rejected;
-        }
+        return HasAddressSpace(kind) ? entry.AddressSpaceId <= AddressSpace.MaxId : entry.AddressSpaceId == AddressSpace.None;
+    }
 
+    private FillResult Insert(in ConfigEntry entry)
+    {
+        ConfigKinds kind = entry.Kind;
         ulong asField = TranslationTag.EncodeAddressSpace(entry.AddressSpaceId);
         ulong kindBits = ConfigTag.Kind(kind);
         ulong tag = ConfigTag.ValidBit | kindBits | ConfigTag.Domain(entry.DomainId) | asField;
@@ -114,7 +165,11 @@ public sealed class ConfigurationCache : IDisposable
     }
 
     /// <summary>Removes every entry (writer side).</summary>
-    public void Clear() => Store.Clear();
+    public void Clear()
+    {
+        Sequence.BumpAll();
+        Store.Clear();
+    }
 
     [SkipLocalsInit] // the hits buffer is written by the kernel before it is read
     internal int RemoveByScan<TOp>(in TOp op, TagScanKernel kernel) where TOp : struct, IMatchOp

@@ -10,7 +10,7 @@ namespace FastInval;
 /// <remarks>
 /// <para>Hashing ignores the PASID, so a range invalidation of a device probes each covered block once and finds every
 /// PASID there. Any power-of-two span from 4 KiB is allowed (ATS translation completions carry arbitrary sizes).</para>
-/// <para><b>Threading.</b> As <see cref="TranslationCache"/>: concurrent <see cref="TryLookup"/> with one serialized writer.</para>
+/// <para><b>Threading.</b> As <see cref="TranslationCache"/>: concurrent <see cref="TryLookup(uint, uint, ulong, out Translation)"/> with one serialized writer.</para>
 /// </remarks>
 public sealed class DeviceTlb : IDisposable
 {
@@ -34,16 +34,72 @@ public sealed class DeviceTlb : IDisposable
     /// <summary>Caches an ATS translation (writer side).</summary>
     public FillResult Fill(in DeviceTlbEntry entry)
     {
-        ulong span = entry.SizeLog2 is >= 12 and <= 63 ? (1UL << entry.SizeLog2) - 1 : 0;
-        if (span == 0 || (entry.InputAddress & span) != 0 || (entry.OutputAddress & span) != 0 ||
-            !AddressSpace.IsValid(entry.Pasid) || (uint)entry.Rights > 0xFFF)
+        if (!TryEncode(in entry, out ulong tag))
         {
             return FillResult.Rejected;
         }
 
-        ulong asField = entry.Global ? TranslationTag.GlobalBit : TranslationTag.EncodeAddressSpace(entry.Pasid);
-        ulong tag = CommonBits | s_sizeBits[entry.SizeLog2] | TranslationTag.Space(entry.SourceId) | asField;
         return Table.Fill(tag, entry.InputAddress, entry.SizeLog2, entry.OutputAddress | (ulong)entry.Rights);
+    }
+
+    private static bool TryEncode(in DeviceTlbEntry entry, out ulong tag)
+    {
+        ulong span = entry.SizeLog2 is >= 12 and <= 63 ? (1UL << entry.SizeLog2) - 1 : 0;
+        if (span == 0 || (entry.InputAddress & span) != 0 || (entry.OutputAddress & span) != 0 ||
+            !AddressSpace.IsValid(entry.Pasid) || (uint)entry.Rights > 0xFFF)
+        {
+            tag = 0;
+            return false;
+        }
+
+        ulong asField = entry.Global ? TranslationTag.GlobalBit : TranslationTag.EncodeAddressSpace(entry.Pasid);
+        tag = CommonBits | s_sizeBits[entry.SizeLog2] | TranslationTag.Space(entry.SourceId) | asField;
+        return true;
+    }
+
+    /// <summary>
+    /// Caches an ATS translation requested after <paramref name="token"/> was taken, unless an invalidation that may
+    /// cover it ran since then (writer side); false, and nothing changed, for a malformed entry or a stale token. See
+    /// <see cref="InvalidationToken"/> and <see cref="TranslationCache.TryFill(in TranslationEntry, in InvalidationToken)"/>.
+    /// </summary>
+    public bool TryFill(in DeviceTlbEntry entry, in InvalidationToken token) => TryFill(in entry, in token, out _);
+
+    /// <summary>As <see cref="TryFill(in DeviceTlbEntry, in InvalidationToken)"/>, also giving the outcome
+    /// (<see cref="FillResult.Rejected"/>, <see cref="FillResult.Stale"/>, or what <see cref="Fill"/> returns).</summary>
+    public bool TryFill(in DeviceTlbEntry entry, in InvalidationToken token, out FillResult result)
+    {
+        if (!TryEncode(in entry, out ulong tag))
+        {
+            result = FillResult.Rejected;
+            return false;
+        }
+
+        if (!Table.Sequence.IsCurrent(in token, entry.SourceId, entry.InputAddress, entry.SizeLog2))
+        {
+            result = FillResult.Stale;
+            return false;
+        }
+
+        result = Table.Fill(tag, entry.InputAddress, entry.SizeLog2, entry.OutputAddress | (ulong)entry.Rights);
+        return true;
+    }
+
+    /// <summary>The token for a translation request of <paramref name="address"/> by <paramref name="sourceId"/>: take it
+    /// before the request, pass it to <see cref="TryFill(in DeviceTlbEntry, in InvalidationToken)"/>.</summary>
+    public InvalidationToken GetInvalidationToken(uint sourceId, ulong address) => Table.Sequence.Read(sourceId, address);
+
+    /// <summary>As <see cref="TryLookup(uint, uint, ulong, out Translation)"/>; on a miss also returns the token for the
+    /// translation request that follows (on a hit, <paramref name="token"/> is <c>default</c>).</summary>
+    public bool TryLookup(uint sourceId, uint pasid, ulong address, out Translation translation, out InvalidationToken token)
+    {
+        if (TryLookup(sourceId, pasid, address, out translation))
+        {
+            token = default;
+            return true;
+        }
+
+        token = Table.Sequence.Read(sourceId, address);
+        return false;
     }
 
     /// <summary>Finds the device's cached translation of <paramref name="address"/> for <paramref name="pasid"/>

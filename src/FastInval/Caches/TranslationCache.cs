@@ -9,7 +9,7 @@ namespace FastInval;
 /// <remarks>
 /// <para>Lookups are O(1) in the capacity: one hash probe per span present among the cached leaves (at most the
 /// handful of page and block sizes in use). Invalidation goes through <see cref="InvalidationEngine"/>.</para>
-/// <para><b>Threading.</b> <see cref="TryLookup"/> and <see cref="TryLookupTable"/> may run on any number of threads,
+/// <para><b>Threading.</b> <see cref="TryLookup(TranslationStage, ushort, uint, ulong, out Translation)"/> and <see cref="TryLookupTable"/> may run on any number of threads,
 /// concurrently with one writer. Writers (<see cref="Fill"/>, the engine's invalidations, <see cref="Clear"/>) must be
 /// serialized by the caller. A lookup never returns a torn entry, and never returns an entry whose invalidation
 /// completed before the lookup started. <see cref="Dispose"/> requires that no other call is in flight.</para>
@@ -46,6 +46,58 @@ public sealed class TranslationCache : IDisposable
         return Table.Fill(tag, entry.InputAddress, entry.SizeLog2, value);
     }
 
+    /// <summary>
+    /// Caches an entry built from a page walk that began after <paramref name="token"/> was taken, unless an
+    /// invalidation that may cover the entry ran since then (writer side). Returns false, and changes nothing, when the
+    /// entry is malformed or the token is stale; see <see cref="InvalidationToken"/>.
+    /// </summary>
+    /// <remarks>The DMA path: <see cref="TryLookup(TranslationStage, ushort, uint, ulong, out Translation, out InvalidationToken)"/>
+    /// misses and returns a token; the caller walks the guest page table without any lock; <c>TryFill</c> with the
+    /// token either inserts the walk's result or reports that the walk may have read a changed entry (walk again, or
+    /// use the result for this one access without caching it). An entry inserted here is never left behind by an
+    /// invalidation that completed before a later lookup started.</remarks>
+    public bool TryFill(in TranslationEntry entry, in InvalidationToken token) => TryFill(in entry, in token, out _);
+
+    /// <summary>As <see cref="TryFill(in TranslationEntry, in InvalidationToken)"/>, also giving the outcome:
+    /// <see cref="FillResult.Rejected"/> for a malformed entry, <see cref="FillResult.Stale"/> for a stale token, or what
+    /// <see cref="Fill"/> returns.</summary>
+    public bool TryFill(in TranslationEntry entry, in InvalidationToken token, out FillResult result)
+    {
+        if (!TryEncode(in entry, out ulong tag, out ulong value))
+        {
+            result = FillResult.Rejected;
+            return false;
+        }
+
+        if (!Table.Sequence.IsCurrent(in token, entry.DomainId, entry.InputAddress, entry.SizeLog2))
+        {
+            result = FillResult.Stale;
+            return false;
+        }
+
+        result = Table.Fill(tag, entry.InputAddress, entry.SizeLog2, value);
+        return true;
+    }
+
+    /// <summary>The token for a walk of <paramref name="address"/> in <paramref name="domainId"/>: take it before reading
+    /// the guest page table, pass it to <see cref="TryFill(in TranslationEntry, in InvalidationToken)"/> (any thread).</summary>
+    public InvalidationToken GetInvalidationToken(ushort domainId, ulong address) => Table.Sequence.Read(domainId, address);
+
+    /// <summary>As <see cref="TryLookup(TranslationStage, ushort, uint, ulong, out Translation)"/>; on a miss also returns
+    /// the token for the walk that follows (on a hit, <paramref name="token"/> is <c>default</c>).</summary>
+    public bool TryLookup(TranslationStage stage, ushort domainId, uint addressSpaceId, ulong address, out Translation translation,
+        out InvalidationToken token)
+    {
+        if (Lookup(stage, domainId, addressSpaceId, address, ulong.MaxValue, leaf: true, out translation))
+        {
+            token = default;
+            return true;
+        }
+
+        token = Table.Sequence.Read(domainId, address);
+        return false;
+    }
+
     /// <summary>Finds the leaf translation of <paramref name="address"/> for (stage, domain, address space).
     /// A global entry of the domain answers for every address space. When several entries cover the address, the one
     /// with the smallest span answers, and at equal span the non-global one. An invalid address-space id (neither
@@ -54,7 +106,7 @@ public sealed class TranslationCache : IDisposable
         Lookup(stage, domainId, addressSpaceId, address, ulong.MaxValue, leaf: true, out translation);
 
     /// <summary>Finds the paging-structure entry spanning 2^<paramref name="spanLog2"/> bytes around <paramref name="address"/>
-    /// (same priority and miss rules as <see cref="TryLookup"/>; a span no table level has is a miss).</summary>
+    /// (same priority and miss rules as <see cref="TryLookup(TranslationStage, ushort, uint, ulong, out Translation)"/>; a span no table level has is a miss).</summary>
     public bool TryLookupTable(TranslationStage stage, ushort domainId, uint addressSpaceId, ulong address, int spanLog2, out Translation translation)
     {
         if ((uint)spanLog2 >= 64)

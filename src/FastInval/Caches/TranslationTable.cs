@@ -39,6 +39,9 @@ internal sealed class TranslationTable : IDisposable
 
     public SlotStore Store => _store;
 
+    /// <summary>The invalidation sequence of this table's entries (keys: the tag's space, domain or source id).</summary>
+    public InvalidationSequence Sequence { get; } = new();
+
     public int Count => _store.Count;
 
     public int Capacity => _store.Capacity;
@@ -166,6 +169,7 @@ internal sealed class TranslationTable : IDisposable
     /// <summary>Writer side. Removes everything.</summary>
     public void Clear()
     {
+        Sequence.BumpAll();
         _store.Clear();
         Array.Clear(_sizeCounts);
         _leafSizes = _leafGlobalSizes = _tableSizes = _tableGlobalSizes = 0;

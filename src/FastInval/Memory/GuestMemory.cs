@@ -1,13 +1,14 @@
-using System.Buffers.Binary;
 using FastInval.Internals;
 
 namespace FastInval;
 
 /// <summary>
-/// A guest-physical address space assembled from host buffers: the memory the VT-d invalidation queue and the SMMUv3
-/// command queue live in, and where wait-descriptor status and CMD_SYNC MSI writes land. Any access that is not
-/// entirely inside mapped memory is a fault, reported as <c>false</c> (never an exception): front ends turn it into the
-/// architected error (VT-d IQE with a fetch-error code, SMMU CERROR_ABT).
+/// A guest-physical address space assembled from managed host buffers (<see cref="Memory{T}"/>, so at most 2 GiB each):
+/// the memory the VT-d invalidation queue and the SMMUv3 command queue live in, and where wait-descriptor status and
+/// CMD_SYNC MSI writes land. Any access that is not entirely inside mapped memory is a fault, reported as <c>false</c>
+/// (never an exception): front ends turn it into the architected error (VT-d IQE with a fetch-error code, SMMU
+/// CERROR_ABT). For native RAM blocks of any size see <see cref="NativeGuestMemory"/>; for a VMM's own accessor see
+/// <see cref="CallbackGuestMemory"/>.
 /// </summary>
 /// <remarks>
 /// <para>Mappings may not overlap; an access may span adjacent mappings. Reads and writes allocate nothing.</para>
@@ -15,7 +16,7 @@ namespace FastInval;
 /// run while other threads read or write; concurrent <see cref="Map"/> calls are serialized internally. Reads and writes
 /// of guest memory itself are not atomic beyond what the host's buffers give (as with real DMA).</para>
 /// </remarks>
-public sealed class GuestMemory
+public sealed class GuestMemory : GuestAddressSpace
 {
     private readonly record struct Region(ulong First, ulong Last, Memory<byte> Buffer);
 
@@ -92,7 +93,7 @@ public sealed class GuestMemory
 
     /// <summary>Copies guest memory at <paramref name="address"/> into <paramref name="destination"/>. Nothing is read
     /// (and false returned) unless every byte is mapped.</summary>
-    public bool TryRead(ulong address, Span<byte> destination)
+    public override bool TryRead(ulong address, Span<byte> destination)
     {
         Region[] regions = Volatile.Read(ref _regions);
         if (!IsMapped(regions, address, destination.Length))
@@ -115,7 +116,7 @@ public sealed class GuestMemory
 
     /// <summary>Copies <paramref name="source"/> into guest memory at <paramref name="address"/>. Nothing is written (and
     /// false returned) unless every byte is mapped.</summary>
-    public bool TryWrite(ulong address, ReadOnlySpan<byte> source)
+    public override bool TryWrite(ulong address, ReadOnlySpan<byte> source)
     {
         Region[] regions = Volatile.Read(ref _regions);
         if (!IsMapped(regions, address, source.Length))
@@ -136,38 +137,21 @@ public sealed class GuestMemory
         return true;
     }
 
-    /// <summary>Reads a little-endian u32.</summary>
-    public bool TryReadUInt32(ulong address, out uint value)
+    /// <summary>Zero-copy: the host buffer behind [address, address + length) when it lies inside one mapping.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is negative.</exception>
+    public override bool TryGetSpan(ulong address, int length, out Span<byte> span)
     {
-        Span<byte> b = stackalloc byte[4];
-        bool ok = TryRead(address, b);
-        value = ok ? BinaryPrimitives.ReadUInt32LittleEndian(b) : 0;
-        return ok;
-    }
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        Region[] regions = Volatile.Read(ref _regions);
+        int i = Find(regions, address);
+        if (i >= 0 && (ulong)length <= regions[i].Last - address + 1)
+        {
+            span = regions[i].Buffer.Span.Slice((int)(address - regions[i].First), length);
+            return true;
+        }
 
-    /// <summary>Reads a little-endian u64.</summary>
-    public bool TryReadUInt64(ulong address, out ulong value)
-    {
-        Span<byte> b = stackalloc byte[8];
-        bool ok = TryRead(address, b);
-        value = ok ? BinaryPrimitives.ReadUInt64LittleEndian(b) : 0;
-        return ok;
-    }
-
-    /// <summary>Writes a little-endian u32.</summary>
-    public bool TryWriteUInt32(ulong address, uint value)
-    {
-        Span<byte> b = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(b, value);
-        return TryWrite(address, b);
-    }
-
-    /// <summary>Writes a little-endian u64.</summary>
-    public bool TryWriteUInt64(ulong address, ulong value)
-    {
-        Span<byte> b = stackalloc byte[8];
-        BinaryPrimitives.WriteUInt64LittleEndian(b, value);
-        return TryWrite(address, b);
+        span = default;
+        return false;
     }
 
     private static bool IsMapped(Region[] regions, ulong address, int length)

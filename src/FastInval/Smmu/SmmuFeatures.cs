@@ -2,9 +2,9 @@ namespace FastInval.Smmu;
 
 /// <summary>
 /// The SMMUv3 capabilities that decide which commands are legal (the IDR0/IDR1/IDR3/IDR5 bits a command decoder needs).
-/// The defaults model a current server part with everything on (DESIGN §2.4): SMMUv3.2, both stages, range
-/// invalidation, ATS, MSI, SEV, 16-bit ASIDs and VMIDs, 20-bit SubstreamIDs; no PRI, no stalling, no EL2 (HYP),
-/// no MPAM, no Secure state.
+/// The defaults model a current server part: SMMUv3.1 (AIDR 1) with v3.2's range invalidation, both stages, ATS, MSI,
+/// SEV, 16-bit ASIDs and VMIDs, 20-bit SubstreamIDs; no PRI, no stalling, no EL2 (HYP, which v3.2 would require with
+/// both stages), no MPAM, no Secure state.
 /// </summary>
 public sealed record SmmuFeatures
 {

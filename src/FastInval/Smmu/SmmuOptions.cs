@@ -14,7 +14,7 @@ public enum SmmuInterrupt : byte
 }
 
 /// <summary>Capabilities, fault plan, engine and interrupt sinks of an <see cref="SmmuV3"/>.</summary>
-/// <remarks>The defaults model a current server part (DESIGN §2.4): SMMUv3.2 with both stages, range invalidation, ATS,
+/// <remarks>The defaults model a current server part: SMMUv3.1 (with v3.2's range invalidation), both stages, ATS,
 /// MSI, SEV, 16-bit ASIDs and VMIDs, 20-bit SubstreamIDs, 16-bit StreamIDs, a command queue of up to 2^19 entries.</remarks>
 public sealed class SmmuOptions
 {

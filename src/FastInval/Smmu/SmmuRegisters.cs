@@ -27,6 +27,14 @@ public static class SmmuRegisters
     /// <summary>SMMU_CMDQ_BASE (64-bit), CMDQ_PROD, CMDQ_CONS.</summary>
     public const uint CmdqBase = 0x90, CmdqProd = 0x98, CmdqCons = 0x9C;
 
+    /// <summary>SMMU_AIDR of this model: ArchMajorRev 0 (SMMUv3.x), ArchMinorRev 1 (SMMUv3.1). The unit carries v3.2's
+    /// range invalidation (permitted in a v3.1 part) but not HYP (EL2 contexts), which v3.2 makes mandatory for a part with
+    /// both stages.</summary>
+    public const uint AidrSmmuV31 = 0x1;
+
+    /// <summary>IDR3 bits: HAD [2], XNX [4], FWB [8], RIL [10].</summary>
+    public const uint Idr3Had = 1u << 2, Idr3Xnx = 1u << 4, Idr3Fwb = 1u << 8, Idr3Ril = 1u << 10;
+
     /// <summary>CR0 bits.</summary>
     public const uint Cr0SmmuEn = 1u << 0, Cr0PriqEn = 1u << 1, Cr0EvtqEn = 1u << 2, Cr0CmdqEn = 1u << 3, Cr0AtsChk = 1u << 4;
 

@@ -13,11 +13,11 @@ namespace FastInval.Smmu;
 /// <para><b>Register access.</b> 4-byte accesses at 4-byte aligned offsets and 8-byte accesses at 8-byte aligned offsets
 /// inside the 64 KiB page 0; an 8-byte access to a pair of 32-bit registers is the low register then the high one. Any
 /// other access is ignored on write and reads 0. Read-only registers, reserved bits and unimplemented offsets read 0 (or
-/// their value) and ignore writes. Implemented: IDR0–5, IIDR, AIDR (SMMUv3.2), CR0/CR0ACK, CR1, CR2, GBPA, IRQ_CTRL/ACK,
+/// their value) and ignore writes. Implemented: IDR0–5, IIDR, AIDR (SMMUv3.1; see <see cref="SmmuRegisters.AidrSmmuV31"/>), CR0/CR0ACK, CR1, CR2, GBPA, IRQ_CTRL/ACK,
 /// GERROR/GERRORN, GERROR_IRQ_CFG0–2 (with MSIs), STRTAB_BASE/_CFG (stored; this unit walks no tables), CMDQ_BASE, CMDQ_PROD,
 /// CMDQ_CONS. The event and PRI queues are not modelled: this unit translates nothing, so it records no events.</para>
 /// <para><b>Acknowledgements</b> are immediate: CR0ACK and IRQ_CTRLACK follow a write at once, and a GBPA write with
-/// Update = 1 completes at once (Update reads 0). CMDQ_BASE and CMDQ_CONS ignore writes while CR0ACK.CMDQEN = 1 (SMMUv3.2),
+/// Update = 1 completes at once (Update reads 0). CMDQ_BASE and CMDQ_CONS ignore writes while CR0ACK.CMDQEN = 1 (required from SMMUv3.2, one of the permitted behaviours before),
 /// STRTAB_BASE/_CFG while SMMUEN = 1. CMDQ_BASE.LOG2SIZE above IDR1.CMDQS counts as CMDQS; the queue base is ADDR aligned
 /// down to the queue size (at least 32 bytes) and truncated to the output address size.</para>
 /// <para><b>Consumption</b> happens synchronously inside the write that allows it — CMDQ_PROD, CR0 setting CMDQEN, GERRORN
@@ -31,7 +31,8 @@ namespace FastInval.Smmu;
 /// <para><b>CMD_SYNC</b> completes everything before it, then signals as CS says: SIG_IRQ writes MSIData (32-bit,
 /// little-endian) to MSIAddress when IDR0.MSI and MSIAddress ≠ 0, and asserts the wired
 /// <see cref="SmmuInterrupt.CommandSync"/> output regardless (§4.7.3); SIG_SEV asserts <see cref="SmmuInterrupt.Event"/>
-/// when IDR0.SEV; SIG_NONE does nothing. An MSI write to unmapped memory is aborted and reported as
+/// when IDR0.SEV; SIG_NONE does nothing. The signal is sent only after CONS has moved past the CMD_SYNC, so that software inferring
+/// CONS from the MSI (or the interrupt) never sees an older CONS. An MSI write to unmapped memory is aborted and reported as
 /// GERROR.MSI_CMDQ_ABT_ERR; the SYNC still completes.</para>
 /// <para><b>CERROR_ATC_INV_SYNC.</b> An ATC_INV whose device-TLB invalidation the fault plan times out leaves the device's
 /// entries in place and marks the ATC invalidations since the last completed CMD_SYNC as failed. The next CMD_SYNC reports
@@ -51,7 +52,9 @@ public sealed class SmmuV3 : IDisposable
     private const int BatchCapacity = 256;
     private const uint PageSize = 0x1_0000;
 
-    private readonly GuestMemory _memory;
+    private readonly GuestAddressSpace _memory;
+    private readonly InvalidationEngine _engine;
+    private readonly bool _ownsEngine;
     private readonly SmmuFeatures _features;
     private readonly Action<ulong, uint>? _msi;
     private readonly Action<SmmuInterrupt>? _wired;
@@ -61,6 +64,7 @@ public sealed class SmmuV3 : IDisposable
     private readonly InvalidationDescriptor[] _batch = new InvalidationDescriptor[BatchCapacity];
     private readonly bool[] _batchIsAtc = new bool[BatchCapacity];
     private readonly InvalidationStatus[] _statuses = new InvalidationStatus[BatchCapacity];
+    private readonly ulong[] _indices = new ulong[BatchCapacity]; // CONS slot of each batch entry, for the notifiers
     private int _batchCount;
 
     private uint _cr0;
@@ -79,15 +83,56 @@ public sealed class SmmuV3 : IDisposable
     private uint _cmdqProd;
     private uint _cmdqCons;
     private bool _atcFailed;
+    private bool _internalFailed;
+    private ulong _internalErrors;
     private ulong _fetches;
     private bool _consuming;
+    private bool _disposed;
 
     /// <summary>Creates an SMMU over <paramref name="memory"/> (where the command queue and CMD_SYNC MSIs live).</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
     public SmmuV3(GuestMemory memory, SmmuOptions? options = null)
+        : this((GuestAddressSpace)memory, options)
+    {
+    }
+
+    /// <summary>Creates an SMMU over any guest address space (<see cref="GuestMemory"/>, <see cref="NativeGuestMemory"/>,
+    /// <see cref="CallbackGuestMemory"/> or the host's own), where the command queue and CMD_SYNC MSIs live.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
+    public SmmuV3(GuestAddressSpace memory, SmmuOptions? options = null)
+        : this(memory, options, null)
+    {
+    }
+
+    /// <summary>Creates an SMMU over <paramref name="memory"/> that executes its invalidations on
+    /// <paramref name="engine"/>, which the caller owns.</summary>
+    /// <remarks>
+    /// <para><b>Ownership.</b> The SMMU never disposes <paramref name="engine"/>; disposing the SMMU leaves it usable.
+    /// The engine's own <see cref="InvalidationEngine.FaultPlan"/> decides fetch errors and ATC outcomes, so
+    /// <see cref="SmmuOptions.Engine"/> and <see cref="SmmuOptions.FaultPlan"/> must be null.</para>
+    /// <para><b>Sharing.</b> Several units (SMMUv3, VT-d, iommufd) may run over one engine and then share its caches: an
+    /// invalidation from any of them removes matching entries for all. The engine has one writer at a time, so the host
+    /// must serialize the register writes of every unit that shares it, and its own fills, with one lock for the engine
+    /// (not one lock per unit). Lookups may still run on any thread. The fault plan's ordinals then count across the
+    /// units.</para>
+    /// </remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="memory"/> or <paramref name="engine"/> is null.</exception>
+    /// <exception cref="ArgumentException"><see cref="SmmuOptions.Engine"/> or <see cref="SmmuOptions.FaultPlan"/> is set.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
+    public SmmuV3(GuestAddressSpace memory, InvalidationEngine engine, SmmuOptions? options = null)
+        : this(memory, options, engine ?? throw new ArgumentNullException(nameof(engine)))
+    {
+    }
+
+    private SmmuV3(GuestAddressSpace memory, SmmuOptions? options, InvalidationEngine? engine)
     {
         ArgumentNullException.ThrowIfNull(memory);
         options ??= new SmmuOptions();
+        if (engine is not null && (options.Engine is not null || options.FaultPlan is not null))
+        {
+            ThrowHelper.Argument(nameof(options), "with a caller's engine, SmmuOptions.Engine and SmmuOptions.FaultPlan must be null (the engine has its own)");
+        }
+
         SmmuFeatures f = options.Features ?? new SmmuFeatures();
         if ((uint)options.StreamIdBits > 32 || (uint)options.MaxCommandQueueLog2 > 19 || (uint)f.SubstreamIdBits > 20)
         {
@@ -106,8 +151,16 @@ public sealed class SmmuV3 : IDisposable
         _wired = options.WiredInterrupt;
         _cmdqMaxLog2 = options.MaxCommandQueueLog2;
         _oasMask = (1UL << options.OutputAddressBits) - 1;
-        EngineOptions engineOptions = options.Engine ?? new EngineOptions();
-        Engine = new InvalidationEngine(engineOptions) { FaultPlan = options.FaultPlan ?? engineOptions.FaultPlan };
+        if (engine is null)
+        {
+            EngineOptions engineOptions = options.Engine ?? new EngineOptions();
+            _engine = new InvalidationEngine(engineOptions) { FaultPlan = options.FaultPlan ?? engineOptions.FaultPlan };
+            _ownsEngine = true;
+        }
+        else
+        {
+            _engine = engine;
+        }
 
         _idr[0] = (f.Stage2 ? 1u : 0) | (f.Stage1 ? 1u << 1 : 0) | (2u << 2) /* TTF AArch64 */ | (1u << 4) /* COHACC */ |
                   (f.Ats ? 1u << 10 : 0) | (f.Asid16 ? 1u << 12 : 0) | (f.Msi ? 1u << 13 : 0) | (f.Sev ? 1u << 14 : 0) |
@@ -116,7 +169,9 @@ public sealed class SmmuV3 : IDisposable
                   (1u << 26) /* TERM_MODEL: terminate with abort */ | (1u << 27) /* 2-level stream table */;
         _idr[1] = (uint)options.StreamIdBits | ((uint)f.SubstreamIdBits << 6) | ((f.Pri ? 19u : 0) << 11) | (19u << 16) |
                   ((uint)options.MaxCommandQueueLog2 << 21);
-        _idr[3] = (1u << 2) /* HAD */ | (f.RangeInvalidation ? 1u << 10 : 0);
+        // SMMUv3.1 with v3.2's RIL (a v3.x part may carry any v3.(x+1) feature): v3.1 makes HAD mandatory with stage 1
+        // (and 0 without it) and XNX mandatory with stage 2. v3.2 would also require HYP with both stages, FWB and BBML.
+        _idr[3] = (f.Stage1 ? Idr3Had : 0) | (f.Stage2 ? Idr3Xnx : 0) | (f.RangeInvalidation ? Idr3Ril : 0);
         _idr[5] = (uint)oasCode | (1u << 4) | (1u << 5) | (1u << 6); // 4K, 16K and 64K granules
         _cmdqBase = (uint)options.MaxCommandQueueLog2 & 0x1F;
     }
@@ -124,11 +179,44 @@ public sealed class SmmuV3 : IDisposable
     /// <summary>The SMMU's caches and executor: the host fills and looks up <see cref="InvalidationEngine.Iotlb"/> (stage-1
     /// and nested entries tagged VMID + ASID, stage-2 entries tagged VMID), <see cref="InvalidationEngine.DeviceTlb"/> (ATCs
     /// by StreamID and SubstreamID) and <see cref="InvalidationEngine.ConfigCache"/> (STEs by StreamID, CDs by StreamID and
-    /// SubstreamID). Its <see cref="InvalidationEngine.FaultPlan"/> also decides command-fetch errors.</summary>
-    public InvalidationEngine Engine { get; }
+    /// SubstreamID). Its <see cref="InvalidationEngine.FaultPlan"/> also decides command-fetch errors. Either the SMMU's
+    /// own engine or the caller's (see the constructors).</summary>
+    /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
+    public InvalidationEngine Engine
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _engine;
+        }
+    }
 
     /// <summary>Commands fetched so far: the ordinal the fault plan sees for the next fetch.</summary>
-    public ulong CommandFetches => _fetches;
+    /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
+    public ulong CommandFetches
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _fetches;
+        }
+    }
+
+    /// <summary>Invalidations the engine refused as malformed (<see cref="InvalidationStatus.Invalid"/>). The decoder
+    /// never produces such a descriptor, so a non-zero count is a FastInval bug: each occurrence also asserts in debug
+    /// builds, and the next CMD_SYNC cannot give its guarantees: it is CERROR_ILL, not consumed, with no signal.</summary>
+    /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
+    public ulong InternalErrors
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _internalErrors;
+        }
+    }
+
+    /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
+    internal BatchHook? TestBatchHook { get; set; }
 
     private bool CommandQueueEnabled => (_cr0 & Cr0CmdqEn) != 0;
 
@@ -137,8 +225,10 @@ public sealed class SmmuV3 : IDisposable
     private int QueueLog2 => Math.Min((int)(_cmdqBase & 0x1F), _cmdqMaxLog2);
 
     /// <summary>Reads a register (4 or 8 bytes, naturally aligned); anything else reads 0.</summary>
+    /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
     public ulong ReadRegister(uint offset, int size)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (offset >= PageSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
         {
             return 0;
@@ -154,8 +244,10 @@ public sealed class SmmuV3 : IDisposable
 
     /// <summary>Writes a register (4 or 8 bytes, naturally aligned); anything else is ignored. A write that allows the
     /// command queue to make progress consumes commands before it returns.</summary>
+    /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
     public void WriteRegister(uint offset, ulong value, int size)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (offset >= PageSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
         {
             return;
@@ -200,7 +292,7 @@ public sealed class SmmuV3 : IDisposable
     private uint Read32(uint offset) => offset switch
     {
         <= Idr5 => _idr[offset / 4],
-        Aidr => 2, // SMMUv3.2
+        Aidr => AidrSmmuV31,
         Cr0 or Cr0Ack => _cr0,
         Cr1 => _cr1,
         Cr2 => _cr2,
@@ -327,10 +419,10 @@ public sealed class SmmuV3 : IDisposable
             uint indexMask = (1u << log2) - 1;
             ulong queueBytes = 16UL << log2;
             ulong baseAddress = _cmdqBase & 0x00FF_FFFF_FFFF_FFE0UL & ~(Math.Max(queueBytes, 32) - 1) & _oasMask;
-            while (CommandQueueEnabled && !CommandErrorActive && ((_cmdqCons ^ _cmdqProd) & span) != 0)
+            while (!_disposed && CommandQueueEnabled && !CommandErrorActive && ((_cmdqCons ^ _cmdqProd) & span) != 0)
             {
                 ulong address = (baseAddress + ((_cmdqCons & indexMask) * 16UL)) & _oasMask;
-                SmmuCommandError error = Step(address);
+                SmmuCommandError error = Step(address, out SmmuCommand sync);
                 if (error != SmmuCommandError.None)
                 {
                     Flush();
@@ -339,6 +431,10 @@ public sealed class SmmuV3 : IDisposable
                 }
 
                 _cmdqCons = (_cmdqCons & ~span) | ((_cmdqCons + 1) & span);
+                if (sync.Opcode == (byte)SmmuOpcode.Sync)
+                {
+                    Signal(in sync); // only once CONS has passed the CMD_SYNC: software infers CONS from the signal
+                }
             }
 
             Flush();
@@ -346,15 +442,22 @@ public sealed class SmmuV3 : IDisposable
         finally
         {
             _consuming = false;
+            Flush(); // a guest-memory callback threw: what was consumed is still executed
+            if (_disposed && _ownsEngine)
+            {
+                _engine.Dispose(); // disposed from a callback: the engine outlived the loop that was using it
+            }
         }
     }
 
-    /// <summary>Fetches, decodes and executes (or queues) the command at <paramref name="address"/>.</summary>
-    private SmmuCommandError Step(ulong address)
+    /// <summary>Fetches, decodes and executes (or queues) the command at <paramref name="address"/>; a completed CMD_SYNC
+    /// comes back in <paramref name="sync"/> (else default) for the caller to signal after moving CONS past it.</summary>
+    private SmmuCommandError Step(ulong address, out SmmuCommand sync)
     {
+        sync = default;
         Span<byte> bytes = stackalloc byte[16];
         ulong ordinal = _fetches++;
-        if (Engine.FaultPlan.DecideFetchFails(ordinal, address) || !_memory.TryRead(address, bytes))
+        if (_engine.FaultPlan.DecideFetchFails(ordinal, address) || !_memory.TryRead(address, bytes))
         {
             return SmmuCommandError.Abort;
         }
@@ -379,17 +482,24 @@ public sealed class SmmuV3 : IDisposable
 
                 _batch[_batchCount] = decoded.Descriptor;
                 _batchIsAtc[_batchCount] = atc;
+                _indices[_batchCount] = _cmdqCons & ((1u << QueueLog2) - 1);
                 _batchCount++;
                 return SmmuCommandError.None;
             case SmmuCommandKind.Sync:
                 Flush();
+                if (_internalFailed)
+                {
+                    _internalFailed = false;
+                    return SmmuCommandError.Illegal; // an earlier invalidation failed inside FastInval (see InternalErrors)
+                }
+
                 if (_atcFailed)
                 {
                     _atcFailed = false;
                     return SmmuCommandError.AtcInvalidationSync;
                 }
 
-                Signal(in command);
+                sync = command;
                 return SmmuCommandError.None;
             default:
                 return SmmuCommandError.None;
@@ -404,7 +514,15 @@ public sealed class SmmuV3 : IDisposable
             return;
         }
 
-        Engine.Execute(_batch.AsSpan(0, _batchCount), _statuses);
+        TestBatchHook?.Invoke(_batch.AsSpan(0, _batchCount));
+        BatchResult result = _engine.Execute(_batch.AsSpan(0, _batchCount), _statuses, InvalidationSource.SmmuCommandQueue, _indices);
+        if (result.Invalid != 0)
+        {
+            FastAssert.True(result.Invalid == 0, "the SMMU decoder produced a descriptor the engine rejects");
+            _internalErrors += (ulong)result.Invalid;
+            _internalFailed = true;
+        }
+
         for (int i = 0; i < _batchCount; i++)
         {
             if (_batchIsAtc[i] && _statuses[i] == InvalidationStatus.TimedOut)
@@ -484,6 +602,21 @@ public sealed class SmmuV3 : IDisposable
         }
     }
 
-    /// <inheritdoc/>
-    public void Dispose() => Engine.Dispose();
+    /// <summary>Disposes the SMMU and, if the SMMU built it, its engine (a caller's engine is left alone). Afterwards
+    /// every member but <see cref="Dispose"/> (which may be called again) throws <see cref="ObjectDisposedException"/>.
+    /// Called from an interrupt callback during consumption, it stops the queue after the command being completed
+    /// (earlier invalidations are still executed) and disposes the engine when the register write returns.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        if (_ownsEngine && !_consuming)
+        {
+            _engine.Dispose();
+        }
+    }
 }

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using FastInval.Internals;
 using FastInval.Smmu;
 
 namespace FastInval.Uapi;
@@ -26,6 +27,7 @@ public sealed partial class Iommufd
 
     private InvalidationDescriptor[] _batch = new InvalidationDescriptor[DefaultBatch];
     private InvalidationStatus[] _statuses = new InvalidationStatus[DefaultBatch];
+    private ulong[] _indices = new ulong[DefaultBatch]; // request-array entry of each batch descriptor, for the notifiers
 
     /// <summary>
     /// iommufd_hwpt_invalidate (v6.13+): __reserved (EOPNOTSUPP); a non-empty array needs data_uptr and entry_len (EINVAL);
@@ -167,11 +169,18 @@ public sealed partial class Iommufd
 
             if (pending + perEntry > batch.Length)
             {
-                FlushVtd<TReporting>(engine, view, batchFirst, pending, perEntry);
+                int failed = FlushVtd<TReporting>(engine, view, batchFirst, pending, perEntry);
+                if (failed >= 0)
+                {
+                    array.EntryNum = batchFirst + (uint)failed;
+                    return -Errno.EIO;
+                }
+
                 batchFirst = i;
                 pending = 0;
             }
 
+            int entryStart = pending;
             int mask = VtdAddressMask.Compute(addr, npages, out ulong block);
             ulong first = 0, last = ulong.MaxValue;
             if (mask >= VtdAddressMask.All)
@@ -191,12 +200,19 @@ public sealed partial class Iommufd
                 batch[pending++] = InvalidationDescriptor.DeviceTlb(domain.AtsSourceIds[d], AddressSpace.None, first, last);
             }
 
+            _indices.AsSpan(entryStart, pending - entryStart).Fill(i);
+
             processed++;
         }
 
         if (pending != 0)
         {
-            FlushVtd<TReporting>(engine, view, batchFirst, pending, perEntry);
+            int failed = FlushVtd<TReporting>(engine, view, batchFirst, pending, perEntry);
+            if (failed >= 0)
+            {
+                array.EntryNum = batchFirst + (uint)failed;
+                return -Errno.EIO;
+            }
         }
 
         array.EntryNum = processed;
@@ -209,14 +225,20 @@ public sealed partial class Iommufd
         return rc;
     }
 
-    private void FlushVtd<TReporting>(InvalidationEngine engine, Span<byte> view, uint firstEntry, int pending, int perEntry)
+    /// <summary>Executes the pending entries and reports their device-TLB errors; returns the index (within the batch) of
+    /// the first entry the engine refused as malformed, or -1.</summary>
+    private int FlushVtd<TReporting>(InvalidationEngine engine, Span<byte> view, uint firstEntry, int pending, int perEntry)
         where TReporting : struct, IReporting
     {
         Span<InvalidationStatus> statuses = _statuses.AsSpan(0, pending);
-        engine.Execute(_batch.AsSpan(0, pending), statuses);
+        if (!ExecuteChecked(engine, _batch.AsSpan(0, pending), statuses, _indices))
+        {
+            return statuses.IndexOf(InvalidationStatus.Invalid) / perEntry;
+        }
+
         if (!TReporting.HwError)
         {
-            return; // merged Linux: device-TLB failures have no channel to user space
+            return -1; // merged Linux: device-TLB failures have no channel to user space
         }
 
         int entries = pending / perEntry;
@@ -235,6 +257,25 @@ public sealed partial class Iommufd
 
             UserCopy.PutU32(view, (int)(((firstEntry + (uint)e) * (ulong)VtdS1Invalidate.EntrySize) + 20), hwError);
         }
+
+        return -1;
+    }
+
+    /// <summary>Executes a batch; false (counted in <see cref="InternalErrors"/>, asserted in debug builds) when the engine
+    /// refused a descriptor as malformed, which the converters never produce.</summary>
+    private bool ExecuteChecked(InvalidationEngine engine, Span<InvalidationDescriptor> batch, Span<InvalidationStatus> statuses,
+        ReadOnlySpan<ulong> indices)
+    {
+        TestBatchHook?.Invoke(batch);
+        BatchResult result = engine.Execute(batch, statuses, InvalidationSource.Iommufd, indices);
+        if (result.Invalid == 0)
+        {
+            return true;
+        }
+
+        FastAssert.True(result.Invalid == 0, "an iommufd converter produced a descriptor the engine rejects");
+        _internalErrors += (ulong)result.Invalid;
+        return false;
     }
 
     private void EnsureBatchCapacity(int perEntry)
@@ -244,6 +285,7 @@ public sealed partial class Iommufd
             int capacity = Math.Max(perEntry, _batch.Length * 2);
             _batch = new InvalidationDescriptor[capacity];
             _statuses = new InvalidationStatus[capacity];
+            _indices = new ulong[capacity];
         }
     }
 
@@ -276,9 +318,15 @@ public sealed partial class Iommufd
         Span<byte> command = stackalloc byte[SmmuCommandSize];
         Span<InvalidationDescriptor> batch = _batch;
         int pending = 0;
+        uint batchStart = 0;
         uint count = array.EntryNum;
         for (uint i = 0; i < count; i++)
         {
+            if (pending == 0)
+            {
+                batchStart = i; // an internal error in the batch reports entry_num = the batch's first command
+            }
+
             ReadEntry(view, i, array.EntryLen, command);
             ulong c0 = UserCopy.U64(command, 0);
             ulong c1 = UserCopy.U64(command, 8);
@@ -296,10 +344,25 @@ public sealed partial class Iommufd
                 else if (decoded.Descriptor.Scope == InvalidationScope.DeviceTlb)
                 {
                     // An ATC invalidation completes (or not) on its own: execute what precedes it, then it alone.
-                    engine.Execute(batch[..pending], _statuses);
+                    if (!ExecuteChecked(engine, batch[..pending], _statuses, _indices))
+                    {
+                        array.EntryNum = batchStart;
+                        return -Errno.EIO;
+                    }
+
                     pending = 0;
                     InvalidationDescriptor atc = decoded.Descriptor;
-                    if (engine.Execute(in atc) == InvalidationStatus.TimedOut)
+                    TestBatchHook?.Invoke(new Span<InvalidationDescriptor>(ref atc));
+                    InvalidationStatus status = engine.Execute(in atc, InvalidationSource.Iommufd, i);
+                    if (status == InvalidationStatus.Invalid)
+                    {
+                        FastAssert.True(status != InvalidationStatus.Invalid, "the SMMU decoder produced a descriptor the engine rejects");
+                        _internalErrors++;
+                        array.EntryNum = i;
+                        return -Errno.EIO;
+                    }
+
+                    if (status == InvalidationStatus.TimedOut)
                     {
                         rc = -Errno.ETIMEDOUT;
                     }
@@ -308,23 +371,40 @@ public sealed partial class Iommufd
                 {
                     if (pending == batch.Length)
                     {
-                        engine.Execute(batch, _statuses);
+                        if (!ExecuteChecked(engine, batch, _statuses, _indices))
+                        {
+                            array.EntryNum = batchStart;
+                            return -Errno.EIO;
+                        }
+
                         pending = 0;
+                        batchStart = i;
                     }
 
+                    _indices[pending] = i;
                     batch[pending++] = decoded.Descriptor;
                 }
             }
 
             if (rc != 0)
             {
-                engine.Execute(batch[..pending], _statuses);
+                if (!ExecuteChecked(engine, batch[..pending], _statuses, _indices))
+                {
+                    array.EntryNum = batchStart;
+                    return -Errno.EIO;
+                }
+
                 array.EntryNum = i;
                 return rc;
             }
         }
 
-        engine.Execute(batch[..pending], _statuses);
+        if (!ExecuteChecked(engine, batch[..pending], _statuses, _indices))
+        {
+            array.EntryNum = batchStart;
+            return -Errno.EIO;
+        }
+
         return 0;
     }
 

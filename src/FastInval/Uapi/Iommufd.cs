@@ -30,6 +30,7 @@ public sealed partial class Iommufd : IDisposable
     private readonly object _lock = new();
     private readonly UserAddressSpace _space;
     private readonly UserMemory? _memory;
+    private ulong _internalErrors;
     private readonly IommufdOptions _options;
     private InvalidationEngine? _vtdEngine;
     private InvalidationEngine? _smmuEngine;
@@ -53,15 +54,39 @@ public sealed partial class Iommufd : IDisposable
     }
 
     /// <summary>The emulated user address space the pointers of ioctl arguments resolve in.</summary>
+    /// <exception cref="ObjectDisposedException">The file is disposed.</exception>
     /// <exception cref="InvalidOperationException">This file was opened over <see cref="ProcessMemory"/> (see
     /// <see cref="UserAddressSpace"/>).</exception>
-    public UserMemory Memory => _memory ?? throw new InvalidOperationException("this iommufd resolves user pointers in the process's own memory");
+    public UserMemory Memory
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
+            return _memory ?? throw new InvalidOperationException("this iommufd resolves user pointers in the process's own memory");
+        }
+    }
 
     /// <summary>The user address space the pointers of ioctl arguments resolve in.</summary>
-    public UserAddressSpace UserAddressSpace => _space;
+    /// <exception cref="ObjectDisposedException">The file is disposed.</exception>
+    public UserAddressSpace UserAddressSpace
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
+            return _space;
+        }
+    }
 
     /// <summary>The options this file was opened with.</summary>
-    public IommufdOptions Options => _options;
+    /// <exception cref="ObjectDisposedException">The file is disposed.</exception>
+    public IommufdOptions Options
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
+            return _options;
+        }
+    }
 
     /// <summary>
     /// Issues one ioctl. <paramref name="arg"/> is the argument struct (its first u32 is <c>size</c>), read and written in
@@ -191,6 +216,23 @@ public sealed partial class Iommufd : IDisposable
         }
     }
 
+    /// <summary>Invalidations an engine refused as malformed (<see cref="InvalidationStatus.Invalid"/>) while serving
+    /// IOMMU_HWPT_INVALIDATE. The converters never produce such a descriptor, so a non-zero count is a FastInval bug: each
+    /// occurrence also asserts in debug builds and fails the call with -EIO, entry_num counting only entries known to be
+    /// done (the entries before it on the VT-d path, those before its batch on the SMMUv3 path).</summary>
+    /// <exception cref="ObjectDisposedException">The context is disposed.</exception>
+    public ulong InternalErrors
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
+            return Interlocked.Read(ref _internalErrors);
+        }
+    }
+
+    /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
+    internal BatchHook? TestBatchHook { get; set; }
+
     /// <summary>The engine modelling the caches of the <paramref name="kind"/> IOMMU (IOTLB, device TLBs, configuration
     /// caches), created on first use. Fill it to model what the hardware cached; replace its fault plan to inject
     /// device-TLB failures.</summary>
@@ -209,10 +251,12 @@ public sealed partial class Iommufd : IDisposable
     }
 
     /// <summary>The type of the live object <paramref name="id"/>; false for a free, reserved or tombstoned id.</summary>
+    /// <exception cref="ObjectDisposedException">The file is disposed.</exception>
     public bool TryGetObjectType(uint id, out IommufdObjectType type)
     {
         lock (_lock)
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             IommufdObject? o = Lookup(id);
             type = o?.Type ?? 0;
             return o is not null;
@@ -223,10 +267,12 @@ public sealed partial class Iommufd : IDisposable
     /// The hardware domain id of an object: the DID of a VT-d nested HWPT (what its IOTLB entries are tagged with, with
     /// PASID 0), or the stage-2 VMID of an SMMUv3 nest-parent HWPT or vIOMMU. False for any other object.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The file is disposed.</exception>
     public bool TryGetDomainId(uint id, out ushort domainId)
     {
         lock (_lock)
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             switch (Lookup(id))
             {
                 case HwptNestedObject { Driver: Driver.IntelVtd } n:
@@ -245,11 +291,18 @@ public sealed partial class Iommufd : IDisposable
         }
     }
 
-    /// <summary>Releases the engines' pinned memory. Further calls throw <see cref="ObjectDisposedException"/>.</summary>
+    /// <summary>Releases the engines' pinned memory. Every further call but <see cref="Dispose"/> (which may be called
+    /// again) throws <see cref="ObjectDisposedException"/>, <see cref="Ioctl"/> included: a disposed file has no fd to
+    /// answer EBADF on, so it is host misuse, not an ioctl error.</summary>
     public void Dispose()
     {
         lock (_lock)
         {
+            if (_disposed)
+            {
+                return;
+            }
+
             _disposed = true;
             _vtdEngine?.Dispose();
             _smmuEngine?.Dispose();

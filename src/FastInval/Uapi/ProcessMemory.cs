@@ -53,7 +53,7 @@ public sealed unsafe partial class ProcessMemory : UserAddressSpace
                 var memory = new ProcessMemory();
                 ulong probe = 0x0123_4567_89AB_CDEF, copy = 0;
                 int errno = Marshal.GetLastSystemError();
-                memory.Transfer((ulong)&copy, (byte*)&probe, sizeof(ulong), write: true, out nint n);
+                Transfer((ulong)&copy, (byte*)&probe, sizeof(ulong), write: true, out nint n);
                 int probeErrno = Marshal.GetLastSystemError();
                 Marshal.SetLastSystemError(errno);
                 if (n != sizeof(ulong) || copy != probe)
@@ -101,7 +101,7 @@ public sealed unsafe partial class ProcessMemory : UserAddressSpace
     }
 
     /// <summary>Copies until done or the first fault; returns the bytes copied.</summary>
-    private int Copy(ulong address, byte* local, int length, bool write)
+    private static int Copy(ulong address, byte* local, int length, bool write)
     {
         if (address + (ulong)length < address)
         {
@@ -125,7 +125,7 @@ public sealed unsafe partial class ProcessMemory : UserAddressSpace
 
     /// <summary>One process_vm_readv/writev call. errno is left as the call set it: callers outside .NET (the C ABI) save
     /// and restore theirs around an ioctl.</summary>
-    private void Transfer(ulong address, byte* local, int length, bool write, out nint n)
+    private static void Transfer(ulong address, byte* local, int length, bool write, out nint n)
     {
         int pid = GetPid(); // not cached: a forked child must reach its own memory, not its parent's
         var localVec = new IoVec { Base = local, Length = (nuint)length };

@@ -35,7 +35,7 @@ public enum VtdDescriptorType : byte
 /// <summary>
 /// One VT-d invalidation descriptor as it sits in the invalidation queue: four little-endian 64-bit words, QW0 = bits
 /// 63:0, QW1 = bits 127:64, QW2/QW3 = bits 255:128 (present only in a 256-bit queue, IQA.DW = 1; zero when read from a
-/// 128-bit queue). Absolute bit numbers, per type (spec/vtd-queued-invalidation.md §1.3–§1.10):
+/// 128-bit queue). Absolute bit numbers, per type:
 /// <code>
 /// all   QW0 [3:0] Type[3:0]  [11:9] Type[6:4]                                         QW2, QW3 reserved (256-bit)
 /// 0x1   QW0 [5:4] G  [31:16] DID  [47:32] SID  [49:48] FM                              QW1 reserved
@@ -48,10 +48,11 @@ public enum VtdDescriptorType : byte
 /// 0x8   QW0 [8:4] MIP  [15:12] PFSID[3:0]  [31:16] SID  [51:32] PASID  [63:52] PFSID[15:4]
 ///                                                        QW1 [0] G  [11] S  [63:12] ADDR
 /// </code>
-/// Accessors read a field whatever the type; the decoder decides which fields a type has.
+/// Accessors read a field whatever the type; the decoder decides which fields a type has. The static builders
+/// (<see cref="ContextCacheGlobal"/> and the others) encode every valid form of every type.
 /// </summary>
 [StructLayout(LayoutKind.Sequential, Size = 32)]
-public readonly struct VtdDescriptor : IEquatable<VtdDescriptor>
+public readonly partial struct VtdDescriptor : IEquatable<VtdDescriptor>
 {
     private const int TypeHighShift = 9;
     private const int GranularityShift = 4;

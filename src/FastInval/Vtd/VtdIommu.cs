@@ -53,8 +53,10 @@ namespace FastInval.Vtd;
 /// ICESID.</para>
 ///
 /// <para><b>Waits.</b> In queue order, after every earlier descriptor has completed: SW writes the 32-bit status data,
-/// little-endian, at the status address (bits 63:2, modulo 2^HAW); a write to unmapped guest memory is dropped and the
-/// wait still completes (QEMU makes it an IQE). Then IF sets ICS.IWC and raises a completion event if IWC was clear. A
+/// little-endian, at the status address (bits 63:2, modulo 2^HAW). A status write to unmapped guest memory means the
+/// wait cannot complete: it is an IQE with IQH on the wait and IQEI 0 (no IQEI code names this case; QEMU also raises an
+/// IQE here), no completion event, and nothing after it runs until software clears IQE (Linux's recovery rewrites the
+/// slot at IQH first). Then IF sets ICS.IWC and raises a completion event if IWC was clear. A
 /// wait with neither SW nor IF is a valid no-op (QEMU rejects it); FN and PD need no action, as all earlier descriptors
 /// are complete and no page requests are outstanding.</para>
 ///
@@ -72,7 +74,9 @@ public sealed class VtdIommu : IDisposable
     private const int BatchCapacity = 256;
     private const ulong PageSize = 4096;
 
-    private readonly GuestMemory _memory;
+    private readonly GuestAddressSpace _memory;
+    private readonly InvalidationEngine _engine;
+    private readonly bool _ownsEngine;
     private readonly Action<ulong, uint>? _msi;
     private readonly VtdCapabilities _caps;
     private readonly bool _scalableMode;
@@ -80,6 +84,7 @@ public sealed class VtdIommu : IDisposable
     private readonly ulong _ecap;
     private readonly InvalidationDescriptor[] _batch = new InvalidationDescriptor[BatchCapacity];
     private readonly InvalidationStatus[] _statuses = new InvalidationStatus[BatchCapacity];
+    private readonly ulong[] _indices = new ulong[BatchCapacity]; // queue slot of each batch entry, for the notifiers
 
     private uint _gsts;
     private ulong _rtaddr;
@@ -100,14 +105,56 @@ public sealed class VtdIommu : IDisposable
     private ulong _iqercd;
     private ulong _irta;
     private ulong _fetches;
+    private ulong _internalErrors;
     private bool _processing;
+    private bool _disposed;
 
     /// <summary>Creates a unit over <paramref name="memory"/> (where the queue and wait statuses live).</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
     public VtdIommu(GuestMemory memory, VtdOptions? options = null)
+        : this((GuestAddressSpace)memory, options)
+    {
+    }
+
+    /// <summary>Creates a unit over any guest address space (<see cref="GuestMemory"/>, <see cref="NativeGuestMemory"/>,
+    /// <see cref="CallbackGuestMemory"/> or the host's own), where the queue and wait statuses live. The unit builds and
+    /// owns its engine (from <see cref="VtdOptions.Engine"/> and <see cref="VtdOptions.FaultPlan"/>) and disposes it with
+    /// itself.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
+    public VtdIommu(GuestAddressSpace memory, VtdOptions? options = null)
+        : this(memory, options, null)
+    {
+    }
+
+    /// <summary>Creates a unit over <paramref name="memory"/> that executes its invalidations on
+    /// <paramref name="engine"/>, which the caller owns.</summary>
+    /// <remarks>
+    /// <para><b>Ownership.</b> The unit never disposes <paramref name="engine"/>; disposing the unit leaves it usable.
+    /// The engine's own <see cref="InvalidationEngine.FaultPlan"/> decides fetch errors and device-TLB outcomes, so
+    /// <see cref="VtdOptions.Engine"/> and <see cref="VtdOptions.FaultPlan"/> must be null.</para>
+    /// <para><b>Sharing.</b> Several units (VT-d, SMMUv3, iommufd) may run over one engine and then share its caches: an
+    /// invalidation from any of them removes matching entries for all. The engine has one writer at a time, so the host
+    /// must serialize the register writes of every unit that shares it, and its own fills, with one lock for the engine
+    /// (not one lock per unit). Lookups may still run on any thread. The fault plan's ordinals then count across the
+    /// units.</para>
+    /// </remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="memory"/> or <paramref name="engine"/> is null.</exception>
+    /// <exception cref="ArgumentException"><see cref="VtdOptions.Engine"/> or <see cref="VtdOptions.FaultPlan"/> is set.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
+    public VtdIommu(GuestAddressSpace memory, InvalidationEngine engine, VtdOptions? options = null)
+        : this(memory, options, engine ?? throw new ArgumentNullException(nameof(engine)))
+    {
+    }
+
+    private VtdIommu(GuestAddressSpace memory, VtdOptions? options, InvalidationEngine? engine)
     {
         ArgumentNullException.ThrowIfNull(memory);
         options ??= new VtdOptions();
+        if (engine is not null && (options.Engine is not null || options.FaultPlan is not null))
+        {
+            ThrowHelper.Argument(nameof(options), "with a caller's engine, VtdOptions.Engine and VtdOptions.FaultPlan must be null (the engine has its own)");
+        }
+
         if ((uint)options.MaxAddressMask > 63)
         {
             ThrowHelper.ArgumentOutOfRange(nameof(options), "MaxAddressMask must be 0-63");
@@ -127,8 +174,17 @@ public sealed class VtdIommu : IDisposable
         _msi = options.Msi;
         _scalableMode = options.ScalableMode;
         _caps = new VtdCapabilities(options);
-        EngineOptions engineOptions = options.Engine ?? new EngineOptions();
-        Engine = new InvalidationEngine(engineOptions) { FaultPlan = options.FaultPlan ?? engineOptions.FaultPlan };
+        if (engine is null)
+        {
+            EngineOptions engineOptions = options.Engine ?? new EngineOptions();
+            _engine = new InvalidationEngine(engineOptions) { FaultPlan = options.FaultPlan ?? engineOptions.FaultPlan };
+            _ownsEngine = true;
+        }
+        else
+        {
+            _engine = engine;
+        }
+
         _cap = BuildCap(options);
         _ecap = BuildEcap(options, in _caps);
     }
@@ -136,15 +192,50 @@ public sealed class VtdIommu : IDisposable
     /// <summary>The unit's caches and executor: the host fills and looks up <see cref="InvalidationEngine.Iotlb"/>,
     /// <see cref="InvalidationEngine.DeviceTlb"/> and <see cref="InvalidationEngine.ConfigCache"/> (context entries by SID,
     /// PASID entries by SID and PASID tagged with their DID, interrupt-remapping entries by index). Its
-    /// <see cref="InvalidationEngine.FaultPlan"/> also decides descriptor-fetch errors.</summary>
-    public InvalidationEngine Engine { get; }
+    /// <see cref="InvalidationEngine.FaultPlan"/> also decides descriptor-fetch errors. Either the unit's own engine or the
+    /// caller's (see the constructors).</summary>
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
+    public InvalidationEngine Engine
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _engine;
+        }
+    }
 
     /// <summary>Descriptor fetches attempted so far: the ordinal the fault plan sees next.</summary>
-    public ulong DescriptorFetches => _fetches;
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
+    public ulong DescriptorFetches
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _fetches;
+        }
+    }
+
+    /// <summary>Invalidations the engine refused as malformed (<see cref="InvalidationStatus.Invalid"/>). The decoder
+    /// never produces such a descriptor, so a non-zero count is a FastInval bug: each occurrence also asserts in debug
+    /// builds and stops the queue with IQE (IQEI 0, IQH on the descriptor after the run that held it).</summary>
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
+    public ulong InternalErrors
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _internalErrors;
+        }
+    }
+
+    /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
+    internal BatchHook? TestBatchHook { get; set; }
 
     /// <summary>Reads a register: <paramref name="size"/> 4 or 8 bytes at an offset aligned to it (else 0).</summary>
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public ulong ReadRegister(uint offset, int size)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (!IsValidAccess(offset, size))
         {
             return 0;
@@ -155,8 +246,10 @@ public sealed class VtdIommu : IDisposable
 
     /// <summary>Writes a register: <paramref name="size"/> 4 or 8 bytes at an offset aligned to it (else ignored). A write
     /// that lets the queue run (IQT, GCMD.QIE, FSTS clearing IQE or ITE) processes descriptors before it returns.</summary>
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public void WriteRegister(uint offset, ulong value, int size)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (!IsValidAccess(offset, size))
         {
             return;
@@ -438,6 +531,10 @@ public sealed class VtdIommu : IDisposable
         finally
         {
             _processing = false;
+            if (_disposed && _ownsEngine)
+            {
+                _engine.Dispose(); // disposed from an MSI callback: the engine outlived the loop that was using it
+            }
         }
     }
 
@@ -449,7 +546,7 @@ public sealed class VtdIommu : IDisposable
         while (true)
         {
             ulong head = _iqh, tail = _iqt;
-            if ((_gsts & Qie) == 0 || (_fsts & (Iqe | Ite)) != 0 || head == tail)
+            if (_disposed || (_gsts & Qie) == 0 || (_fsts & (Iqe | Ite)) != 0 || head == tail)
             {
                 break;
             }
@@ -487,7 +584,7 @@ public sealed class VtdIommu : IDisposable
             while (position != tail && n <= BatchCapacity - VtdDescriptorDecoder.MaxOutput)
             {
                 ulong address = (queueBase + position) & _caps.HostAddressMask;
-                if (Engine.FaultPlan.DecideFetchFails(_fetches++, address) || !_memory.TryRead(address, slot))
+                if (_engine.FaultPlan.DecideFetchFails(_fetches++, address) || !_memory.TryRead(address, slot))
                 {
                     stop = VtdDecodeOutcome.Error;
                     error = VtdQueueError.FetchError;
@@ -503,14 +600,24 @@ public sealed class VtdIommu : IDisposable
                     break;
                 }
 
+                _indices.AsSpan(n, count).Fill(position / width);
                 n += count;
                 position = Next(position, width, size);
             }
 
             // Execute the run; note time-outs (reported at the wait that cannot complete) and completion errors.
+            bool internalError = false;
             if (n > 0)
             {
-                Engine.Execute(_batch.AsSpan(0, n), _statuses);
+                TestBatchHook?.Invoke(_batch.AsSpan(0, n));
+                BatchResult result = _engine.Execute(_batch.AsSpan(0, n), _statuses, InvalidationSource.VtdQueue, _indices);
+                if (result.Invalid != 0)
+                {
+                    FastAssert.True(result.Invalid == 0, "the VT-d decoder produced a descriptor the engine rejects");
+                    _internalErrors += (ulong)result.Invalid;
+                    internalError = true;
+                }
+
                 for (int i = 0; i < n; i++)
                 {
                     InvalidationStatus status = _statuses[i];
@@ -527,6 +634,12 @@ public sealed class VtdIommu : IDisposable
             }
 
             _iqh = position;
+            if (internalError)
+            {
+                RaiseQueueError(VtdQueueError.None); // an internal error: IQE before the wait or error that ended the run
+                break;
+            }
+
             if (stop == VtdDecodeOutcome.Error)
             {
                 RaiseQueueError(error);
@@ -535,16 +648,19 @@ public sealed class VtdIommu : IDisposable
 
             if (stop == VtdDecodeOutcome.Wait)
             {
-                _iqh = Next(position, width, size);
                 if (timedOut)
                 {
+                    _iqh = Next(position, width, size);
                     break; // the wait is aborted: no status write, no interrupt; ITE below
                 }
 
-                if (wait.StatusWrite)
+                if (wait.StatusWrite && !_memory.TryWriteUInt32(wait.StatusAddress & _caps.HostAddressMask, wait.StatusData))
                 {
-                    _memory.TryWriteUInt32(wait.StatusAddress & _caps.HostAddressMask, wait.StatusData); // unmapped: dropped
+                    RaiseQueueError(VtdQueueError.None); // the wait cannot complete: IQE with IQH on it, as QEMU does
+                    break;
                 }
+
+                _iqh = Next(position, width, size);
 
                 if (wait.InterruptFlag)
                 {
@@ -606,6 +722,21 @@ public sealed class VtdIommu : IDisposable
         return ecap;
     }
 
-    /// <inheritdoc/>
-    public void Dispose() => Engine.Dispose();
+    /// <summary>Disposes the unit and, if the unit built it, its engine (a caller's engine is left alone). Afterwards
+    /// every member but <see cref="Dispose"/> (which may be called again) throws <see cref="ObjectDisposedException"/>.
+    /// Called from an MSI callback during processing, it stops the queue after the descriptor being completed and
+    /// disposes the engine when the register write returns.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        if (_ownsEngine && !_processing)
+        {
+            _engine.Dispose();
+        }
+    }
 }

@@ -34,11 +34,18 @@ public sealed class ReferenceSmmu
     /// <summary>MSIs sent, in order.</summary>
     public List<(ulong Address, uint Data)> Messages { get; } = [];
 
+    /// <summary>CMDQ_CONS when each MSI or wired interrupt was signalled, in order (a CMD_SYNC signals after CONS passed it).</summary>
+    public List<uint> ConsAtSignals { get; } = [];
+
     /// <summary>Wired interrupts and events asserted, in order.</summary>
     public List<SmmuInterrupt> Interrupts { get; } = [];
 
     /// <summary>Commands fetched (the fault plan's fetch ordinal).</summary>
     public ulong Fetches { get; private set; }
+
+    /// <summary>What a notifier of the SMMU's engine must have received: every invalidation the engine applied (Ok or
+    /// completion error), with its CONS slot, in execution order.</summary>
+    public List<InvalidationRecord> Records { get; } = [];
 
     private ulong OutputMask => _options.OutputAddressBits == 64 ? ulong.MaxValue : (1UL << _options.OutputAddressBits) - 1;
 
@@ -70,7 +77,7 @@ public sealed class ReferenceSmmu
             case 1:
                 return (uint)_options.StreamIdBits | ((uint)_f.SubstreamIdBits << 6) | ((_f.Pri ? 19u : 0u) << 11) | (19u << 16) | ((uint)_options.MaxCommandQueueLog2 << 21);
             case 3:
-                return 4 | (_f.RangeInvalidation ? 1u << 10 : 0);
+                return (_f.Stage1 ? 4u : 0) | (_f.Stage2 ? 1u << 4 : 0) | (_f.RangeInvalidation ? 1u << 10 : 0); // HAD, XNX, RIL
             case 5:
             {
                 uint oas = _options.OutputAddressBits switch { 32 => 0u, 36 => 1u, 40 => 2u, 42 => 3u, 44 => 4u, 48 => 5u, _ => 6u };
@@ -107,7 +114,7 @@ public sealed class ReferenceSmmu
 
         return offset switch
         {
-            0x1C => 2,
+            0x1C => 1, // SMMUv3.1
             0x20 => _cr0,
             0x24 => _cr0,
             0x28 => _cr1,
@@ -296,6 +303,11 @@ public sealed class ReferenceSmmu
                 if (!(atc && (_cr0 & 1) == 0))
                 {
                     InvalidationStatus status = Engine.Execute(d);
+                    if (status is InvalidationStatus.Ok or InvalidationStatus.CompletionError)
+                    {
+                        Records.Add(new InvalidationRecord(d, InvalidationSource.SmmuCommandQueue, consIndex, status));
+                    }
+
                     if (atc && status == InvalidationStatus.TimedOut)
                     {
                         _atcTimedOutSinceSync = true;
@@ -311,7 +323,6 @@ public sealed class ReferenceSmmu
                     return;
                 }
 
-                Complete(dw0, dw1);
             }
 
             // Advance CONS over index and wrap bit, keeping ERR and the bits above.
@@ -319,6 +330,10 @@ public sealed class ReferenceSmmu
             ulong wrap = next == 0 ? consWrap ^ 1 : consWrap;
             uint keep = _cons & ~(uint)((2UL << log2) - 1);
             _cons = keep | (uint)(next | (wrap << log2));
+            if (kind == ReferenceCommandKind.Sync)
+            {
+                Complete(dw0, dw1); // signalled once CONS has passed the sync
+            }
         }
     }
 
@@ -335,6 +350,7 @@ public sealed class ReferenceSmmu
                 if (_memory.Write(target, BitConverter.GetBytes(data)))
                 {
                     Messages.Add((target, data));
+                    ConsAtSignals.Add(_cons);
                 }
                 else
                 {
@@ -343,10 +359,12 @@ public sealed class ReferenceSmmu
             }
 
             Interrupts.Add(SmmuInterrupt.CommandSync);
+            ConsAtSignals.Add(_cons);
         }
         else if (cs == 2 && _f.Sev)
         {
             Interrupts.Add(SmmuInterrupt.Event);
+            ConsAtSignals.Add(_cons);
         }
     }
 
@@ -375,6 +393,7 @@ public sealed class ReferenceSmmu
             if (_memory.Write(target, BitConverter.GetBytes(_cfg1)))
             {
                 Messages.Add((target, _cfg1));
+                ConsAtSignals.Add(_cons);
             }
             else if (bit != (1u << 7) && !ErrorActive(1u << 7))
             {
@@ -384,6 +403,7 @@ public sealed class ReferenceSmmu
         else
         {
             Interrupts.Add(SmmuInterrupt.GlobalError);
+            ConsAtSignals.Add(_cons);
         }
     }
 }

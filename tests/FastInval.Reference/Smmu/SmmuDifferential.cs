@@ -125,15 +125,29 @@ public static class SmmuDifferential
         FaultPlan plan = s.Faults.Build();
         var fastMsis = new List<(ulong, uint)>();
         var fastWired = new List<SmmuInterrupt>();
+        var fastCons = new List<uint>();
+        SmmuV3? fastUnit = null;
         var options = new SmmuOptions
         {
             Features = preset.Features, StreamIdBits = preset.StreamIdBits, MaxCommandQueueLog2 = preset.MaxCommandQueueLog2,
             OutputAddressBits = preset.OutputAddressBits, FaultPlan = plan,
             Engine = new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 },
-            Msi = (a, d) => fastMsis.Add((a, d)), WiredInterrupt = i => fastWired.Add(i),
+            Msi = (a, d) =>
+            {
+                fastMsis.Add((a, d));
+                fastCons.Add((uint)fastUnit!.ReadRegister(SmmuRegisters.CmdqCons, 4));
+            },
+            WiredInterrupt = i =>
+            {
+                fastWired.Add(i);
+                fastCons.Add((uint)fastUnit!.ReadRegister(SmmuRegisters.CmdqCons, 4));
+            },
         };
         using var fast = new SmmuV3(memory, options);
+        fastUnit = fast;
         var reference = new ReferenceSmmu(refMemory, options, new ReferenceEngine(plan));
+        var records = new Scenarios.RecordingNotifier();
+        using NotifierSubscription subscription = fast.Engine.Notifiers.Subscribe(records);
 
         void Both(uint offset, ulong value, int size)
         {
@@ -155,7 +169,7 @@ public static class SmmuDifferential
         }
 
         Both(SmmuRegisters.Cr0, SmmuRegisters.Cr0CmdqEn | (s.SmmuEnabled ? SmmuRegisters.Cr0SmmuEn : 0), 4);
-        string? why = Compare(fast, reference, fastMsis, fastWired, fastQueue, refQueue, fastMsi, refMsi);
+        string? why = Compare(fast, reference, fastMsis, fastWired, fastCons, fastQueue, refQueue, fastMsi, refMsi);
         if (why is not null)
         {
             return "set-up: " + why;
@@ -203,7 +217,7 @@ public static class SmmuDifferential
                     break;
             }
 
-            why = Compare(fast, reference, fastMsis, fastWired, fastQueue, refQueue, fastMsi, refMsi);
+            why = Compare(fast, reference, fastMsis, fastWired, fastCons, fastQueue, refQueue, fastMsi, refMsi) ?? records.Compare(reference.Records);
             if (why is not null)
             {
                 return $"step #{i} {s.Steps[i]}:\n  {why}";
@@ -256,6 +270,7 @@ public static class SmmuDifferential
     }
 
     private static string? Compare(SmmuV3 fast, ReferenceSmmu reference, List<(ulong, uint)> fastMsis, List<SmmuInterrupt> fastWired,
+        List<uint> fastCons,
         byte[] fastQueue, byte[] refQueue, byte[] fastMsi, byte[] refMsi)
     {
         for (uint offset = 0; offset < 0x100; offset += 4)
@@ -270,6 +285,11 @@ public static class SmmuDifferential
         if (!fastMsis.SequenceEqual(reference.Messages))
         {
             return $"MSIs: fast [{string.Join(", ", fastMsis)}], reference [{string.Join(", ", reference.Messages)}]";
+        }
+
+        if (!fastCons.SequenceEqual(reference.ConsAtSignals))
+        {
+            return $"CONS at signals: fast [{string.Join(", ", fastCons)}], reference [{string.Join(", ", reference.ConsAtSignals)}]";
         }
 
         if (!fastWired.SequenceEqual(reference.Interrupts))

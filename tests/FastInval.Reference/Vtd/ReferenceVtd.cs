@@ -66,6 +66,10 @@ public sealed class ReferenceVtd
     /// <summary>Descriptor fetches attempted (the fault plan's fetch ordinal).</summary>
     public ulong Fetches { get; private set; }
 
+    /// <summary>What a notifier of the unit's engine must have received: every invalidation the engine applied (Ok or
+    /// completion error), with its queue slot, in execution order.</summary>
+    public List<InvalidationRecord> Records { get; } = [];
+
     // ---- register access -----------------------------------------------------------------------------------
 
     /// <summary>Reads 4 or 8 bytes at an offset aligned to the size inside the 4 KiB window; anything else reads 0.</summary>
@@ -465,17 +469,21 @@ public sealed class ReferenceVtd
 
             if (d.IsWait)
             {
-                _iqh = next;
                 if (timedOut is not null)
                 {
+                    _iqh = next;
                     break; // aborted
                 }
 
-                if ((q[0] & (1UL << 5)) != 0)
+                // A status write that cannot be done leaves the wait incomplete: an IQE (code 0) with IQH still on it.
+                if ((q[0] & (1UL << 5)) != 0 &&
+                    !_memory.Write(q[1] & ~3UL & HawMask(), BitConverter.GetBytes((uint)(q[0] >> 32))))
                 {
-                    ulong statusAddress = q[1] & ~3UL & HawMask();
-                    _memory.Write(statusAddress, BitConverter.GetBytes((uint)(q[0] >> 32)));
+                    QueueError(0);
+                    break;
                 }
+
+                _iqh = next;
 
                 if ((q[0] & (1UL << 4)) != 0)
                 {
@@ -488,6 +496,11 @@ public sealed class ReferenceVtd
             foreach (InvalidationDescriptor inv in d.Invalidations)
             {
                 InvalidationStatus status = Engine.Execute(inv);
+                if (status is InvalidationStatus.Ok or InvalidationStatus.CompletionError)
+                {
+                    Records.Add(new InvalidationRecord(inv, InvalidationSource.VtdQueue, _iqh / (ulong)width, status));
+                }
+
                 if (status == InvalidationStatus.TimedOut && timedOut is null)
                 {
                     timedOut = inv.SourceId;

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using System.Globalization;
 using System.Text;
 using FastInval.Vtd;
+using static FastInval.Vtd.VtdRegisters;
 
 namespace FastInval.Reference.Vtd;
 
@@ -99,7 +100,8 @@ public sealed record VtdScenario(int Preset, VtdFaults Faults, bool Wide, int Qu
 /// <summary>
 /// Runs a <see cref="VtdScenario"/> on <see cref="VtdIommu"/> and on <see cref="ReferenceVtd"/> side by side, each with
 /// its own copy of guest memory, and reports the first disagreement (null when there is none): every register dword of
-/// the window, the MSIs, guest memory, fetch and device-TLB ordinals, and the three caches, after every step.
+/// the window, the MSIs, guest memory, fetch and device-TLB ordinals, the three caches, and the records a notifier of
+/// the fast unit's engine received (against <see cref="ReferenceVtd.Records"/>), after every step.
 /// </summary>
 public static class VtdDifferential
 {
@@ -144,6 +146,8 @@ public static class VtdDifferential
             new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 });
         using var fast = new VtdIommu(memory, options);
         var reference = new ReferenceVtd(refMemory, options, new ReferenceEngine(plan));
+        var records = new Scenarios.RecordingNotifier();
+        using NotifierSubscription subscription = fast.Engine.Notifiers.Subscribe(records);
 
         void Both(uint offset, ulong value, int size)
         {
@@ -152,21 +156,21 @@ public static class VtdDifferential
         }
 
         // The guest's set-up.
-        Both(0x40, FeAddress, 4);
-        Both(0x3C, 0x41, 4);
-        Both(0xA8, IeAddress, 4);
-        Both(0xA4, 0x42, 4);
-        Both(0x38, s.MaskFaults ? 1UL << 31 : 0, 4);
-        Both(0xA0, s.MaskCompletions ? 1UL << 31 : 0, 4);
+        Both(Feaddr, FeAddress, 4);
+        Both(Fedata, 0x41, 4);
+        Both(Ieaddr, IeAddress, 4);
+        Both(Iedata, 0x42, 4);
+        Both(Fectl, s.MaskFaults ? InterruptMask : 0, 4);
+        Both(Iectl, s.MaskCompletions ? InterruptMask : 0, 4);
         if (s.TranslationMode != 0)
         {
-            Both(0x20, 0x30_0000UL | ((ulong)(uint)s.TranslationMode << 10), 8);
-            Both(0x18, 1u << 30, 4);
+            Both(Rtaddr, 0x30_0000UL | ((ulong)(uint)s.TranslationMode << RtaddrTtmShift), 8);
+            Both(Gcmd, Srtp, 4);
         }
 
-        Both(0x88, 0, 4);
-        Both(0x90, s.QueueBase | (s.Wide ? 1UL << 11 : 0) | (uint)s.QueueSize, 8);
-        Both(0x18, (1u << 26) | (s.TranslationMode != 0 ? 1u << 30 : 0), 4);
+        Both(Iqt, 0, 4);
+        Both(Iqa, s.QueueBase | (s.Wide ? IqaDw : 0) | (uint)s.QueueSize, 8);
+        Both(Gcmd, Qie | (s.TranslationMode != 0 ? Srtp : 0), 4);
         string? why = Compare(fast, reference, fastMsis, fastQueue, refQueue, fastStatus, refStatus);
         if (why is not null)
         {
@@ -178,16 +182,16 @@ public static class VtdDifferential
             switch (s.Steps[i])
             {
                 case VtdSubmit submit:
-                    Submit(fast.ReadRegister(0x90, 8), fast.ReadRegister(0x88, 8), submit.Descriptors, fastQueue, v => fast.WriteRegister(0x88, v, 4));
-                    Submit(reference.Read(0x90, 8), reference.Read(0x88, 8), submit.Descriptors, refQueue, v => reference.Write(0x88, v, 4));
+                    Submit(fast.ReadRegister(Iqa, 8), fast.ReadRegister(Iqt, 8), submit.Descriptors, fastQueue, v => fast.WriteRegister(Iqt, v, 4));
+                    Submit(reference.Read(Iqa, 8), reference.Read(Iqt, 8), submit.Descriptors, refQueue, v => reference.Write(Iqt, v, 4));
                     break;
                 case VtdWrite w:
                     Both(w.Offset, w.Value, w.Size);
                     break;
                 case VtdRecover:
-                    Recover(fast.ReadRegister(0x90, 8), fast.ReadRegister(0x80, 8), fast.ReadRegister(0x34, 4), fastQueue);
-                    Recover(reference.Read(0x90, 8), reference.Read(0x80, 8), reference.Read(0x34, 4), refQueue);
-                    Both(0x34, 0x70, 4);
+                    Recover(fast.ReadRegister(Iqa, 8), fast.ReadRegister(Iqh, 8), fast.ReadRegister(Fsts, 4), fastQueue);
+                    Recover(reference.Read(Iqa, 8), reference.Read(Iqh, 8), reference.Read(Fsts, 4), refQueue);
+                    Both(Fsts, Iqe | Ice | Ite, 4);
                     break;
                 case VtdFill f:
                     if (f.Iotlb is TranslationEntry t)
@@ -214,7 +218,7 @@ public static class VtdDifferential
                     break;
             }
 
-            why = Compare(fast, reference, fastMsis, fastQueue, refQueue, fastStatus, refStatus);
+            why = Compare(fast, reference, fastMsis, fastQueue, refQueue, fastStatus, refStatus) ?? records.Compare(reference.Records);
             if (why is not null)
             {
                 return $"step #{i} {s.Steps[i]}:\n  {why}";
@@ -227,7 +231,7 @@ public static class VtdDifferential
     /// <summary>Writes the descriptors into the queue (as the guest sees its geometry in IQA) and rings the doorbell.</summary>
     private static void Submit(ulong iqa, ulong iqt, ImmutableArray<VtdDescriptor> descriptors, byte[] queue, Action<ulong> ring)
     {
-        int width = (iqa & (1UL << 11)) != 0 ? 32 : 16;
+        int width = (iqa & IqaDw) != 0 ? 32 : 16;
         ulong queueBase = iqa & ~0xFFFUL;
         int slots = (4096 << (int)(iqa & 7)) / width;
         int slot = (int)(iqt / (ulong)width) % slots;
@@ -247,16 +251,16 @@ public static class VtdDifferential
 
     private static void Recover(ulong iqa, ulong iqh, ulong fsts, byte[] queue)
     {
-        if ((fsts & 0x10) == 0)
+        if ((fsts & Iqe) == 0)
         {
             return;
         }
 
-        int width = (iqa & (1UL << 11)) != 0 ? 32 : 16;
-        ulong address = (iqa & ~0xFFFUL) + iqh;
+        int width = (iqa & IqaDw) != 0 ? 32 : 16;
+        ulong address = (iqa & IqaBaseMask) + iqh;
         if (address >= QueueRegion && address + (ulong)width <= QueueRegion + (ulong)queue.Length)
         {
-            new VtdDescriptor(0x5 | (1UL << 6), 0).Write(queue.AsSpan((int)(address - QueueRegion), width));
+            VtdDescriptor.Wait(statusWrite: false, interrupt: false, fence: true).Write(queue.AsSpan((int)(address - QueueRegion), width));
         }
     }
 

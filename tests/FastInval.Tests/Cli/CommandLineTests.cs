@@ -5,45 +5,65 @@ namespace FastInval.Tests.Cli;
 
 public class CommandLineTests
 {
-    private static (int Exit, string Out, string Err) Run(params string[] args)
+    private static (int Exit, string Out, string Err) Run(params string[] args) => RunWith(null, args);
+
+    private static (int Exit, string Out, string Err) RunWith(Func<ServeSettings, TextWriter, TextWriter, CancellationToken, int>? serve, params string[] args)
     {
         using var stdout = new StringWriter(CultureInfo.InvariantCulture);
         using var stderr = new StringWriter(CultureInfo.InvariantCulture);
-        int exit = CommandLine.Run(args, stdout, stderr);
+        int exit = CommandLine.Run(CommandLine.Build(serve), args, stdout, stderr);
         return (exit, stdout.ToString(), stderr.ToString());
     }
 
     [Fact]
-    public void No_arguments_prints_usage_to_stderr_and_exits_2()
+    public void No_arguments_is_a_parse_error_on_stderr_with_exit_2()
     {
         (int exit, string stdout, string stderr) = Run();
         Assert.Equal(2, exit);
         Assert.Equal("", stdout);
-        Assert.StartsWith("usage: fastinval <command>", stderr, StringComparison.Ordinal);
-        Assert.Contains("  demo  ", stderr, StringComparison.Ordinal);
+        Assert.StartsWith("fastinval: ", stderr, StringComparison.Ordinal);
+        Assert.Contains("Run 'fastinval --help' for usage.", stderr, StringComparison.Ordinal);
     }
 
     [Theory]
     [InlineData("--help")]
     [InlineData("-h")]
-    [InlineData("help")]
-    public void Help_prints_usage_listing_every_command_and_exits_2(string arg)
+    [InlineData("-?")]
+    public void Help_lists_every_command_on_stdout_and_exits_0(string arg)
     {
         (int exit, string stdout, string stderr) = Run(arg);
-        Assert.Equal(2, exit);
+        Assert.Equal(0, exit);
         Assert.Equal("", stderr);
-        Assert.StartsWith("usage: fastinval <command>", stdout, StringComparison.Ordinal);
-        Assert.All(CommandLine.Commands, c => Assert.Contains($"  {c.Name}", stdout, StringComparison.Ordinal));
+        Assert.Contains("Usage:\n  fastinval [command] [options]", stdout.ReplaceLineEndings("\n"), StringComparison.Ordinal);
+        Assert.All(CommandLine.Build().Subcommands, c => Assert.Contains($"  {c.Name}  ", stdout, StringComparison.Ordinal));
+        Assert.Contains("  demo ", stdout, StringComparison.Ordinal);
+        Assert.Contains("  serve ", stdout, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Unknown_command_is_an_error_with_usage_and_exits_2()
+    public void Version_prints_the_informational_version_and_exits_0()
     {
-        (int exit, string stdout, string stderr) = Run("frobnicate", "demo");
+        (int exit, string stdout, string stderr) = Run("--version");
+        Assert.Equal(0, exit);
+        Assert.Equal("", stderr);
+        string expected = typeof(CommandLine).Assembly
+            .GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .Cast<System.Reflection.AssemblyInformationalVersionAttribute>().Single().InformationalVersion;
+        Assert.Equal(expected + Environment.NewLine, stdout);
+        Assert.Matches(@"^\d+\.\d+\.\d+", stdout);
+    }
+
+    [Theory]
+    [InlineData("frobnicate")]
+    [InlineData("help")]
+    [InlineData("frobnicate", "demo")]
+    public void Unknown_command_is_an_error_on_stderr_and_exits_2(params string[] args)
+    {
+        (int exit, string stdout, string stderr) = Run(args);
         Assert.Equal(2, exit);
         Assert.Equal("", stdout);
-        Assert.StartsWith("fastinval: unknown command 'frobnicate'", stderr, StringComparison.Ordinal);
-        Assert.Contains("usage: fastinval <command>", stderr, StringComparison.Ordinal);
+        Assert.Contains($"'{args[0]}'", stderr, StringComparison.Ordinal);
+        Assert.EndsWith("Run 'fastinval --help' for usage." + Environment.NewLine, stderr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -51,7 +71,8 @@ public class CommandLineTests
     {
         (int exit, string stdout, _) = Run("demo", "--help");
         Assert.Equal(0, exit);
-        Assert.StartsWith("usage: fastinval demo", stdout, StringComparison.Ordinal);
+        Assert.Contains("fastinval demo [options]", stdout, StringComparison.Ordinal);
+        Assert.Contains("self-check", stdout, StringComparison.Ordinal);
         Assert.DoesNotContain("Step 1.", stdout, StringComparison.Ordinal);
     }
 
@@ -61,12 +82,54 @@ public class CommandLineTests
         (int exit, string stdout, string stderr) = Run("demo", "--fast");
         Assert.Equal(2, exit);
         Assert.Equal("", stdout);
-        Assert.StartsWith("fastinval demo: unexpected argument '--fast'", stderr, StringComparison.Ordinal);
+        Assert.StartsWith("fastinval: Unrecognized command or argument '--fast'.", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Serve_parses_its_options_with_defaults()
+    {
+        ServeSettings? seen = null;
+        (int exit, _, string stderr) = RunWith((s, _, _, _) => { seen = s; return 0; }, "serve", "--socket", "/tmp/x.sock");
+        Assert.Equal(0, exit);
+        Assert.Equal("", stderr);
+        Assert.Equal(new ServeSettings("/tmp/x.sock", ServeCommand.DefaultMaxUnits, ServeCommand.DefaultMaxConnections, ServeCommand.DefaultMaxFrameBytes), seen);
+
+        (exit, _, _) = RunWith((s, _, _, _) => { seen = s; return 7; }, "serve", "--socket", "a", "--max-units", "3", "--max-connections", "4", "--max-frame-bytes", "4096");
+        Assert.Equal(7, exit);
+        Assert.Equal(new ServeSettings("a", 3, 4, 4096), seen);
+    }
+
+    [Theory]
+    [InlineData("serve")]
+    [InlineData("serve", "--socket")]
+    [InlineData("serve", "--socket", "a", "--max-units", "0")]
+    [InlineData("serve", "--socket", "a", "--max-units", "many")]
+    [InlineData("serve", "--socket", "a", "--max-frame-bytes", "8")]
+    [InlineData("serve", "--socket", "a", "--max-connections", "-1")]
+    [InlineData("serve", "--socket", "a", "extra")]
+    public void Serve_parse_errors_exit_2_without_starting_a_server(params string[] args)
+    {
+        bool started = false;
+        (int exit, string stdout, string stderr) = RunWith((_, _, _, _) => { started = true; return 0; }, args);
+        Assert.Equal(2, exit);
+        Assert.False(started);
+        Assert.Equal("", stdout);
+        Assert.StartsWith("fastinval: ", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
     public void Command_names_are_unique()
     {
-        Assert.Equal(CommandLine.Commands.Count, CommandLine.Commands.Select(c => c.Name).Distinct().Count());
+        var names = CommandLine.Build().Subcommands.Select(c => c.Name).ToList();
+        Assert.Equal(names.Count, names.Distinct().Count());
+    }
+
+    [Fact]
+    public void Launcher_named_fastinval_sits_beside_the_cli_assembly()
+    {
+        string dir = Path.GetDirectoryName(typeof(CommandLine).Assembly.Location)!;
+        string cliProjectOutput = Path.Combine(CliLocator.ProjectOutputDirectory());
+        Assert.True(File.Exists(Path.Combine(cliProjectOutput, "fastinval")), $"no fastinval launcher in {cliProjectOutput}");
+        Assert.True(File.Exists(Path.Combine(dir, "FastInval.Cli.dll")));
     }
 }

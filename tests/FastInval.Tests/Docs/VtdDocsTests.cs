@@ -26,11 +26,11 @@ public class VtdDocsTests
 
         // The guest driver: a 256-bit queue at 0x1_0000, enabled; one PASID-based IOTLB invalidation of the page and a
         // wait descriptor whose status write lands at 0x2_0000.
-        unit.WriteRegister(0x90, 0x1_0000 | (1UL << 11), 8);                            // IQA: base, DW = 1, QS = 0
-        unit.WriteRegister(0x18, 1u << 26, 4);                                          // GCMD.QIE
-        new VtdDescriptor(0x6 | (3UL << 4) | (1UL << 16) | (5UL << 32), 0x4000).Write(ram.AsSpan(0x1_0000, 32));
-        new VtdDescriptor(0x5 | (1UL << 5) | (1UL << 32), 0x2_0000).Write(ram.AsSpan(0x1_0020, 32));
-        unit.WriteRegister(0x88, 0x40, 4);                                              // IQT: both processed here
+        unit.WriteRegister(VtdRegisters.Iqa, 0x1_0000 | VtdRegisters.IqaDw, 8);         // base, 256-bit, QS = 0
+        unit.WriteRegister(VtdRegisters.Gcmd, VtdRegisters.Qie, 4);
+        VtdDescriptor.PasidIotlbPages(domainId: 1, pasid: 5, address: 0x4000).Write(ram.AsSpan(0x1_0000, 32));
+        VtdDescriptor.Wait(statusWrite: true, interrupt: false, statusData: 1, statusAddress: 0x2_0000).Write(ram.AsSpan(0x1_0020, 32));
+        unit.WriteRegister(VtdRegisters.Iqt, 0x40, 4);                                  // both processed here
 
         bool stillCached = unit.Engine.Iotlb.TryLookup(TranslationStage.Stage1, 1, 5, 0x4000, out _); // false
         uint status = BitConverter.ToUInt32(ram, 0x2_0000);                              // 1
@@ -38,8 +38,8 @@ public class VtdDocsTests
 
         Assert.False(stillCached);
         Assert.Equal(1u, status);
-        Assert.Equal(0UL, unit.ReadRegister(0x34, 4));
-        Assert.Equal(0x40UL, unit.ReadRegister(0x80, 8));
+        Assert.Equal(0UL, unit.ReadRegister(VtdRegisters.Fsts, 4));
+        Assert.Equal(0x40UL, unit.ReadRegister(VtdRegisters.Iqh, 8));
 
         string snippet = ReadmeTests.ExtractRegion(File.ReadAllText(ReadmeTests.RepoFile("tests", "FastInval.Tests", "Docs", "VtdDocsTests.cs")), Region);
         string doc = ReadmeTests.ExtractRegion(File.ReadAllText(ReadmeTests.RepoFile("docs", "vtd-queued-invalidation.md")), Region);

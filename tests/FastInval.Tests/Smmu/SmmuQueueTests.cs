@@ -1,10 +1,14 @@
 using FastInval.Smmu;
+using FastInval.Tests.Memory;
 using static FastInval.Smmu.SmmuRegisters;
 
 namespace FastInval.Tests.Smmu;
 
 public class SmmuQueueTests
 {
+    /// <summary>The guest-memory implementation the unit runs over (the derived classes run every test over the others).</summary>
+    protected virtual GuestMemoryKind Kind => GuestMemoryKind.Managed;
+
     private static void FillS1(InvalidationEngine e, ushort vmid, uint asid, ulong va) =>
         Assert.NotEqual(FillResult.Rejected, e.Iotlb.Fill(TranslationEntry.Leaf(TranslationStage.Stage1, vmid, asid, va, va)));
 
@@ -14,7 +18,7 @@ public class SmmuQueueTests
     [Fact]
     public void Id_registers_describe_the_default_part()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         ulong idr0 = rig.Smmu.ReadRegister(Idr0, 4);
         Assert.Equal(3UL, idr0 & 3);                       // S1P, S2P
         Assert.NotEqual(0UL, idr0 & (1 << 10));            // ATS
@@ -26,18 +30,55 @@ public class SmmuQueueTests
         Assert.Equal(20UL, (rig.Smmu.ReadRegister(Idr1, 4) >> 6) & 0x1F);  // SSIDSIZE
         Assert.NotEqual(0UL, rig.Smmu.ReadRegister(Idr3, 4) & (1 << 10)); // RIL
         Assert.Equal(5UL, rig.Smmu.ReadRegister(Idr5, 4) & 7);             // 48-bit OAS
-        Assert.Equal(2UL, rig.Smmu.ReadRegister(Aidr, 4));                 // SMMUv3.2
-        using var small = new SmmuRig(options: new SmmuOptions { Features = new SmmuFeatures { Stage2 = false, RangeInvalidation = false, Ats = false, Msi = false } });
+        Assert.Equal(1UL, rig.Smmu.ReadRegister(Aidr, 4));                 // SMMUv3.1 (with v3.2's RIL)
+        using var small = new SmmuRig(options: new SmmuOptions { Features = new SmmuFeatures { Stage2 = false, RangeInvalidation = false, Ats = false, Msi = false } }, kind: Kind);
         ulong s0 = small.Smmu.ReadRegister(Idr0, 4);
         Assert.Equal(2UL, s0 & 3);
         Assert.Equal(0UL, s0 & ((1 << 10) | (1 << 13)));
         Assert.Equal(0UL, small.Smmu.ReadRegister(Idr3, 4) & (1 << 10));
     }
 
+    [Theory]
+    [InlineData(true, true, true)]
+    [InlineData(true, false, true)]
+    [InlineData(false, true, true)]
+    [InlineData(true, true, false)]
+    public void Id_registers_are_consistent_with_the_revision_aidr_claims(bool stage1, bool stage2, bool ril)
+    {
+        // The mandatory features of each revision (SMMUv3 6.3.1 IDR0.Hyp, 6.3.4 IDR3; 2.9: a v3.x part may add any
+        // v3.(x+1) feature, none of v3.(x+2)).
+        using var rig = new SmmuRig(options: new SmmuOptions { Features = new SmmuFeatures { Stage1 = stage1, Stage2 = stage2, RangeInvalidation = ril } });
+        uint idr0 = (uint)rig.Smmu.ReadRegister(Idr0, 4), idr3 = (uint)rig.Smmu.ReadRegister(Idr3, 4);
+        int minor = (int)(rig.Smmu.ReadRegister(Aidr, 4) & 0xF);
+        Assert.Equal(0UL, rig.Smmu.ReadRegister(Aidr, 4) >> 4);               // ArchMajorRev 0: SMMUv3.x
+        bool s1p = (idr0 & 2) != 0, s2p = (idr0 & 1) != 0, hyp = (idr0 & (1u << 9)) != 0;
+        bool had = (idr3 & (1u << 2)) != 0, xnx = (idr3 & (1u << 4)) != 0, fwb = (idr3 & (1u << 8)) != 0;
+        bool rilBit = (idr3 & (1u << 10)) != 0;
+        int bbml = (int)(idr3 >> 11) & 3;
+        Assert.Equal((stage1, stage2, ril), (s1p, s2p, rilBit));
+        Assert.True(!hyp || (s1p && s2p), "HYP is RES0 without both stages");
+        Assert.True(s1p || !had, "HAD is 0 without stage 1");
+        if (minor >= 1)
+        {
+            Assert.True(!s1p || had, "v3.1: HAD is mandatory with stage 1");
+            Assert.True(!s2p || xnx, "v3.1: XNX is mandatory with stage 2");
+        }
+        else
+        {
+            Assert.False(xnx || rilBit, "v3.0 may carry v3.1 features only");
+        }
+
+        if (minor >= 2)
+        {
+            Assert.True(!(s1p && s2p) || hyp, "v3.2: HYP is mandatory with both stages");
+            Assert.True(rilBit && fwb && bbml is 1 or 2, "v3.2: RIL, FWB and BBML 1/2 are mandatory");
+        }
+    }
+
     [Fact]
     public void Prod_write_consumes_every_command_and_sync_writes_its_msi()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         FillS1(rig.Engine, 1, 2, 0x1000);
         FillS1(rig.Engine, 1, 3, 0x1000);
         rig.Submit(Cmd.NhVa(1, 2, 0x1000), SmmuRig.SyncIrq(SmmuRig.MsiRegion + 0x40, 0xABCD));
@@ -52,9 +93,34 @@ public class SmmuQueueTests
     }
 
     [Fact]
+    public void Sync_msi_and_wired_signal_are_observed_only_after_cons_has_passed_the_sync()
+    {
+        // Software that polls the MSI infers CONS from it (SMMUv3 3.18, 4.7.3): when the MSI write or the interrupt is
+        // observable, CONS must already be past the CMD_SYNC.
+        using var rig = new SmmuRig();
+        rig.Submit(Cmd.NhVa(1, 2, 0x1000), SmmuRig.SyncIrq(SmmuRig.MsiRegion + 0x40, 0xABCD));
+        Assert.Equal([2u], rig.ConsAtMsi);
+        Assert.Equal([2u], rig.ConsAtWired);
+        rig.Submit(Cmd.Sync(), Cmd.NhVa(1, 2, 0x1000));               // SIG_SEV: the event follows CONS too
+        Assert.Equal([2u, 3u], rig.ConsAtWired);
+        Assert.Equal([SmmuInterrupt.CommandSync, SmmuInterrupt.Event], rig.Wired);
+        Assert.Equal(4u, rig.ConsIndex);
+    }
+
+    [Fact]
+    public void Sync_msi_callback_sees_its_own_msi_data_in_memory_and_cons_past_the_sync_after_a_wrap()
+    {
+        using var rig = new SmmuRig(log2Size: 1);
+        rig.Submit(Cmd.Sync(), Cmd.Sync());
+        rig.Submit(Cmd.NhVa(1, 2, 0x1000), SmmuRig.SyncIrq(SmmuRig.MsiRegion, 7)); // the sync is index 1 of the second lap
+        Assert.Equal([0u], rig.ConsAtMsi.Select(c => c & 3u));          // wrap bit back to 0, index 0
+        Assert.Equal(7u, BitConverter.ToUInt32(rig.MsiPage, 0));
+    }
+
+    [Fact]
     public void Queue_wraps_and_a_full_queue_is_consumed_whole()
     {
-        using var rig = new SmmuRig(log2Size: 2); // 4 entries
+        using var rig = new SmmuRig(log2Size: 2, kind: Kind); // 4 entries
         for (int round = 0; round < 5; round++)
         {
             FillS1(rig.Engine, 1, 1, 0x1000);
@@ -74,7 +140,7 @@ public class SmmuQueueTests
     [Fact]
     public void Illegal_command_stops_on_itself_and_resumes_after_skip_err_and_acknowledgement()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         FillS1(rig.Engine, 1, 1, 0x1000);
         FillS1(rig.Engine, 1, 1, 0x2000);
         rig.Submit(Cmd.NhVa(1, 1, 0x1000), new SmmuCommand(0x7F, 0), Cmd.NhVa(1, 1, 0x2000), Cmd.Sync());
@@ -98,7 +164,7 @@ public class SmmuQueueTests
     [Fact]
     public void Unacknowledged_illegal_command_fetched_again_raises_a_new_error_after_ack()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         rig.Submit(new SmmuCommand(0x00, 0));
         Assert.Equal(1u, rig.ConsError);
         rig.Acknowledge();                                // acked without fixing: the command is fetched again
@@ -127,7 +193,7 @@ public class SmmuQueueTests
     [Fact]
     public void Fault_plan_fetch_error_is_cerror_abt_at_that_ordinal_only()
     {
-        using var rig = new SmmuRig(options: new SmmuOptions { FaultPlan = new FaultPlan { FetchErrorOrdinals = [1] } });
+        using var rig = new SmmuRig(options: new SmmuOptions { FaultPlan = new FaultPlan { FetchErrorOrdinals = [1] } }, kind: Kind);
         rig.Submit(Cmd.Sync(), Cmd.Sync(), Cmd.Sync());
         Assert.Equal(1u, rig.ConsIndex);
         Assert.Equal(2u, rig.ConsError);
@@ -139,7 +205,7 @@ public class SmmuQueueTests
     [Fact]
     public void Atc_time_out_is_reported_at_the_next_sync_which_is_not_consumed_nor_signalled()
     {
-        using var rig = new SmmuRig(options: new SmmuOptions { FaultPlan = new FaultPlan { TimeoutSourceIds = [0x10] } });
+        using var rig = new SmmuRig(options: new SmmuOptions { FaultPlan = new FaultPlan { TimeoutSourceIds = [0x10] } }, kind: Kind);
         rig.Engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, 3, 0x1000, 0x1000));
         FillS1(rig.Engine, 1, 1, 0x1000);
         rig.Submit(Cmd.NhVa(1, 1, 0x1000), Cmd.AtcInv(0x10, 0x1000, 0, ssid: 3), SmmuRig.SyncIrq(SmmuRig.MsiRegion, 1));
@@ -157,7 +223,7 @@ public class SmmuQueueTests
     [Fact]
     public void A_second_error_while_one_is_active_is_not_logged_again()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         rig.Submit(new SmmuCommand(0x7F, 0));
         ulong gerror = rig.Smmu.ReadRegister(Gerror, 4);
         rig.Smmu.WriteRegister(Cr0, Cr0SmmuEn, 4);       // disabling and enabling the queue neither acks nor clears
@@ -170,7 +236,7 @@ public class SmmuQueueTests
     [Fact]
     public void Gerror_interrupt_is_an_msi_when_configured_and_nothing_when_disabled()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         rig.Smmu.WriteRegister(GerrorIrqCfg0, SmmuRig.MsiRegion + 0x100, 8);
         rig.Smmu.WriteRegister(GerrorIrqCfg1, 0x55, 4);
         rig.Submit(new SmmuCommand(0x7F, 0));
@@ -187,7 +253,7 @@ public class SmmuQueueTests
     [Fact]
     public void Sync_variants_signal_as_cs_says()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         rig.Submit(Cmd.Of(SmmuOpcode.Sync));                                   // SIG_NONE
         Assert.Empty(rig.Wired);
         rig.Submit(Cmd.Sync());                                                // SIG_SEV
@@ -199,7 +265,7 @@ public class SmmuQueueTests
         Assert.Empty(rig.Msis);
         Assert.NotEqual(0UL, (rig.Smmu.ReadRegister(Gerror, 4) ^ rig.Smmu.ReadRegister(Gerrorn, 4)) & GerrorMsiCmdqAbtErr);
         Assert.Equal(rig.Prod, rig.Cons);                                      // the SYNC still completed
-        using var noSev = new SmmuRig(options: new SmmuOptions { Features = new SmmuFeatures { Sev = false, Msi = false } });
+        using var noSev = new SmmuRig(options: new SmmuOptions { Features = new SmmuFeatures { Sev = false, Msi = false } }, kind: Kind);
         noSev.Submit(Cmd.Sync(), SmmuRig.SyncIrq(SmmuRig.MsiRegion, 9));
         Assert.Equal([SmmuInterrupt.CommandSync], noSev.Wired);
         Assert.Empty(noSev.Msis);
@@ -209,7 +275,7 @@ public class SmmuQueueTests
     [Fact]
     public void Atc_inv_is_ignored_while_the_smmu_is_disabled()
     {
-        using var rig = new SmmuRig(smmuEnable: false);
+        using var rig = new SmmuRig(smmuEnable: false, kind: Kind);
         rig.Engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, AddressSpace.None, 0x1000, 0x1000));
         rig.Submit(Cmd.AtcInv(0x10, 0, 52), Cmd.Sync());
         Assert.True(rig.Engine.DeviceTlb.TryLookup(0x10, AddressSpace.None, 0x1000, out _));
@@ -221,7 +287,7 @@ public class SmmuQueueTests
     [Fact]
     public void Base_and_cons_ignore_writes_while_the_queue_is_enabled()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         ulong baseValue = rig.Smmu.ReadRegister(CmdqBase, 8);
         rig.Smmu.WriteRegister(CmdqBase, 0x1234_0000UL | 3, 8);
         rig.Smmu.WriteRegister(CmdqCons, 5, 4);
@@ -239,7 +305,7 @@ public class SmmuQueueTests
     [Fact]
     public void Log2size_above_cmdqs_is_capped_and_the_base_is_aligned_to_the_queue()
     {
-        using var rig = new SmmuRig(log2Size: 4, options: new SmmuOptions { MaxCommandQueueLog2 = 4 }, enable: false);
+        using var rig = new SmmuRig(log2Size: 4, options: new SmmuOptions { MaxCommandQueueLog2 = 4 }, enable: false, kind: Kind);
         rig.Smmu.WriteRegister(CmdqBase, SmmuRig.QueueBase | 0x1F, 8);  // LOG2SIZE 31 → 4
         rig.Smmu.WriteRegister(Cr0, Cr0CmdqEn, 4);
         rig.Submit(Cmd.Sync());
@@ -250,7 +316,7 @@ public class SmmuQueueTests
     [Fact]
     public void Bad_register_accesses_are_ignored_and_read_zero()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         Assert.Equal(0UL, rig.Smmu.ReadRegister(Idr0, 2));
         Assert.Equal(0UL, rig.Smmu.ReadRegister(Idr0 + 1, 4));
         Assert.Equal(0UL, rig.Smmu.ReadRegister(0x1_0000, 4));
@@ -267,7 +333,7 @@ public class SmmuQueueTests
     [Fact]
     public void Cfgi_ranges_and_s2_ipa_reach_the_caches_through_the_queue()
     {
-        using var rig = new SmmuRig();
+        using var rig = new SmmuRig(kind: Kind);
         for (uint sid = 0x20; sid < 0x30; sid++)
         {
             rig.Engine.ConfigCache.Fill(new ConfigEntry(ConfigKinds.StreamTableEntry, sid, AddressSpace.None, 1, sid));
@@ -286,7 +352,7 @@ public class SmmuQueueTests
     [Fact]
     public void Commands_allocate_nothing_after_warm_up()
     {
-        using var rig = new SmmuRig(log2Size: 8);
+        using var rig = new SmmuRig(log2Size: 8, kind: Kind);
         SmmuCommand[] batch = [.. Enumerable.Range(0, 16).Select(i => Cmd.NhVa(1, 1, (ulong)i << 12, leaf: true, num: 1, ttl: 3, tg: 1)), Cmd.AtcInv(0x10, 0, 2, ssid: 1), SmmuRig.SyncIrq(SmmuRig.MsiRegion, 1)];
         for (int i = 0; i < 20; i++)
         {
@@ -305,4 +371,18 @@ public class SmmuQueueTests
         Assert.Equal(0, allocated);
         Assert.Equal(rig.Prod, rig.Cons);
     }
+}
+
+/// <summary>Every SMMU command-queue test again, over <see cref="NativeGuestMemory"/>.</summary>
+public sealed class SmmuQueueTestsOverNativeMemory : SmmuQueueTests
+{
+    /// <inheritdoc/>
+    protected override GuestMemoryKind Kind => GuestMemoryKind.Native;
+}
+
+/// <summary>Every SMMU command-queue test again, over <see cref="CallbackGuestMemory"/>.</summary>
+public sealed class SmmuQueueTestsOverCallbackMemory : SmmuQueueTests
+{
+    /// <inheritdoc/>
+    protected override GuestMemoryKind Kind => GuestMemoryKind.Callback;
 }

@@ -1,4 +1,5 @@
 using FastInval.Smmu;
+using FastInval.Tests.Memory;
 using static FastInval.Smmu.SmmuRegisters;
 
 namespace FastInval.Tests.Smmu;
@@ -9,14 +10,14 @@ internal sealed class SmmuRig : IDisposable
     public const ulong QueueBase = 0x40_0000;
     public const ulong MsiRegion = 0x80_0000;
 
-    public SmmuRig(int log2Size = 4, SmmuOptions? options = null, bool enable = true, bool smmuEnable = true)
+    public SmmuRig(int log2Size = 4, SmmuOptions? options = null, bool enable = true, bool smmuEnable = true,
+        GuestMemoryKind kind = GuestMemoryKind.Managed)
     {
         Memory = new GuestMemory();
-        Queue = new byte[16 << Math.Max(log2Size, 1)];
-        Memory.Map(QueueBase, Queue);
-        Memory.Map(MsiRegion, MsiPage);
+        Queue = GuestSpaces.Pinned(16 << Math.Max(log2Size, 1));
+        Space = GuestSpaces.Over(kind, Memory, (QueueBase, Queue), (MsiRegion, MsiPage));
         options ??= new SmmuOptions();
-        Smmu = new SmmuV3(Memory, new SmmuOptions
+        Smmu = new SmmuV3(Space, new SmmuOptions
         {
             Features = options.Features,
             StreamIdBits = options.StreamIdBits,
@@ -24,8 +25,16 @@ internal sealed class SmmuRig : IDisposable
             OutputAddressBits = options.OutputAddressBits,
             FaultPlan = options.FaultPlan,
             Engine = options.Engine,
-            Msi = (a, d) => Msis.Add((a, d)),
-            WiredInterrupt = i => Wired.Add(i),
+            Msi = (a, d) =>
+            {
+                Msis.Add((a, d));
+                ConsAtMsi.Add(Cons);
+            },
+            WiredInterrupt = i =>
+            {
+                Wired.Add(i);
+                ConsAtWired.Add(Cons);
+            },
         });
         Log2Size = log2Size;
         Smmu.WriteRegister(CmdqBase, QueueBase | (uint)log2Size, 8);
@@ -38,9 +47,12 @@ internal sealed class SmmuRig : IDisposable
 
     public GuestMemory Memory { get; }
 
+    /// <summary>What the SMMU reads and writes: <see cref="Memory"/> itself or another kind over the same buffers.</summary>
+    public GuestAddressSpace Space { get; }
+
     public byte[] Queue { get; }
 
-    public byte[] MsiPage { get; } = new byte[0x1000];
+    public byte[] MsiPage { get; } = GuestSpaces.Pinned(0x1000);
 
     public SmmuV3 Smmu { get; }
 
@@ -49,6 +61,12 @@ internal sealed class SmmuRig : IDisposable
     public List<(ulong Address, uint Data)> Msis { get; } = [];
 
     public List<SmmuInterrupt> Wired { get; } = [];
+
+    /// <summary>CMDQ_CONS as the MSI callback saw it (read through the register), one per <see cref="Msis"/> entry.</summary>
+    public List<uint> ConsAtMsi { get; } = [];
+
+    /// <summary>CMDQ_CONS as the wired-interrupt callback saw it, one per <see cref="Wired"/> entry.</summary>
+    public List<uint> ConsAtWired { get; } = [];
 
     public InvalidationEngine Engine => Smmu.Engine;
 

@@ -1,3 +1,4 @@
+using FastInval.Tests.Memory;
 using FastInval.Vtd;
 
 namespace FastInval.Tests.Vtd;
@@ -6,12 +7,16 @@ namespace FastInval.Tests.Vtd;
 public class VtdAllocationTests
 {
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void ProcessingDescriptors_AllocatesNothingAfterWarmUp(bool wide)
+    [InlineData(true, GuestMemoryKind.Managed)]
+    [InlineData(false, GuestMemoryKind.Managed)]
+    [InlineData(true, GuestMemoryKind.Native)]
+    [InlineData(false, GuestMemoryKind.Native)]
+    [InlineData(true, GuestMemoryKind.Callback)]
+    [InlineData(false, GuestMemoryKind.Callback)]
+    public void ProcessingDescriptors_AllocatesNothingAfterWarmUp(bool wide, GuestMemoryKind kind)
     {
         var plan = new FaultPlan { CompletionErrorPerMillion = 200_000, Seed = 7 }; // ICE now and then: the error path too
-        using var rig = new VtdRig(new VtdOptions { FaultPlan = plan });
+        using var rig = new VtdRig(new VtdOptions { FaultPlan = plan }, kind: kind);
         rig.Msis.Capacity = 1 << 16;
         rig.Enable(wide, qs: 2);
         int slots = rig.Slots;

@@ -38,13 +38,32 @@ public class VtdEventTests
     }
 
     [Fact]
-    public void WaitStatusWriteToUnmappedMemory_IsDropped_AndTheQueueGoesOn()
+    public void WaitStatusWriteToUnmappedMemory_IsIqe_WithIqhOnTheWait_AndNoCompletionEvent()
     {
         using var rig = new VtdRig();
         rig.Enable();
-        rig.Submit(Dsc.Wait(data: 1, addr: VtdRig.Unmapped, iflag: true), VtdRig.StatusWait(0, 2));
-        Assert.Equal((0u, 2u), (rig.Fsts, rig.StatusAt(0)));
-        Assert.Equal([CompletionMsi], rig.Msis);
+        FillAtc(rig);
+        rig.Submit(Dsc.DevTlb(Sid, 0x4000), Dsc.Wait(data: 1, addr: VtdRig.Unmapped, iflag: true), VtdRig.StatusWait(0, 2));
+        Assert.False(AtcCached(rig));                          // what came before the wait has been executed
+        Assert.Equal(Reg.Iqe, rig.Fsts);
+        Assert.Equal(0, rig.Iqei);                             // no IQEI code describes a failed status write
+        Assert.Equal(1, rig.Head);                             // on the wait
+        Assert.Equal(0u, rig.StatusAt(0));                     // nothing after it ran
+        Assert.Equal(0u, rig.Read32(Reg.Ics));                 // the wait did not complete: no IWC, no completion event
+        Assert.Equal([FaultMsi], rig.Msis);
+    }
+
+    [Fact]
+    public void WaitStatusWriteToUnmappedMemory_RecoversLikeLinux_ByRewritingTheWaitAndClearingIqe()
+    {
+        using var rig = new VtdRig();
+        rig.Enable();
+        rig.Submit(Dsc.Wait(data: 1, addr: VtdRig.Unmapped), VtdRig.StatusWait(4, 2));
+        Assert.Equal((Reg.Iqe, 0), (rig.Fsts, rig.Head));
+        rig.Put(rig.Head, VtdRig.StatusWait(0, 9));            // qi_check_fault: our own wait over the faulting slot
+        rig.Write32(Reg.Fsts, Reg.Iqe);
+        Assert.Equal((0u, 9u, 2u), (rig.Fsts, rig.StatusAt(0), rig.StatusAt(4)));
+        Assert.Equal(rig.Tail, rig.Head);
     }
 
     [Fact]
@@ -55,7 +74,7 @@ public class VtdEventTests
         rig.Submit(Dsc.Wait(sw: false, iflag: true));
         Assert.Equal(Reg.Iwc, rig.Read32(Reg.Ics));
         Assert.Equal([CompletionMsi], rig.Msis);
-        Assert.Equal(0u, rig.Read32(Reg.Iectl) & Reg.Ip);
+        Assert.Equal(0u, rig.Read32(Reg.Iectl) & Reg.InterruptPending);
     }
 
     [Fact]
@@ -93,11 +112,11 @@ public class VtdEventTests
     {
         using var rig = new VtdRig(unmaskInterrupts: false);
         rig.Enable();
-        Assert.Equal(Reg.Im, rig.Read32(Reg.Iectl)); // reset value: masked
+        Assert.Equal(Reg.InterruptMask, rig.Read32(Reg.Iectl)); // reset value: masked
         rig.Submit(Dsc.Wait(sw: false, iflag: true));
         Assert.Empty(rig.Msis);
-        Assert.Equal(Reg.Im | Reg.Ip, rig.Read32(Reg.Iectl));
-        rig.Write32(Reg.Iectl, Reg.Ip); // IP is read-only: writing it does nothing, IM = 0 unmasks
+        Assert.Equal(Reg.InterruptMask | Reg.InterruptPending, rig.Read32(Reg.Iectl));
+        rig.Write32(Reg.Iectl, Reg.InterruptPending); // IP is read-only: writing it does nothing, IM = 0 unmasks
         Assert.Equal([CompletionMsi], rig.Msis);
         Assert.Equal(0u, rig.Read32(Reg.Iectl));
     }
@@ -109,7 +128,7 @@ public class VtdEventTests
         rig.Enable();
         rig.Submit(Dsc.Wait(sw: false, iflag: true));
         rig.Write32(Reg.Ics, Reg.Iwc);
-        Assert.Equal(Reg.Im, rig.Read32(Reg.Iectl));
+        Assert.Equal(Reg.InterruptMask, rig.Read32(Reg.Iectl));
         rig.Write32(Reg.Iectl, 0);
         Assert.Empty(rig.Msis);
     }
@@ -161,22 +180,22 @@ public class VtdEventTests
     {
         using var rig = new VtdRig(unmaskInterrupts: false);
         rig.Enable();
-        Assert.Equal(Reg.Im, rig.Read32(Reg.Fectl));
+        Assert.Equal(Reg.InterruptMask, rig.Read32(Reg.Fectl));
         rig.Submit(new VtdDescriptor(0xF, 0));
-        Assert.Equal(Reg.Im | Reg.Ip, rig.Read32(Reg.Fectl));
+        Assert.Equal(Reg.InterruptMask | Reg.InterruptPending, rig.Read32(Reg.Fectl));
         Assert.Empty(rig.Msis);
         rig.Write32(Reg.Fectl, 0);
         Assert.Equal([FaultMsi], rig.Msis);
         Assert.Equal(0u, rig.Read32(Reg.Fectl));
 
-        rig.Write32(Reg.Fectl, Reg.Im);
+        rig.Write32(Reg.Fectl, Reg.InterruptMask);
         rig.Put(0, Dsc.Wait(sw: false));
         rig.Write32(Reg.Fsts, Reg.Iqe);
         rig.Submit(new VtdDescriptor(0xF, 0));
-        Assert.Equal(Reg.Im | Reg.Ip, rig.Read32(Reg.Fectl));
+        Assert.Equal(Reg.InterruptMask | Reg.InterruptPending, rig.Read32(Reg.Fectl));
         rig.Put(1, Dsc.Wait(sw: false));
         rig.Write32(Reg.Fsts, Reg.Iqe); // the last status cleared: IP cleared, nothing sent
-        Assert.Equal(Reg.Im, rig.Read32(Reg.Fectl));
+        Assert.Equal(Reg.InterruptMask, rig.Read32(Reg.Fectl));
         rig.Write32(Reg.Fectl, 0);
         Assert.Single(rig.Msis);
     }

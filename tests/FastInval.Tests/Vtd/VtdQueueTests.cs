@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using FastInval.Tests.Memory;
 using FastInval.Vtd;
 
 namespace FastInval.Tests.Vtd;
@@ -6,6 +7,9 @@ namespace FastInval.Tests.Vtd;
 /// <summary>The invalidation queue: enabling, head/tail, wrap, bad tails and widths, fetch errors, IQE and its recovery.</summary>
 public class VtdQueueTests
 {
+    /// <summary>The guest-memory implementation the unit runs over (the derived classes run every test over the others).</summary>
+    protected virtual GuestMemoryKind Kind => GuestMemoryKind.Managed;
+
     private static readonly TranslationEntry Page = TranslationEntry.Leaf(TranslationStage.Stage2, 1, AddressSpace.None, 0x5000, 0x9000);
 
     private static bool Cached(VtdRig rig) => rig.Engine.Iotlb.TryLookup(TranslationStage.Stage2, 1, AddressSpace.None, 0x5000, out _);
@@ -15,7 +19,7 @@ public class VtdQueueTests
     [InlineData(true)]
     public void IqtWrite_ProcessesEveryDescriptorUpToTheTail_AndIqhFollows(bool wide)
     {
-        using var rig = new VtdRig();
+        using var rig = new VtdRig(kind: Kind);
         rig.Enable(wide);
         rig.Engine.Iotlb.Fill(Page);
         rig.Submit(Dsc.Iotlb(3, 1, 0x5000), VtdRig.StatusWait(0));
@@ -30,7 +34,7 @@ public class VtdQueueTests
     [Fact]
     public void IqtWrite_WhileQueuedInvalidationIsDisabled_ProcessesNothingUntilEnabled()
     {
-        using var rig = new VtdRig();
+        using var rig = new VtdRig(kind: Kind);
         rig.Write64(Reg.Iqa, VtdRig.QueueBase | (1UL << 11));
         rig.Put(0, VtdRig.StatusWait(0, 7));
         rig.Write32(Reg.Iqt, 32);
@@ -45,7 +49,7 @@ public class VtdQueueTests
     [Fact]
     public void Disable_ResetsIqhToZero_KeepsIqt()
     {
-        using var rig = new VtdRig();
+        using var rig = new VtdRig(kind: Kind);
         rig.Enable();
         rig.Submit(VtdRig.StatusWait(0), VtdRig.StatusWait(4));
         rig.Disable();
@@ -57,7 +61,7 @@ public class VtdQueueTests
     [Fact]
     public void Iqa_IsLatchedWhileEnabled_WritesAreIgnored()
     {
-        using var rig = new VtdRig();
+        using var rig = new VtdRig(kind: Kind);
         rig.Enable(wide: true, qs: 1);
         ulong before = rig.Read64(Reg.Iqa);
         rig.Write64(Reg.Iqa, 0xDEAD_0000);
@@ -74,7 +78,7 @@ public class VtdQueueTests
     [InlineData(false, 2)]
     public void Submit_AcrossTheEndOfTheQueue_WrapsToSlotZero(bool wide, int qs)
     {
-        using var rig = new VtdRig();
+        using var rig = new VtdRig(kind: Kind);
         rig.Enable(wide, qs);
         int slots = rig.Slots;
         Assert.Equal((4096 << qs) / rig.Width, slots);
@@ -100,7 +104,7 @@ public class VtdQueueTests
     [InlineData(false, 2, 0x4000u)]
     public void IqtBeyondTheQueue_IsIqe1_AndNothingIsFetched(bool wide, int qs, uint tail)
     {
-        using var rig = new VtdRig();
+        using var rig = new VtdRig(kind: Kind);
         rig.Enable(wide, qs);
         rig.Write32(Reg.Iqt, tail);
         Assert.Equal(Reg.Iqe, rig.Fsts);
@@ -113,7 +117,7 @@ public class VtdQueueTests
     [Fact]
     public void IqtWithBit4InA256BitQueue_IsIqe6()
     {
-        using var rig = new VtdRig();
+        using var rig = new VtdRig(kind: Kind);
         rig.Enable(wide: true);
         rig.Write32(Reg.Iqt, 0x30);
         Assert.Equal(Reg.Iqe, rig.Fsts);
@@ -125,7 +129,7 @@ public class VtdQueueTests
     [Fact]
     public void A256BitQueueWithoutScalableMode_IsIqe5()
     {
-        using var rig = new VtdRig(new VtdOptions { ScalableMode = false });
+        using var rig = new VtdRig(new VtdOptions { ScalableMode = false }, kind: Kind);
         rig.Enable(wide: true);
         rig.Put(0, VtdRig.StatusWait(0));
         rig.Write32(Reg.Iqt, 32);
@@ -136,7 +140,7 @@ public class VtdQueueTests
     [Fact]
     public void FetchFromUnmappedMemory_IsIqe2_WithIqhOnTheDescriptor()
     {
-        using var rig = new VtdRig();
+        using var rig = new VtdRig(kind: Kind);
         rig.Enable(wide: true, qs: 0, queueBase: VtdRig.Unmapped);
         rig.Write32(Reg.Iqt, 64);
         Assert.Equal((Reg.Iqe, (int)VtdQueueError.FetchError), (rig.Fsts, rig.Iqei));
@@ -148,7 +152,7 @@ public class VtdQueueTests
     public void PlannedFetchError_IsIqe2_ClearingIqeRefetchesWithTheNextOrdinal()
     {
         var plan = new FaultPlan { FetchErrorOrdinals = [1] };
-        using var rig = new VtdRig(new VtdOptions { FaultPlan = plan });
+        using var rig = new VtdRig(new VtdOptions { FaultPlan = plan }, kind: Kind);
         rig.Enable();
         rig.Engine.Iotlb.Fill(Page);
         rig.Submit(VtdRig.StatusWait(0, 1), Dsc.Iotlb(2, 1), VtdRig.StatusWait(4, 2));
@@ -167,7 +171,7 @@ public class VtdQueueTests
     public void FetchFaultRange_ThatCoversASlot_FailsEveryFetchOfIt()
     {
         var plan = new FaultPlan { FetchErrorRanges = ImmutableArray.Create((VtdRig.QueueBase + 32, VtdRig.QueueBase + 63)) };
-        using var rig = new VtdRig(new VtdOptions { FaultPlan = plan });
+        using var rig = new VtdRig(new VtdOptions { FaultPlan = plan }, kind: Kind);
         rig.Enable();
         rig.Submit(VtdRig.StatusWait(0), VtdRig.StatusWait(4));
         Assert.Equal(1, rig.Head);
@@ -178,7 +182,7 @@ public class VtdQueueTests
     [Fact]
     public void InvalidDescriptor_StopsTheQueueOnIt_EarlierOnesAreApplied_LaterOnesWaitForRecovery()
     {
-        using var rig = new VtdRig();
+        using var rig = new VtdRig(kind: Kind);
         rig.Enable();
         rig.Engine.Iotlb.Fill(Page);
         rig.Submit(VtdRig.StatusWait(0, 1), Dsc.Iotlb(2, 1).With(0, 40), Dsc.Iotlb(2, 1), VtdRig.StatusWait(4, 2));
@@ -200,7 +204,7 @@ public class VtdQueueTests
     [Fact]
     public void UnknownType_IsIqe3()
     {
-        using var rig = new VtdRig();
+        using var rig = new VtdRig(kind: Kind);
         rig.Enable();
         rig.Submit(new VtdDescriptor(0x9, 0));
         Assert.Equal((Reg.Iqe, (int)VtdQueueError.InvalidType, 0), (rig.Fsts, rig.Iqei, rig.Head));
@@ -209,7 +213,7 @@ public class VtdQueueTests
     [Fact]
     public void ScalableModeWithA128BitQueue_EveryDescriptorIsIqe3()
     {
-        using var rig = new VtdRig();
+        using var rig = new VtdRig(kind: Kind);
         rig.SetTranslationMode(1);
         rig.Enable(wide: false);
         rig.Submit(VtdRig.StatusWait(0));
@@ -226,7 +230,7 @@ public class VtdQueueTests
     [InlineData(3)]
     public void ReservedTranslationMode_EveryDescriptorIsIqe7(int ttm)
     {
-        using var rig = new VtdRig();
+        using var rig = new VtdRig(kind: Kind);
         rig.SetTranslationMode(ttm);
         rig.Enable();
         rig.Submit(VtdRig.StatusWait(0));
@@ -236,7 +240,7 @@ public class VtdQueueTests
     [Fact]
     public void ScalableTranslationModeWithoutSmts_IsIqe7()
     {
-        using var rig = new VtdRig(new VtdOptions { ScalableMode = false });
+        using var rig = new VtdRig(new VtdOptions { ScalableMode = false }, kind: Kind);
         rig.SetTranslationMode(1);
         rig.Enable(wide: false);
         rig.Submit(VtdRig.StatusWait(0));
@@ -246,7 +250,7 @@ public class VtdQueueTests
     [Fact]
     public void LongQueue_LargerThanOneBatch_IsProcessedInOrder()
     {
-        using var rig = new VtdRig(new VtdOptions { Engine = new EngineOptions { ConfigCacheCapacity = 1024 } });
+        using var rig = new VtdRig(new VtdOptions { Engine = new EngineOptions { ConfigCacheCapacity = 1024 } }, kind: Kind);
         rig.Enable(wide: false, qs: 2); // 1024 slots
         var many = new List<VtdDescriptor>();
         for (int i = 0; i < 600; i++)
@@ -265,4 +269,18 @@ public class VtdQueueTests
         Assert.Equal((0u, 9u, 601), (rig.Fsts, rig.StatusAt(0), rig.Head));
         Assert.Equal([new ConfigEntry(ConfigKinds.Context, 0x400, AddressSpace.None, 1, 1)], rig.Engine.ConfigCache.ToArray());
     }
+}
+
+/// <summary>Every VT-d queue test again, over <see cref="NativeGuestMemory"/>.</summary>
+public sealed class VtdQueueTestsOverNativeMemory : VtdQueueTests
+{
+    /// <inheritdoc/>
+    protected override GuestMemoryKind Kind => GuestMemoryKind.Native;
+}
+
+/// <summary>Every VT-d queue test again, over <see cref="CallbackGuestMemory"/>.</summary>
+public sealed class VtdQueueTestsOverCallbackMemory : VtdQueueTests
+{
+    /// <inheritdoc/>
+    protected override GuestMemoryKind Kind => GuestMemoryKind.Callback;
 }

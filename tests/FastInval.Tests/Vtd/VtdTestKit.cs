@@ -1,4 +1,6 @@
+global using Reg = FastInval.Vtd.VtdRegisters;
 using FastInval.Reference.Vtd;
+using FastInval.Tests.Memory;
 using FastInval.Vtd;
 
 namespace FastInval.Tests.Vtd;
@@ -65,18 +67,6 @@ internal static class Dsc
     };
 }
 
-/// <summary>Register offsets and bits, written out for the tests (the unit's own table is internal).</summary>
-internal static class Reg
-{
-    public const uint Ver = 0x00, Cap = 0x08, Ecap = 0x10, Gcmd = 0x18, Gsts = 0x1C, Rtaddr = 0x20, Fsts = 0x34, Fectl = 0x38,
-        Fedata = 0x3C, Feaddr = 0x40, Feuaddr = 0x44, Iqh = 0x80, Iqt = 0x88, Iqa = 0x90, Ics = 0x9C, Iectl = 0xA0, Iedata = 0xA4,
-        Ieaddr = 0xA8, Ieuaddr = 0xAC, Iqercd = 0xB0, Irta = 0xB8;
-
-    public const uint Te = 1u << 31, Srtp = 1u << 30, Qie = 1u << 26, Ire = 1u << 25, Sirtp = 1u << 24;
-    public const uint Pfo = 1, Iqe = 1u << 4, Ice = 1u << 5, Ite = 1u << 6;
-    public const uint Im = 1u << 31, Ip = 1u << 30, Iwc = 1;
-}
-
 /// <summary>
 /// A unit over a small guest memory: the queue at <see cref="QueueBase"/> (room for QS up to 2), a status page at
 /// <see cref="StatusBase"/>, every MSI recorded; helpers that play the guest driver's register writes.
@@ -89,18 +79,18 @@ internal sealed class VtdRig : IDisposable
     public const ulong FeAddress = 0xFEE0_0000, IeAddress = 0xFEE0_1000;
     public const uint FeData = 0x41, IeData = 0x42;
 
-    public readonly byte[] Queue = new byte[4 * 4096];
-    public readonly byte[] Status = new byte[4096];
+    public readonly byte[] Queue = GuestSpaces.Pinned(4 * 4096);
+    public readonly byte[] Status = GuestSpaces.Pinned(4096);
     public readonly GuestMemory Memory = new();
+    public readonly GuestAddressSpace Space;
     public readonly List<(ulong Address, uint Data)> Msis = [];
     public readonly VtdIommu Unit;
 
-    public VtdRig(VtdOptions? options = null, bool unmaskInterrupts = true)
+    public VtdRig(VtdOptions? options = null, bool unmaskInterrupts = true, GuestMemoryKind kind = GuestMemoryKind.Managed)
     {
-        Memory.Map(QueueBase, Queue);
-        Memory.Map(StatusBase, Status);
+        Space = GuestSpaces.Over(kind, Memory, (QueueBase, Queue), (StatusBase, Status));
         options ??= new VtdOptions();
-        Unit = new VtdIommu(Memory, VtdDifferential.WithHost(options, (a, d) => Msis.Add((a, d)), options.FaultPlan,
+        Unit = new VtdIommu(Space, VtdDifferential.WithHost(options, (a, d) => Msis.Add((a, d)), options.FaultPlan,
             options.Engine ?? new EngineOptions { IotlbCapacity = 1024, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 }));
         Write32(Reg.Feaddr, (uint)FeAddress);
         Write32(Reg.Fedata, FeData);

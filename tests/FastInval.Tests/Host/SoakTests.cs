@@ -1,0 +1,43 @@
+using System.Diagnostics;
+
+namespace FastInval.Tests.Host;
+
+/// <summary>
+/// Eight or more connections at once, each with its own unit and twin engine, running mixed checked operations for a
+/// bounded time: 3 s by default, <c>FASTINVAL_SOAK_SECONDS</c> seconds when set (≥ 30 for the long mode).
+/// </summary>
+public class SoakTests
+{
+    [Fact]
+    public async Task Concurrent_connections_run_mixed_operations_with_every_reply_checked()
+    {
+        int seconds = int.TryParse(Environment.GetEnvironmentVariable("FASTINVAL_SOAK_SECONDS"), out int s) && s > 0 ? s : 3;
+        const int Connections = 8;
+        await using var server = new TestServer();
+        var clock = Stopwatch.StartNew();
+        var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        long operations = 0;
+        Task[] workers = [.. Enumerable.Range(0, Connections).Select(i => Task.Factory.StartNew(() =>
+        {
+            try
+            {
+                using WireClient c = server.Connect();
+                using var twin = new TwinSession(c, seed: 1000 + i, iotlb: 128, deviceTlb: 32, config: 16);
+                while (clock.Elapsed.TotalSeconds < seconds)
+                {
+                    twin.Step();
+                }
+
+                Interlocked.Add(ref operations, twin.Operations);
+            }
+            catch (Exception e)
+            {
+                errors.Enqueue($"connection {i}: {e}");
+            }
+        }, TaskCreationOptions.LongRunning))];
+        await Task.WhenAll(workers);
+        Assert.True(errors.IsEmpty, string.Join("\n", errors));
+        Assert.True(operations > Connections * 100, $"only {operations} operations in {seconds} s");
+        TestServer.Eventually(() => server.Server.UnitCount == 0, "units to be freed");
+    }
+}
