@@ -373,7 +373,7 @@ internal sealed class Session : IDisposable
         return k >= 0 ? start2 + k : -1;
     }
 
-    private (ErrorCode, uint) Fill(in FrameHeader header, Unit unit, ReadOnlySpan<byte> body, IBufferWriter<byte> output)
+    private static (ErrorCode, uint) Fill(in FrameHeader header, Unit unit, ReadOnlySpan<byte> body, IBufferWriter<byte> output)
     {
         (ErrorCode code, uint detail) = ReadBatchPrefix(body, out CacheSelector cache, out int count);
         if (code != ErrorCode.Ok)
@@ -431,7 +431,7 @@ internal sealed class Session : IDisposable
         return (ErrorCode.Ok, 0);
     }
 
-    private (ErrorCode, uint) Lookup(in FrameHeader header, Unit unit, ReadOnlySpan<byte> body, IBufferWriter<byte> output)
+    private static (ErrorCode, uint) Lookup(in FrameHeader header, Unit unit, ReadOnlySpan<byte> body, IBufferWriter<byte> output)
     {
         (ErrorCode code, uint detail) = ReadBatchPrefix(body, out CacheSelector cache, out int count);
         if (code != ErrorCode.Ok)
@@ -510,7 +510,7 @@ internal sealed class Session : IDisposable
         return (ErrorCode.Ok, 0);
     }
 
-    private (ErrorCode, uint) Execute(in FrameHeader header, Unit unit, ReadOnlySpan<byte> body, IBufferWriter<byte> output)
+    private static (ErrorCode, uint) Execute(in FrameHeader header, Unit unit, ReadOnlySpan<byte> body, IBufferWriter<byte> output)
     {
         if (body.Length < ProtocolConstants.BatchPrefixSize)
         {
@@ -549,7 +549,7 @@ internal sealed class Session : IDisposable
         return (ErrorCode.Ok, 0);
     }
 
-    private (ErrorCode, uint) SetFaultPlan(in FrameHeader header, Unit unit, ReadOnlySpan<byte> body, IBufferWriter<byte> output)
+    private static (ErrorCode, uint) SetFaultPlan(in FrameHeader header, Unit unit, ReadOnlySpan<byte> body, IBufferWriter<byte> output)
     {
         if (body.Length < ProtocolConstants.FaultPlanPrefixSize)
         {
