@@ -34,7 +34,7 @@ internal sealed unsafe partial class ProcessPages : IDisposable
 
     public void MakeReadOnly() => Assert.Equal(0, Mprotect(Base + PageSize, (nuint)PageSize, ProtRead));
 
-    public void Dispose() => Munmap(Base, (nuint)(3 * PageSize));
+    public void Dispose() => Assert.Equal(0, Munmap(Base, (nuint)(3 * PageSize)));
 
     [LibraryImport("libc", EntryPoint = "mmap")]
     private static partial void* Mmap(void* address, nuint length, int prot, int flags, int fd, nint offset);
