@@ -55,7 +55,7 @@ public sealed partial class DemoTests(DemoRunFixture run) : IClassFixture<DemoRu
         Assert.Equal(0, run.ExitCode);
         Assert.DoesNotContain("CHECK FAILED", Text, StringComparison.Ordinal);
         Assert.Matches(@"all \d+ self-checks held", Text);
-        for (int step = 1; step <= 8; step++)
+        for (int step = 1; step <= 9; step++)
         {
             Assert.Contains($"Step {step}. ", Text, StringComparison.Ordinal);
         }
@@ -161,6 +161,20 @@ public sealed partial class DemoTests(DemoRunFixture run) : IClassFixture<DemoRu
         Assert.Contains("page 0x5000 (entry [0]): IOTLB miss, NIC device TLB miss", s, StringComparison.Ordinal);
         Assert.Contains("IOTLB hit / hit, NIC device TLB for [2] hit", s, StringComparison.Ordinal);
         Assert.Matches(@"VT-d S1 nested HWPT \d+ \(DID \d+\), NIC 04:00\.0 attached", s);
+    }
+
+    [Fact]
+    public void Vtd_queue_step_completes_a_wait_then_raises_ite_for_the_silent_device_and_recovers()
+    {
+        string s = Step(9);
+        // Doorbell 1: three 256-bit slots, the wait writes 1 and raises a completion event.
+        Assert.Contains("IQH = 3, status = 1, FSTS = 0, events: completion event", s, StringComparison.Ordinal);
+        // Doorbell 2: the wait after the timed-out device-TLB invalidation is fetched and aborted: IQH past it, status
+        // unchanged, FSTS.ITE (bit 6 = 0x40) with ITESID = the NIC, one fault event with FEDATA.
+        Assert.Contains("IQH = 6, status = 1 (wait aborted), FSTS.ITE = 1, ITESID = 01:00.0, events: fault event (data 41)", s, StringComparison.Ordinal);
+        Assert.Contains("IOTLB miss, NIC TLB hit (stale until the retry)", s, StringComparison.Ordinal);
+        // Recovery: ITE cleared, two more slots, the wait writes 3.
+        Assert.Contains("IQH = 8, status = 3, FSTS = 0, events: completion event; page 0x8000_8000: NIC TLB miss", s, StringComparison.Ordinal);
     }
 
     [Fact]
