@@ -20,6 +20,12 @@ public sealed partial class Iommufd
 
     private static readonly SmmuFeatures s_smmuFeatures = new();
 
+    /// <summary>The most bytes of an entry array the process-memory path copies in (a longer array that is readable that far
+    /// is ENOMEM: the kernel's own drivers stop at 4 MiB for the arrays they copy whole).</summary>
+    private const ulong MaxBounce = 16UL << 20;
+
+    private byte[] _bounce = [];
+
     private InvalidationDescriptor[] _batch = new InvalidationDescriptor[DefaultBatch];
     private InvalidationStatus[] _statuses = new InvalidationStatus[DefaultBatch];
     private ulong[] _indices = new ulong[DefaultBatch]; // request-array entry of each batch descriptor, for the notifiers
@@ -121,7 +127,13 @@ public sealed partial class Iommufd
             return -Errno.EINVAL;
         }
 
-        Span<byte> view = UserCopy.View(_memory, array.Uptr);
+        int viewRc = AcquireView(array.Uptr, (ulong)count * VtdS1Invalidate.EntrySize, out Span<byte> view);
+        if (viewRc != 0)
+        {
+            array.EntryNum = 0;
+            return viewRc;
+        }
+
         InvalidationEngine engine = VtdEngine;
         int perEntry = 1 + domain.AtsCount;
         EnsureBatchCapacity(perEntry);
@@ -204,6 +216,12 @@ public sealed partial class Iommufd
         }
 
         array.EntryNum = processed;
+        if (TReporting.HwError)
+        {
+            int written = WriteBack(array.Uptr, view, (ulong)processed * VtdS1Invalidate.EntrySize);
+            rc = rc != 0 ? rc : written;
+        }
+
         return rc;
     }
 
@@ -289,8 +307,8 @@ public sealed partial class Iommufd
             return -Errno.ENOMEM;
         }
 
-        Span<byte> view = UserCopy.View(_memory, array.Uptr);
-        int rc = CheckFullArray(view, ref array, InvalidateDataType.ArmSmmuV3, SmmuCommandSize);
+        int rc = AcquireFullArray(ref array, InvalidateDataType.ArmSmmuV3, out Span<byte> view);
+        rc = rc != 0 ? rc : CheckFullArray(view, ref array, InvalidateDataType.ArmSmmuV3, SmmuCommandSize);
         if (rc != 0)
         {
             return rc;
@@ -439,9 +457,14 @@ public sealed partial class Iommufd
         bool v8 = _options.VtdErrorReporting == VtdErrorReporting.PerEntryHwError;
         int entrySize = v8 ? MockHwptEntrySizeHwError : MockHwptEntrySize;
         uint allowed = v8 ? MockSelftest.FlagAll | MockSelftest.FlagTriggerError : MockSelftest.FlagAll;
-        Span<byte> view = UserCopy.View(_memory, array.Uptr);
+        int rc = AcquireView(array.Uptr, array.EntryLen == (uint)entrySize ? (ulong)array.EntryNum * (uint)entrySize : 0, out Span<byte> view);
+        if (rc != 0)
+        {
+            array.EntryNum = 0;
+            return rc;
+        }
+
         uint processed = 0;
-        int rc = 0;
         for (uint i = 0; i < array.EntryNum; i++)
         {
             if (array.EntryLen != (uint)entrySize)
@@ -495,6 +518,12 @@ public sealed partial class Iommufd
         }
 
         array.EntryNum = processed;
+        if (v8)
+        {
+            int written = WriteBack(array.Uptr, view, (ulong)processed * (uint)entrySize);
+            rc = rc != 0 ? rc : written;
+        }
+
         return rc;
     }
 
@@ -516,8 +545,8 @@ public sealed partial class Iommufd
             return -Errno.ENOMEM;
         }
 
-        Span<byte> view = UserCopy.View(_memory, array.Uptr);
-        int rc = CheckFullArray(view, ref array, InvalidateDataType.Selftest, MockViommuEntrySize);
+        int rc = AcquireFullArray(ref array, InvalidateDataType.Selftest, out Span<byte> view);
+        rc = rc != 0 ? rc : CheckFullArray(view, ref array, InvalidateDataType.Selftest, MockViommuEntrySize);
         if (rc != 0)
         {
             return rc;
@@ -560,6 +589,59 @@ public sealed partial class Iommufd
 
         return 0;
     }
+
+    // ---- User views -----------------------------------------------------------------------------------
+
+    /// <summary>
+    /// The bytes of a user array: over <see cref="UserMemory"/>, the mapping's own bytes from <paramref name="uptr"/> to its
+    /// end (read and written in place); over <see cref="ProcessMemory"/>, a copy of the readable prefix of the
+    /// <paramref name="needed"/> bytes, in a buffer this file reuses (writes into it reach the process through
+    /// <see cref="WriteBack"/>). Either way an access past the view is a fault. Returns 0 or -ENOMEM (see
+    /// <see cref="MaxBounce"/>).
+    /// </summary>
+    private int AcquireView(ulong uptr, ulong needed, out Span<byte> view)
+    {
+        if (_memory is not null)
+        {
+            view = _memory.Tail(uptr);
+            return 0;
+        }
+
+        int n = (int)Math.Min(needed, MaxBounce);
+        if (_bounce.Length < n)
+        {
+            _bounce = new byte[Math.Max(n, (int)Math.Min(MaxBounce, (ulong)_bounce.Length * 2))];
+        }
+
+        int readable = _space.ReadPrefix(uptr, _bounce.AsSpan(0, n));
+        if (needed > MaxBounce && readable == n)
+        {
+            view = default;
+            return -Errno.ENOMEM;
+        }
+
+        view = _bounce.AsSpan(0, readable);
+        return 0;
+    }
+
+    /// <summary>The view of a whole-copied array (SMMUv3, mock vIOMMU): nothing is read when the type or the count already
+    /// makes <see cref="CheckFullArray"/> fail. On -ENOMEM entry_num becomes 0.</summary>
+    private int AcquireFullArray(ref UserArray array, uint type, out Span<byte> view)
+    {
+        ulong needed = array.Type == type && array.EntryNum != 0 ? (ulong)array.EntryNum * array.EntryLen : 0;
+        int rc = AcquireView(array.Uptr, needed, out view);
+        if (rc != 0)
+        {
+            array.EntryNum = 0;
+        }
+
+        return rc;
+    }
+
+    /// <summary>Copies the first <paramref name="length"/> bytes of a view back to user memory (nothing to do over
+    /// <see cref="UserMemory"/>, whose view is the memory): 0, or -EFAULT when they are not writable.</summary>
+    private int WriteBack(ulong uptr, ReadOnlySpan<byte> view, ulong length) =>
+        _memory is not null || length == 0 || _space.TryWrite(uptr, view[..(int)length]) ? 0 : -Errno.EFAULT;
 
     // ---- Whole-array copy -----------------------------------------------------------------------------
 

@@ -77,6 +77,8 @@ public class DisposedUnitTests
         Assert.Throws<ObjectDisposedException>(() => fd.InternalErrors);
         Assert.Throws<ObjectDisposedException>(() => fd.Ioctl(IommufdRequest.Destroy, new byte[8]));
         Assert.Throws<ObjectDisposedException>(() => fd.Ioctl(0, default));                      // ENOTTY before: ODE now
+        Assert.Throws<ObjectDisposedException>(() => fd.IoctlAt(IommufdRequest.Destroy, 0));
+        Assert.Throws<ObjectDisposedException>(() => fd.UserAddressSpace);
         Assert.Throws<ObjectDisposedException>(() => fd.AddDevice(IommuKind.ArmSmmuV3, 1, ats: false));
         Assert.Throws<ObjectDisposedException>(() => fd.AttachDevice(dev, 1));
         Assert.Throws<ObjectDisposedException>(() => fd.DetachDevice(dev));
@@ -85,7 +87,7 @@ public class DisposedUnitTests
         Assert.Throws<ObjectDisposedException>(() => fd.TryGetObjectType(dev, out _));
         Assert.Throws<ObjectDisposedException>(() => fd.TryGetDomainId(dev, out _));
         AssertEveryPublicMemberIsCovered<Iommufd>(nameof(Iommufd.Memory), nameof(Iommufd.Options), nameof(Iommufd.InternalErrors), nameof(Iommufd.Ioctl),
-            nameof(Iommufd.AddDevice), nameof(Iommufd.AttachDevice), nameof(Iommufd.DetachDevice), nameof(Iommufd.RemoveDevice),
+            nameof(Iommufd.IoctlAt), nameof(Iommufd.UserAddressSpace), nameof(Iommufd.AddDevice), nameof(Iommufd.AttachDevice), nameof(Iommufd.DetachDevice), nameof(Iommufd.RemoveDevice),
             nameof(Iommufd.Engine), nameof(Iommufd.TryGetObjectType), nameof(Iommufd.TryGetDomainId));
     }
 
