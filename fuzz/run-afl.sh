@@ -32,8 +32,10 @@ if [ "${FASTINVAL_FUZZ_REUSE_BIN:-0}" != "1" ] || [ ! -f "$BIN/.instrumented" ];
   rm -rf "$BIN"
   dotnet tool restore >/dev/null
   dotnet publish fuzz/FastInval.Fuzz -c Release -o "$BIN" -v q -nologo >/dev/null
-  # Instrument only the product; the harness, the reference oracle, SharpFuzz and the framework stay plain.
+  # Instrument only the product (the engine and the server's protocol layer); the harness, the reference oracle,
+  # SharpFuzz and the framework stay plain.
   dotnet tool run sharpfuzz "$BIN/FastInval.dll" >/dev/null
+  dotnet tool run sharpfuzz "$BIN/FastInval.Host.dll" >/dev/null
   touch "$BIN/.instrumented"
 fi
 

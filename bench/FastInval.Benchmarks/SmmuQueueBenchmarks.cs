@@ -152,10 +152,10 @@ public class SmmuQueueBenchmarks : IDisposable
         for (int i = 0; i < BatchSize; i++)
         {
             ulong va = Iova + ((ulong)i << 14);
-            _batch[i] = new SmmuCommand(0x12 | (3UL << 12) | ((ulong)Vmid << 32) | ((ulong)Asid << 48), va | 1 | (3UL << 8) | (1UL << 10));
+            _batch[i] = SmmuCommand.TlbiNhVa(Vmid, Asid, va, leaf: true, num: 3, ttl: 3, tg: 1);
         }
 
-        _batch[BatchSize] = new SmmuCommand(0x46 | (2UL << 12) | (3UL << 22) | (0xFUL << 24), 0); // CMD_SYNC, SIG_SEV
+        _batch[BatchSize] = SmmuCommand.Sync(2); // CMD_SYNC, SIG_SEV
     }
 
     private uint Write(byte[] queue, uint prod)

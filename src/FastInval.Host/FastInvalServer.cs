@@ -232,12 +232,17 @@ public sealed class FastInvalServer : IAsyncDisposable
             c.BeginDrain();
         }
 
-        foreach (Connection c in connections)
+        // A connection whose client stopped reading its replies cannot finish its drain (its flush waits on the
+        // socket): after the grace period it is aborted, so a stop always ends.
+        Task drained = Task.WhenAll(connections.Select(c => c.Run ?? Task.CompletedTask));
+        if (await Task.WhenAny(drained, Task.Delay(DrainTimeout)).ConfigureAwait(false) != drained)
         {
-            if (c.Run is { } run)
+            foreach (Connection c in connections)
             {
-                await run.ConfigureAwait(false);
+                c.Abort();
             }
+
+            await drained.ConfigureAwait(false);
         }
 
         if (_listener is not null)
@@ -252,6 +257,9 @@ public sealed class FastInvalServer : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>How long <see cref="StopAsync"/> lets connections drain before it aborts them.</summary>
+    public static TimeSpan DrainTimeout { get; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Same as <see cref="StopAsync"/>.</summary>
     public async ValueTask DisposeAsync()
@@ -289,6 +297,9 @@ public sealed class FastInvalServer : IAsyncDisposable
             _draining = true;
             _reader.CancelPendingRead();
         }
+
+        /// <summary>Closes the socket under a connection that cannot drain: its pending read or flush fails and the loop ends.</summary>
+        public void Abort() => _socket.Dispose();
 
         public async Task RunAsync()
         {
@@ -341,9 +352,9 @@ public sealed class FastInvalServer : IAsyncDisposable
                 {
                     _socket.Shutdown(SocketShutdown.Both);
                 }
-                catch (SocketException)
+                catch (Exception e) when (e is SocketException or ObjectDisposedException)
                 {
-                    // already closed by the peer
+                    // already closed by the peer, or aborted by a stop that could not drain
                 }
 
                 await Stream.DisposeAsync().ConfigureAwait(false);

@@ -22,7 +22,8 @@ namespace FastInval.Benchmarks.Infrastructure;
 /// </para>
 /// <list type="bullet">
 /// <item><c>.ratio</c>: a row's median ÷ the median of its class's baseline row with the same parameters (each kernel
-/// against the scalar kernel; FastInval against the QEMU-style port; one batch against one at a time);</item>
+/// against the scalar kernel; FastInval against the QEMU-style port; one batch against one at a time; a notifier against
+/// none);</item>
 /// <item><c>.vsQemu</c>: where a class has a QEMU-style row that is not its baseline (tag flush), each FastInval row ÷
 /// that row, so that a slower scalar kernel cannot hide behind the kernels measured against it;</item>
 /// <item><c>.allocB</c>: bytes allocated per invocation of every FastInval row, exact: after BenchmarkDotNet's run the
@@ -54,6 +55,7 @@ internal static class CiGate
     [
         nameof(TagFlushBenchmarks), nameof(PageInvalidationBenchmarks), nameof(LookupBenchmarks), nameof(FillBenchmarks),
         nameof(BatchBenchmarks), nameof(IommufdInvalidateBenchmarks), nameof(VtdQueueBenchmarks), nameof(SmmuQueueBenchmarks),
+        nameof(NotifierBenchmarks),
     ];
 
     /// <summary>Classes whose rows are gated on allocations only. The iommufd class's QEMU-style row (1,024 heap-allocating

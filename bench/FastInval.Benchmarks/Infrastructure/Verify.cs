@@ -26,6 +26,7 @@ internal sealed class Verify
         v.PageInvalidation();
         v.LookupAndFill();
         v.Batch();
+        v.Notifier();
         v.IommufdInvalidate();
         v.VtdQueue();
         v.SmmuQueue();
@@ -405,6 +406,29 @@ internal sealed class Verify
         Check(allOk, "Batch: every descriptor Ok");
         Equal(b.Entries, b.Engine!.Iotlb.Count, "Batch: the background stays");
         b.Cleanup();
+    }
+
+    private void Notifier()
+    {
+        foreach (NotifierWork work in new[] { NotifierWork.TagFlushes, NotifierWork.Pages })
+        {
+            int expected = NotifierBenchmarks.BatchSize * (work == NotifierWork.Pages ? 1 : BatchBenchmarks.EntriesPerTarget);
+            var plain = new NotifierBenchmarks { Entries = 1 << 16, Work = work };
+            plain.Setup();
+            Equal(expected, plain.NoNotifier(), $"Notifier {work}: no notifier removes every refilled entry");
+            Check(plain.Checksum == 0, $"Notifier {work}: no record without a subscriber");
+            plain.Cleanup();
+            var notified = new NotifierBenchmarks { Entries = 1 << 16, Work = work };
+            notified.SetupNotified();
+            Equal(expected, notified.OneNotifier(), $"Notifier {work}: 1 notifier removes every refilled entry");
+            Check(notified.Checksum != 0, $"Notifier {work}: the notifier read the records");
+            notified.Cleanup();
+            var filtered = new NotifierBenchmarks { Entries = 1 << 16, Work = work };
+            filtered.SetupFiltered();
+            Equal(expected, filtered.OneFilteredNotifier(), $"Notifier {work}: 1 filtered notifier removes every refilled entry");
+            Check(filtered.Checksum != 0, $"Notifier {work}: the filtered notifier got records");
+            filtered.Cleanup();
+        }
     }
 
     private void Unmap()

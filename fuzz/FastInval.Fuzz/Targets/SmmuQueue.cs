@@ -130,24 +130,25 @@ public sealed class SmmuQueue : IFuzzer
         ulong num = (ulong)(input.Byte() % 32), scale = (ulong)(input.Byte() % 32), ttl = (ulong)(b & 3), tg = (ulong)((b >> 2) & 3);
         bool leaf = (b & 0x10) != 0;
         ulong small = input.Byte();
-        ulong range = (num << 12) | (scale << 20);
-        ulong hints = (leaf ? 1UL : 0) | (ttl << 8) | (tg << 10);
+        ushort vmid16 = (ushort)vmid, asid16 = (ushort)asid;
+        int n = (int)num, sc = (int)scale, tl = (int)ttl, g = (int)tg;
         var c = op switch
         {
-            0x12 => new SmmuCommand(op | (vmid << 32) | (asid << 48) | range, addr | hints),
-            0x13 => new SmmuCommand(op | (vmid << 32) | range, addr | hints),
-            0x2A => new SmmuCommand(op | (vmid << 32) | range, addr | hints),
-            0x11 => new SmmuCommand(op | (vmid << 32) | (asid << 48), 0),
-            0x10 or 0x28 => new SmmuCommand(op | (vmid << 32), 0),
-            0x30 => new SmmuCommand(op, 0),
-            0x03 => new SmmuCommand(op | (sid << 32), leaf ? 1UL : 0),
-            0x04 => new SmmuCommand(op | (sid << 32), small % 32),
-            0x05 => new SmmuCommand(op | (sid << 32) | (ssid << 12), leaf ? 1UL : 0),
-            0x06 => new SmmuCommand(op | (sid << 32), 0),
-            0x40 => new SmmuCommand(op | (sid << 32) | ((b & 0x20) != 0 ? (1UL << 11) | (ssid << 12) : 0) | ((b & 0x40) != 0 ? 1UL << 9 : 0), addr | (small % 54)),
-            0x46 => new SmmuCommand(op | ((ulong)(b & 3) << 12) | (3UL << 22) | (0xFUL << 24) | (small << 32),
-                (b & 3) == 1 ? ((b & 0x80) != 0 ? SmmuDifferential.Unmapped : SmmuDifferential.MsiRegion + ((small % 16) * 4)) : 0),
-            _ => new SmmuCommand(op | (sid << 32), small & 0x3FFF),
+            0x12 => SmmuCommand.TlbiNhVa(vmid16, asid16, addr, leaf, n, sc, tl, g),
+            0x13 => SmmuCommand.TlbiNhVaa(vmid16, addr, leaf, n, sc, tl, g),
+            0x2A => SmmuCommand.TlbiS2Ipa(vmid16, addr, leaf, n, sc, tl, g),
+            0x11 => SmmuCommand.TlbiNhAsid(vmid16, asid16),
+            0x10 => SmmuCommand.TlbiNhAll(vmid16),
+            0x28 => SmmuCommand.TlbiS12Vmall(vmid16),
+            0x30 => SmmuCommand.TlbiNsnhAll(),
+            0x03 => SmmuCommand.CfgiSte((uint)sid, leaf),
+            0x04 => SmmuCommand.CfgiSteRange((uint)sid, (int)(small % 32)),
+            0x05 => SmmuCommand.CfgiCd((uint)sid, (uint)ssid, leaf),
+            0x06 => SmmuCommand.CfgiCdAll((uint)sid),
+            0x40 => SmmuCommand.AtcInv((uint)sid, addr, (int)(small % 54), (b & 0x20) != 0 ? (uint)ssid : null, global: (b & 0x40) != 0),
+            0x46 => SmmuCommand.Sync(b & 3,
+                (b & 3) == 1 ? ((b & 0x80) != 0 ? SmmuDifferential.Unmapped : SmmuDifferential.MsiRegion + ((small % 16) * 4)) : 0, (uint)small),
+            _ => new SmmuCommand(op | (sid << 32), small & 0x3FFF), // PREFETCH_CONFIG, PRI_RESP, RESUME: raw fields
         };
         if (kind == 1)
         {

@@ -14,7 +14,8 @@ namespace FastInval;
 /// be satisfied fills nothing the caller may rely on and returns <c>false</c>, a write that cannot be satisfied writes
 /// nothing and returns <c>false</c>. Guest addresses are not wrapped: an access that would cross 2^64 fails. An empty
 /// access succeeds at any address. Failures are guest faults, never exceptions; front ends turn them into the architected
-/// error (VT-d IQE with a fetch-error code, SMMU CERROR_ABT, a dropped status write).</para>
+/// error (VT-d IQE with a fetch-error code, or IQEI 0 for a wait-status write; SMMU CERROR_ABT or
+/// GERROR.MSI_CMDQ_ABT_ERR).</para>
 /// <para><b>Speed.</b> This is an abstract class, not an interface, so that a front end's descriptor fetch is one virtual
 /// call that copies 16 or 32 bytes; the implementations here allocate nothing per access.
 /// <see cref="TryGetSpan"/> is the zero-copy path: it hands out the host memory behind a range when the range is directly

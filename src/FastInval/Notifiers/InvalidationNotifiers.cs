@@ -245,7 +245,7 @@ public sealed class NotifierSubscription : IDisposable
 
     /// <summary>Unsubscribes. Idempotent, from any thread. From another thread than a running callback of this
     /// subscription, it returns when that callback has returned; from inside it, at once. Either way no callback of
-    /// this subscription starts afterwards.</summary>
+    /// this subscription starts afterwards. Do not call it holding a lock that the callback takes.</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using static FastInval.Smmu.SmmuCommandLayout;
 
 namespace FastInval.Smmu;
 
@@ -85,7 +86,8 @@ public enum SmmuOpcode : byte
 
 /// <summary>
 /// One 16-byte SMMUv3 command-queue entry: two little-endian 64-bit words, DW0 = bits [63:0], DW1 = bits [127:64].
-/// Accessors follow the field dictionary of spec/smmuv3-command-queue.md §1.3 (absolute bit numbers):
+/// Accessors and builders are written against <see cref="SmmuCommandLayout"/>, the one definition of the fields
+/// (absolute bit numbers):
 /// <code>
 /// DW0: [7:0] opcode  [9] Global(ATC)  [10] SSec  [11] SSV  [31:12] SubstreamID  [16:12] NUM  [25:20] SCALE
 ///      [13:12] CS(SYNC)  [23:22] MSH  [27:24] MSIAttr  [47:32] VMID  [63:48] ASID  [63:32] StreamID / MSIData
@@ -122,85 +124,158 @@ public readonly struct SmmuCommand : IEquatable<SmmuCommand>
     }
 
     /// <summary>Opcode, bits [7:0].</summary>
-    public byte Opcode => (byte)Dword0;
+    public byte Opcode => (byte)Get(Dword0, OpcodeMask, OpcodeShift);
 
     /// <summary>ATC_INV Global, bit 9.</summary>
-    public bool Global => Bit(Dword0, 9);
+    public bool Global => (Dword0 & GlobalMask) != 0;
 
     /// <summary>SSec, bit 10 (must be 0 on the Non-secure queue).</summary>
-    public bool SSec => Bit(Dword0, 10);
+    public bool SSec => (Dword0 & SSecMask) != 0;
 
     /// <summary>SubstreamID valid, bit 11.</summary>
-    public bool SubstreamValid => Bit(Dword0, 11);
+    public bool SubstreamValid => (Dword0 & SsvMask) != 0;
 
     /// <summary>SubstreamID, bits [31:12].</summary>
-    public uint SubstreamId => (uint)Field(Dword0, 12, 20);
+    public uint SubstreamId => (uint)Get(Dword0, SubstreamIdMask, SubstreamIdShift);
 
     /// <summary>Range multiplier NUM, bits [16:12].</summary>
-    public int Num => (int)Field(Dword0, 12, 5);
+    public int Num => (int)Get(Dword0, NumMask, NumShift);
 
     /// <summary>Range SCALE, bits [24:20] (bit 25 extends it only with IDR5.DS, which FastInval does not implement).</summary>
-    public int Scale => (int)Field(Dword0, 20, 5);
+    public int Scale => (int)Get(Dword0, ScaleMask, ScaleShift);
 
     /// <summary>CMD_SYNC completion signal CS, bits [13:12].</summary>
-    public int CompletionSignal => (int)Field(Dword0, 12, 2);
+    public int CompletionSignal => (int)Get(Dword0, CompletionSignalMask, CompletionSignalShift);
 
     /// <summary>CMD_SYNC MSI shareability, bits [23:22].</summary>
-    public int MsiShareability => (int)Field(Dword0, 22, 2);
+    public int MsiShareability => (int)Get(Dword0, MsiShareabilityMask, MsiShareabilityShift);
 
     /// <summary>CMD_SYNC MSI attributes, bits [27:24].</summary>
-    public int MsiAttributes => (int)Field(Dword0, 24, 4);
+    public int MsiAttributes => (int)Get(Dword0, MsiAttributesMask, MsiAttributesShift);
 
     /// <summary>VMID, bits [47:32].</summary>
-    public ushort Vmid => (ushort)Field(Dword0, 32, 16);
+    public ushort Vmid => (ushort)Get(Dword0, VmidMask, VmidShift);
 
     /// <summary>ASID, bits [63:48].</summary>
-    public ushort Asid => (ushort)(Dword0 >> 48);
+    public ushort Asid => (ushort)Get(Dword0, AsidMask, AsidShift);
 
     /// <summary>StreamID, bits [63:32].</summary>
-    public uint StreamId => (uint)(Dword0 >> 32);
+    public uint StreamId => (uint)Get(Dword0, StreamIdMask, StreamIdShift);
 
     /// <summary>CMD_SYNC MSI data, bits [63:32].</summary>
-    public uint MsiData => (uint)(Dword0 >> 32);
+    public uint MsiData => (uint)Get(Dword0, MsiDataMask, MsiDataShift);
 
     /// <summary>Leaf, bit 64.</summary>
-    public bool Leaf => Bit(Dword1, 0);
+    public bool Leaf => (Dword1 & LeafMask) != 0;
 
     /// <summary>CFGI_STE_RANGE Range, bits [68:64].</summary>
-    public int Range => (int)Field(Dword1, 0, 5);
+    public int Range => (int)Get(Dword1, RangeMask, RangeShift);
 
     /// <summary>ATC_INV Size, bits [69:64].</summary>
-    public int AtcSize => (int)Field(Dword1, 0, 6);
+    public int AtcSize => (int)Get(Dword1, AtcSizeMask, AtcSizeShift);
 
     /// <summary>TTL128, bit 71.</summary>
-    public bool Ttl128 => Bit(Dword1, 7);
+    public bool Ttl128 => (Dword1 & Ttl128Mask) != 0;
 
     /// <summary>Level hint TTL, bits [73:72].</summary>
-    public int Ttl => (int)Field(Dword1, 8, 2);
+    public int Ttl => (int)Get(Dword1, TtlMask, TtlShift);
 
     /// <summary>Translation granule TG, bits [75:74].</summary>
-    public int TranslationGranule => (int)Field(Dword1, 10, 2);
+    public int TranslationGranule => (int)Get(Dword1, TranslationGranuleMask, TranslationGranuleShift);
 
     /// <summary>Address[63:12] from bits [127:76] (VA, IPA and ATC addresses).</summary>
-    public ulong Address => Dword1 & ~0xFFFUL;
+    public ulong Address => Dword1 & AddressMask;
 
     /// <summary>CMD_SYNC MSI address[55:2] from bits [119:66].</summary>
-    public ulong MsiAddress => Dword1 & 0x00FF_FFFF_FFFF_FFFCUL;
+    public ulong MsiAddress => Dword1 & SmmuCommandLayout.MsiAddressMask;
 
     /// <summary>PRI_RESP PRG index, bits [72:64].</summary>
-    public int PrgIndex => (int)Field(Dword1, 0, 9);
+    public int PrgIndex => (int)Get(Dword1, PrgIndexMask, PrgIndexShift);
 
     /// <summary>PRI_RESP response, bits [77:76].</summary>
-    public int PriResponse => (int)Field(Dword1, 12, 2);
+    public int PriResponse => (int)Get(Dword1, PriResponseMask, PriResponseShift);
 
     /// <summary>RESUME stall tag, bits [79:64].</summary>
-    public ushort StallTag => (ushort)Dword1;
+    public ushort StallTag => (ushort)Get(Dword1, StallTagMask, StallTagShift);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool Bit(ulong word, int bit) => ((word >> bit) & 1) != 0;
+    private static ulong Get(ulong word, ulong mask, int shift) => (word & mask) >> shift;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong Field(ulong word, int shift, int width) => (word >> shift) & ((1UL << width) - 1);
+    private static ulong Put(ulong value, ulong mask, int shift) => (value << shift) & mask;
+
+    // ---- builders: the encoders tests, benchmarks, fuzz seeds and docs use instead of hand-encoding ----
+
+    /// <summary>Any command: <paramref name="opcode"/> with extra DW0/DW1 bits (for reserved-field and raw cases).</summary>
+    public static SmmuCommand Of(SmmuOpcode opcode, ulong dword0 = 0, ulong dword1 = 0) => new((byte)opcode | dword0, dword1);
+
+    /// <summary>CMD_CFGI_STE of <paramref name="streamId"/> (Leaf as given).</summary>
+    public static SmmuCommand CfgiSte(uint streamId, bool leaf = true) =>
+        Of(SmmuOpcode.CfgiSte, Put(streamId, StreamIdMask, StreamIdShift), leaf ? LeafMask : 0);
+
+    /// <summary>CMD_CFGI_STE_RANGE: 2^(<paramref name="range"/>+1) StreamIDs around <paramref name="streamId"/>
+    /// (Range 31 is CMD_CFGI_ALL).</summary>
+    public static SmmuCommand CfgiSteRange(uint streamId, int range) =>
+        Of(SmmuOpcode.CfgiSteRange, Put(streamId, StreamIdMask, StreamIdShift), Put((ulong)range, RangeMask, RangeShift));
+
+    /// <summary>CMD_CFGI_ALL (CFGI_STE_RANGE with Range 31).</summary>
+    public static SmmuCommand CfgiAll() => CfgiSteRange(0, 31);
+
+    /// <summary>CMD_CFGI_CD of (<paramref name="streamId"/>, <paramref name="substreamId"/>).</summary>
+    public static SmmuCommand CfgiCd(uint streamId, uint substreamId, bool leaf = true) =>
+        Of(SmmuOpcode.CfgiCd, Put(streamId, StreamIdMask, StreamIdShift) | Put(substreamId, SubstreamIdMask, SubstreamIdShift),
+            leaf ? LeafMask : 0);
+
+    /// <summary>CMD_CFGI_CD_ALL of <paramref name="streamId"/>.</summary>
+    public static SmmuCommand CfgiCdAll(uint streamId) => Of(SmmuOpcode.CfgiCdAll, Put(streamId, StreamIdMask, StreamIdShift));
+
+    /// <summary>CMD_TLBI_NH_ALL of <paramref name="vmid"/>.</summary>
+    public static SmmuCommand TlbiNhAll(ushort vmid) => Of(SmmuOpcode.TlbiNhAll, Put(vmid, VmidMask, VmidShift));
+
+    /// <summary>CMD_TLBI_NH_ASID of (<paramref name="vmid"/>, <paramref name="asid"/>).</summary>
+    public static SmmuCommand TlbiNhAsid(ushort vmid, ushort asid) =>
+        Of(SmmuOpcode.TlbiNhAsid, Put(vmid, VmidMask, VmidShift) | Put(asid, AsidMask, AsidShift));
+
+    /// <summary>CMD_TLBI_NH_VA of (<paramref name="vmid"/>, <paramref name="asid"/>) at <paramref name="va"/>, with the
+    /// range fields NUM, SCALE, TTL and TG (all 0: the page at VA).</summary>
+    public static SmmuCommand TlbiNhVa(ushort vmid, ushort asid, ulong va, bool leaf = false, int num = 0, int scale = 0, int ttl = 0, int tg = 0) =>
+        Of(SmmuOpcode.TlbiNhVa, Put(vmid, VmidMask, VmidShift) | Put(asid, AsidMask, AsidShift) | RangeDword0(num, scale),
+            (va & AddressMask) | RangeDword1(leaf, ttl, tg));
+
+    /// <summary>CMD_TLBI_NH_VAA of <paramref name="vmid"/> (every ASID) at <paramref name="va"/>, with the range fields.</summary>
+    public static SmmuCommand TlbiNhVaa(ushort vmid, ulong va, bool leaf = false, int num = 0, int scale = 0, int ttl = 0, int tg = 0) =>
+        Of(SmmuOpcode.TlbiNhVaa, Put(vmid, VmidMask, VmidShift) | RangeDword0(num, scale), (va & AddressMask) | RangeDword1(leaf, ttl, tg));
+
+    /// <summary>CMD_TLBI_S2_IPA of <paramref name="vmid"/> at <paramref name="ipa"/> (bits [55:12]), with the range fields.</summary>
+    public static SmmuCommand TlbiS2Ipa(ushort vmid, ulong ipa, bool leaf = false, int num = 0, int scale = 0, int ttl = 0, int tg = 0) =>
+        Of(SmmuOpcode.TlbiS2Ipa, Put(vmid, VmidMask, VmidShift) | RangeDword0(num, scale), (ipa & IpaAddressMask) | RangeDword1(leaf, ttl, tg));
+
+    /// <summary>CMD_TLBI_S12_VMALL of <paramref name="vmid"/>.</summary>
+    public static SmmuCommand TlbiS12Vmall(ushort vmid) => Of(SmmuOpcode.TlbiS12Vmall, Put(vmid, VmidMask, VmidShift));
+
+    /// <summary>CMD_TLBI_NSNH_ALL.</summary>
+    public static SmmuCommand TlbiNsnhAll() => Of(SmmuOpcode.TlbiNsnhAll);
+
+    /// <summary>CMD_ATC_INV of <paramref name="streamId"/> over the 4 KiB·2^<paramref name="size"/> block at
+    /// <paramref name="address"/> (Size 52: everything); with <paramref name="substreamId"/> SSV = 1.</summary>
+    public static SmmuCommand AtcInv(uint streamId, ulong address, int size, uint? substreamId = null, bool global = false) =>
+        Of(SmmuOpcode.AtcInv, Put(streamId, StreamIdMask, StreamIdShift) | (global ? GlobalMask : 0) |
+                              (substreamId is uint ssid ? SsvMask | Put(ssid, SubstreamIdMask, SubstreamIdShift) : 0),
+            (address & AddressMask) | Put((ulong)size, AtcSizeMask, AtcSizeShift));
+
+    /// <summary>CMD_SYNC signalling as <paramref name="completionSignal"/> says (0 SIG_NONE, 1 SIG_IRQ, 2 SIG_SEV), with
+    /// the MSI fields Linux uses: MSH Inner Shareable (3), MSIAttr Inner+Outer write-back (0xF).</summary>
+    public static SmmuCommand Sync(int completionSignal, ulong msiAddress = 0, uint msiData = 0) =>
+        Of(SmmuOpcode.Sync, Put((ulong)completionSignal, CompletionSignalMask, CompletionSignalShift) |
+                            Put(3, MsiShareabilityMask, MsiShareabilityShift) | Put(0xF, MsiAttributesMask, MsiAttributesShift) |
+                            Put(msiData, MsiDataMask, MsiDataShift),
+            msiAddress & SmmuCommandLayout.MsiAddressMask);
+
+    private static ulong RangeDword0(int num, int scale) =>
+        Put((ulong)(uint)num, NumMask, NumShift) | Put((ulong)(uint)scale, ScaleMask, ScaleShift);
+
+    private static ulong RangeDword1(bool leaf, int ttl, int tg) =>
+        (leaf ? LeafMask : 0) | Put((ulong)(uint)ttl, TtlMask, TtlShift) | Put((ulong)(uint)tg, TranslationGranuleMask, TranslationGranuleShift);
 
     /// <inheritdoc/>
     public bool Equals(SmmuCommand other) => Dword0 == other.Dword0 && Dword1 == other.Dword1;

@@ -78,31 +78,30 @@ public readonly record struct SmmuDecodedCommand(SmmuCommandKind Kind, SmmuComma
 /// </remarks>
 public static class SmmuCommandDecoder
 {
-    // DW0 fields.
-    private const ulong Global = 1UL << 9;
-    private const ulong SSec = 1UL << 10;
-    private const ulong Ssv = 1UL << 11;
-    private const ulong Ssid = 0xF_FFFFUL << 12;
-    private const ulong Sid = 0xFFFF_FFFFUL << 32;
-    private const ulong Vmid = 0xFFFFUL << 32;
-    private const ulong Asid = 0xFFFFUL << 48;
-    private const ulong Num = 0x1FUL << 12;
-    private const ulong Scale = 0x1FUL << 20;
-    private const ulong ResumeAction = 3UL << 12;
-    private const ulong SyncFields = (3UL << 12) | (3UL << 22) | (0xFUL << 24) | Sid;
-
-    // DW1 fields.
-    private const ulong Leaf = 1;
-    private const ulong RangeField = 0x1F;
-    private const ulong AtcSize = 0x3F;
-    private const ulong Ttl128 = 1UL << 7;
-    private const ulong Ttl = 3UL << 8;
-    private const ulong Tg = 3UL << 10;
-    private const ulong VaAddress = ~0xFFFUL;
-    private const ulong IpaAddress = 0x00FF_FFFF_FFFF_F000UL;
-    private const ulong MsiAddress = 0x00FF_FFFF_FFFF_FFFCUL;
-    private const ulong PriFields = 0x1FFUL | (3UL << 12);
-    private const ulong StallTag = 0xFFFFUL;
+    // Field sets of the reserved-field checks, from the one layout table (SmmuCommandLayout).
+    private const ulong Global = SmmuCommandLayout.GlobalMask;
+    private const ulong SSec = SmmuCommandLayout.SSecMask;
+    private const ulong Ssv = SmmuCommandLayout.SsvMask;
+    private const ulong Ssid = SmmuCommandLayout.SubstreamIdMask;
+    private const ulong Sid = SmmuCommandLayout.StreamIdMask;
+    private const ulong Vmid = SmmuCommandLayout.VmidMask;
+    private const ulong Asid = SmmuCommandLayout.AsidMask;
+    private const ulong Num = SmmuCommandLayout.NumMask;
+    private const ulong Scale = SmmuCommandLayout.ScaleMask;
+    private const ulong ResumeAction = SmmuCommandLayout.CompletionSignalMask; // RESUME's Action shares CS's bits
+    private const ulong SyncFields = SmmuCommandLayout.CompletionSignalMask | SmmuCommandLayout.MsiShareabilityMask |
+                                     SmmuCommandLayout.MsiAttributesMask | SmmuCommandLayout.MsiDataMask;
+    private const ulong Leaf = SmmuCommandLayout.LeafMask;
+    private const ulong RangeField = SmmuCommandLayout.RangeMask;
+    private const ulong AtcSize = SmmuCommandLayout.AtcSizeMask;
+    private const ulong Ttl128 = SmmuCommandLayout.Ttl128Mask;
+    private const ulong Ttl = SmmuCommandLayout.TtlMask;
+    private const ulong Tg = SmmuCommandLayout.TranslationGranuleMask;
+    private const ulong VaAddress = SmmuCommandLayout.AddressMask;
+    private const ulong IpaAddress = SmmuCommandLayout.IpaAddressMask;
+    private const ulong MsiAddress = SmmuCommandLayout.MsiAddressMask;
+    private const ulong PriFields = SmmuCommandLayout.PrgIndexMask | SmmuCommandLayout.PriResponseMask;
+    private const ulong StallTag = SmmuCommandLayout.StallTagMask;
     private const ulong RangeHints = Leaf | Ttl128 | Ttl | Tg;
 
     /// <summary>Decodes and validates one command.</summary>
@@ -269,7 +268,7 @@ public static class SmmuCommandDecoder
 
     /// <summary>Only the command's own fields (besides the opcode) may be non-zero, when reserved fields are checked.</summary>
     private static bool Fields(ulong dw0, ulong dw1, ulong allowed0, ulong allowed1, bool strict) =>
-        !strict || ((dw0 & ~(allowed0 | 0xFFUL)) == 0 && (dw1 & ~allowed1) == 0);
+        !strict || ((dw0 & ~(allowed0 | SmmuCommandLayout.OpcodeMask)) == 0 && (dw1 & ~allowed1) == 0);
 
     private static bool SubstreamsOk(in SmmuCommand c, SmmuFeatures f) => !c.SubstreamValid || f.SubstreamIdBits > 0;
 

@@ -27,6 +27,24 @@ public static class SmmuRegisters
     /// <summary>SMMU_CMDQ_BASE (64-bit), CMDQ_PROD, CMDQ_CONS.</summary>
     public const uint CmdqBase = 0x90, CmdqProd = 0x98, CmdqCons = 0x9C;
 
+    /// <summary>IDR0 single-bit fields: S2P [0], S1P [1], COHACC [4], ATS [10], ASID16 [12], MSI [13], SEV [14], PRI [16],
+    /// VMID16 [18], CD2L [19], TERM_MODEL [26].</summary>
+    public const uint Idr0S2p = 1u << 0, Idr0S1p = 1u << 1, Idr0CohAcc = 1u << 4, Idr0Ats = 1u << 10, Idr0Asid16 = 1u << 12,
+        Idr0Msi = 1u << 13, Idr0Sev = 1u << 14, Idr0Pri = 1u << 16, Idr0Vmid16 = 1u << 18, Idr0Cd2l = 1u << 19,
+        Idr0TermModel = 1u << 26;
+
+    /// <summary>IDR0 multi-bit fields: TTF [3:2], TTENDIAN [22:21], STALL_MODEL [25:24], ST_LEVEL [28:27].</summary>
+    public const int Idr0TtfShift = 2, Idr0TtEndianShift = 21, Idr0StallModelShift = 24, Idr0StLevelShift = 27;
+
+    /// <summary>IDR1 fields: SIDSIZE [5:0], SSIDSIZE [10:6], PRIQS [15:11], EVENTQS [20:16], CMDQS [25:21].</summary>
+    public const int Idr1SidSizeShift = 0, Idr1SsidSizeShift = 6, Idr1PriqsShift = 11, Idr1EventqsShift = 16, Idr1CmdqsShift = 21;
+
+    /// <summary>IDR5 fields: OAS [2:0]; GRAN4K [4], GRAN16K [5], GRAN64K [6].</summary>
+    public const uint Idr5Gran4K = 1u << 4, Idr5Gran16K = 1u << 5, Idr5Gran64K = 1u << 6;
+
+    /// <summary>CMDQ_BASE.LOG2SIZE [4:0], and CMDQ_PROD / CMDQ_CONS RD/WR (index and wrap bit) [19:0].</summary>
+    public const uint CmdqLog2SizeMask = 0x1F, QueuePointerMask = 0xF_FFFF;
+
     /// <summary>SMMU_AIDR of this model: ArchMajorRev 0 (SMMUv3.x), ArchMinorRev 1 (SMMUv3.1). The unit carries v3.2's
     /// range invalidation (permitted in a v3.1 part) but not HYP (EL2 contexts), which v3.2 makes mandatory for a part with
     /// both stages.</summary>
@@ -37,6 +55,16 @@ public static class SmmuRegisters
 
     /// <summary>CR0 bits.</summary>
     public const uint Cr0SmmuEn = 1u << 0, Cr0PriqEn = 1u << 1, Cr0EvtqEn = 1u << 2, Cr0CmdqEn = 1u << 3, Cr0AtsChk = 1u << 4;
+
+    /// <summary>CR1 writable fields (queue and table cacheability/shareability, [11:0]); CR2 (E2H, RECINVSID, PTM, [2:0]).</summary>
+    public const uint Cr1Mask = 0xFFF, Cr2Mask = 0x7;
+
+    /// <summary>GBPA.Update [31], and the fields an update stores: ABORT [20] and the attribute overrides [13:0].</summary>
+    public const uint GbpaUpdate = 1u << 31, GbpaMask = 0x0010_3FFF;
+
+    /// <summary>GERROR_IRQ_CFG2 (MSI shareability and memory attributes, [5:0]); STRTAB_BASE_CFG (FMT [17:16], SPLIT [10:6],
+    /// LOG2SIZE [5:0]).</summary>
+    public const uint GerrorIrqCfg2Mask = 0x3F, StrtabBaseCfgMask = 0x3_07FF;
 
     /// <summary>IRQ_CTRL bits.</summary>
     public const uint IrqGerrorEn = 1u << 0, IrqPriqEn = 1u << 1, IrqEvtqEn = 1u << 2;
@@ -54,8 +82,11 @@ public static class SmmuRegisters
     /// <summary>CMDQ_CONS.ERR mask.</summary>
     public const uint ConsErrMask = 0x7Fu << ConsErrShift;
 
+    /// <summary>CMDQ_BASE.ADDR [55:5].</summary>
+    public const ulong CmdqBaseAddressMask = 0x00FF_FFFF_FFFF_FFE0UL;
+
     /// <summary>CMDQ_BASE writable fields: RA [62], ADDR [55:5], LOG2SIZE [4:0].</summary>
-    public const ulong CmdqBaseMask = (1UL << 62) | 0x00FF_FFFF_FFFF_FFE0UL | 0x1FUL;
+    public const ulong CmdqBaseMask = (1UL << 62) | CmdqBaseAddressMask | CmdqLog2SizeMask;
 
     /// <summary>STRTAB_BASE writable fields: RA [62], ADDR [55:6].</summary>
     public const ulong StrtabBaseMask = (1UL << 62) | 0x00FF_FFFF_FFFF_FFC0UL;

@@ -47,7 +47,7 @@ namespace FastInval.Smmu;
 /// <para><b>Threading.</b> One caller at a time (the VMM's MMIO path holds a lock per SMMU); cache lookups on
 /// <see cref="Engine"/> may run on other threads. <b>Allocation.</b> None per register access or command.</para>
 /// </remarks>
-public sealed class SmmuV3 : IDisposable
+public sealed partial class SmmuV3 : IDisposable
 {
     private const int BatchCapacity = 256;
     private const uint PageSize = 0x1_0000;
@@ -162,18 +162,18 @@ public sealed class SmmuV3 : IDisposable
             _engine = engine;
         }
 
-        _idr[0] = (f.Stage2 ? 1u : 0) | (f.Stage1 ? 1u << 1 : 0) | (2u << 2) /* TTF AArch64 */ | (1u << 4) /* COHACC */ |
-                  (f.Ats ? 1u << 10 : 0) | (f.Asid16 ? 1u << 12 : 0) | (f.Msi ? 1u << 13 : 0) | (f.Sev ? 1u << 14 : 0) |
-                  (f.Pri ? 1u << 16 : 0) | (f.Vmid16 ? 1u << 18 : 0) | (f.Stage1 ? 1u << 19 : 0) /* CD2L */ |
-                  (2u << 21) /* little-endian tables */ | ((f.Stall ? 0u : 1u) << 24) /* STALL_MODEL */ |
-                  (1u << 26) /* TERM_MODEL: terminate with abort */ | (1u << 27) /* 2-level stream table */;
-        _idr[1] = (uint)options.StreamIdBits | ((uint)f.SubstreamIdBits << 6) | ((f.Pri ? 19u : 0) << 11) | (19u << 16) |
-                  ((uint)options.MaxCommandQueueLog2 << 21);
+        _idr[0] = (f.Stage2 ? Idr0S2p : 0) | (f.Stage1 ? Idr0S1p : 0) | (2u << Idr0TtfShift) /* AArch64 */ | Idr0CohAcc |
+                  (f.Ats ? Idr0Ats : 0) | (f.Asid16 ? Idr0Asid16 : 0) | (f.Msi ? Idr0Msi : 0) | (f.Sev ? Idr0Sev : 0) |
+                  (f.Pri ? Idr0Pri : 0) | (f.Vmid16 ? Idr0Vmid16 : 0) | (f.Stage1 ? Idr0Cd2l : 0) |
+                  (2u << Idr0TtEndianShift) /* little-endian tables */ | ((f.Stall ? 0u : 1u) << Idr0StallModelShift) |
+                  Idr0TermModel /* terminate with abort */ | (1u << Idr0StLevelShift) /* 2-level stream table */;
+        _idr[1] = ((uint)options.StreamIdBits << Idr1SidSizeShift) | ((uint)f.SubstreamIdBits << Idr1SsidSizeShift) |
+                  ((f.Pri ? 19u : 0) << Idr1PriqsShift) | (19u << Idr1EventqsShift) | ((uint)options.MaxCommandQueueLog2 << Idr1CmdqsShift);
         // SMMUv3.1 with v3.2's RIL (a v3.x part may carry any v3.(x+1) feature): v3.1 makes HAD mandatory with stage 1
         // (and 0 without it) and XNX mandatory with stage 2. v3.2 would also require HYP with both stages, FWB and BBML.
         _idr[3] = (f.Stage1 ? Idr3Had : 0) | (f.Stage2 ? Idr3Xnx : 0) | (f.RangeInvalidation ? Idr3Ril : 0);
-        _idr[5] = (uint)oasCode | (1u << 4) | (1u << 5) | (1u << 6); // 4K, 16K and 64K granules
-        _cmdqBase = (uint)options.MaxCommandQueueLog2 & 0x1F;
+        _idr[5] = (uint)oasCode | Idr5Gran4K | Idr5Gran16K | Idr5Gran64K;
+        _cmdqBase = (uint)options.MaxCommandQueueLog2 & CmdqLog2SizeMask;
     }
 
     /// <summary>The SMMU's caches and executor: the host fills and looks up <see cref="InvalidationEngine.Iotlb"/> (stage-1
@@ -222,7 +222,7 @@ public sealed class SmmuV3 : IDisposable
 
     private bool CommandErrorActive => ((_gerror ^ _gerrorn) & GerrorCmdqErr) != 0;
 
-    private int QueueLog2 => Math.Min((int)(_cmdqBase & 0x1F), _cmdqMaxLog2);
+    private int QueueLog2 => Math.Min((int)(_cmdqBase & CmdqLog2SizeMask), _cmdqMaxLog2);
 
     /// <summary>Reads a register (4 or 8 bytes, naturally aligned); anything else reads 0.</summary>
     /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
@@ -349,15 +349,15 @@ public sealed class SmmuV3 : IDisposable
             }
 
             case Cr1:
-                _cr1 = value & 0xFFF;
+                _cr1 = value & Cr1Mask;
                 break;
             case Cr2:
-                _cr2 = value & 0x7;
+                _cr2 = value & Cr2Mask;
                 break;
             case Gbpa:
-                if ((value & (1u << 31)) != 0)
+                if ((value & GbpaUpdate) != 0)
                 {
-                    _gbpa = value & 0x0010_3FFF; // ABORT and the attribute overrides; Update completes at once
+                    _gbpa = value & GbpaMask; // Update completes at once (reads 0)
                 }
 
                 break;
@@ -378,25 +378,25 @@ public sealed class SmmuV3 : IDisposable
             case GerrorIrqCfg2:
                 if (_features.Msi)
                 {
-                    _gerrorIrqCfg2 = value & 0x3F;
+                    _gerrorIrqCfg2 = value & GerrorIrqCfg2Mask;
                 }
 
                 break;
             case StrtabBaseCfg:
                 if ((_cr0 & Cr0SmmuEn) == 0)
                 {
-                    _strtabBaseCfg = value & 0x3_07FF;
+                    _strtabBaseCfg = value & StrtabBaseCfgMask;
                 }
 
                 break;
             case CmdqProd:
-                _cmdqProd = value & 0xF_FFFF;
+                _cmdqProd = value & QueuePointerMask;
                 Consume();
                 break;
             case CmdqCons:
                 if (!CommandQueueEnabled)
                 {
-                    _cmdqCons = (_cmdqCons & ConsErrMask) | (value & 0xF_FFFF);
+                    _cmdqCons = (_cmdqCons & ConsErrMask) | (value & QueuePointerMask);
                 }
 
                 break;
@@ -417,11 +417,11 @@ public sealed class SmmuV3 : IDisposable
             int log2 = QueueLog2;
             uint span = (2u << log2) - 1;          // index and wrap bit
             uint indexMask = (1u << log2) - 1;
-            ulong queueBytes = 16UL << log2;
-            ulong baseAddress = _cmdqBase & 0x00FF_FFFF_FFFF_FFE0UL & ~(Math.Max(queueBytes, 32) - 1) & _oasMask;
+            ulong queueBytes = (ulong)SmmuCommandLayout.Size << log2;
+            ulong baseAddress = _cmdqBase & CmdqBaseAddressMask & ~(Math.Max(queueBytes, 32) - 1) & _oasMask;
             while (!_disposed && CommandQueueEnabled && !CommandErrorActive && ((_cmdqCons ^ _cmdqProd) & span) != 0)
             {
-                ulong address = (baseAddress + ((_cmdqCons & indexMask) * 16UL)) & _oasMask;
+                ulong address = (baseAddress + ((_cmdqCons & indexMask) * (ulong)SmmuCommandLayout.Size)) & _oasMask;
                 SmmuCommandError error = Step(address, out SmmuCommand sync);
                 if (error != SmmuCommandError.None)
                 {
@@ -455,7 +455,7 @@ public sealed class SmmuV3 : IDisposable
     private SmmuCommandError Step(ulong address, out SmmuCommand sync)
     {
         sync = default;
-        Span<byte> bytes = stackalloc byte[16];
+        Span<byte> bytes = stackalloc byte[SmmuCommandLayout.Size];
         ulong ordinal = _fetches++;
         if (_engine.FaultPlan.DecideFetchFails(ordinal, address) || !_memory.TryRead(address, bytes))
         {

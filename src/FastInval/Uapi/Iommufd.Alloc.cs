@@ -478,7 +478,7 @@ public sealed partial class Iommufd
 
         UserCopy.PutU32(s, 4, UserCopy.U32(s, 0));
         s[8..].Clear();
-        return _memory.TryWrite(data.Uptr, s[..(int)Math.Min(data.Length, (uint)s.Length)]) ? 0 : -Errno.EFAULT;
+        return _space.TryWrite(data.Uptr, s[..(int)Math.Min(data.Length, (uint)s.Length)]) ? 0 : -Errno.EFAULT;
     }
 
     /// <summary>
@@ -548,7 +548,14 @@ public sealed partial class Iommufd
             return -Errno.EINVAL;
         }
 
-        return UserCopy.CopyStruct(kernel, UserCopy.View(_memory, data.Uptr), data.Length);
+        int length = (int)data.Length; // ≤ kernel.Length: no zero tail to check
+        if (!_space.TryRead(data.Uptr, kernel[..length]))
+        {
+            return -Errno.EFAULT;
+        }
+
+        kernel[length..].Clear();
+        return 0;
     }
 
     /// <summary>struct iommu_user_data: a driver-specific struct in user memory.</summary>

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using FastInval.Internals;
 using FastInval.Smmu;
+using FastInval.Vtd;
 
 namespace FastInval.Uapi;
 
@@ -18,6 +19,12 @@ public sealed partial class Iommufd
     private const int DefaultBatch = 256;
 
     private static readonly SmmuFeatures s_smmuFeatures = new();
+
+    /// <summary>The most bytes of an entry array the process-memory path copies in (a longer array that is readable that far
+    /// is ENOMEM: the kernel's own drivers stop at 4 MiB for the arrays they copy whole).</summary>
+    private const ulong MaxBounce = 16UL << 20;
+
+    private byte[] _bounce = [];
 
     private InvalidationDescriptor[] _batch = new InvalidationDescriptor[DefaultBatch];
     private InvalidationStatus[] _statuses = new InvalidationStatus[DefaultBatch];
@@ -120,7 +127,13 @@ public sealed partial class Iommufd
             return -Errno.EINVAL;
         }
 
-        Span<byte> view = UserCopy.View(_memory, array.Uptr);
+        int viewRc = AcquireView(array.Uptr, (ulong)count * VtdS1Invalidate.EntrySize, out Span<byte> view);
+        if (viewRc != 0)
+        {
+            array.EntryNum = 0;
+            return viewRc;
+        }
+
         InvalidationEngine engine = VtdEngine;
         int perEntry = 1 + domain.AtsCount;
         EnsureBatchCapacity(perEntry);
@@ -140,10 +153,10 @@ public sealed partial class Iommufd
             }
 
             ReadOnlySpan<byte> entry = view.Slice((int)offset, VtdS1Invalidate.EntrySize);
-            ulong addr = UserCopy.U64(entry, 0);
-            ulong npages = UserCopy.U64(entry, 8);
-            uint flags = UserCopy.U32(entry, 16);
-            if ((flags & ~VtdS1Invalidate.FlagLeaf) != 0 || (!TReporting.HwError && UserCopy.U32(entry, 20) != 0))
+            ulong addr = UserCopy.U64(entry, VtdS1Invalidate.AddressOffset);
+            ulong npages = UserCopy.U64(entry, VtdS1Invalidate.PageCountOffset);
+            uint flags = UserCopy.U32(entry, VtdS1Invalidate.FlagsOffset);
+            if ((flags & ~VtdS1Invalidate.FlagLeaf) != 0 || (!TReporting.HwError && UserCopy.U32(entry, VtdS1Invalidate.LastWordOffset) != 0))
             {
                 rc = -Errno.EOPNOTSUPP;
                 break;
@@ -177,8 +190,7 @@ public sealed partial class Iommufd
             }
             else
             {
-                first = block;
-                last = block + ((4096UL << mask) - 1);
+                (first, last) = VtdDescriptorDecoder.MaskRange(block, mask); // the queue's AM block, shared with Vtd/
                 batch[pending++] = InvalidationDescriptor.IotlbRange(did, 0, first, last,
                     leafOnly: (flags & VtdS1Invalidate.FlagLeaf) != 0, includeGlobal: true, stages: StageMask.FirstStage);
             }
@@ -204,6 +216,12 @@ public sealed partial class Iommufd
         }
 
         array.EntryNum = processed;
+        if (TReporting.HwError)
+        {
+            int written = WriteBack(array.Uptr, view, (ulong)processed * VtdS1Invalidate.EntrySize);
+            rc = rc != 0 ? rc : written;
+        }
+
         return rc;
     }
 
@@ -237,7 +255,7 @@ public sealed partial class Iommufd
                 };
             }
 
-            UserCopy.PutU32(view, (int)(((firstEntry + (uint)e) * (ulong)VtdS1Invalidate.EntrySize) + 20), hwError);
+            UserCopy.PutU32(view, (int)(((firstEntry + (uint)e) * (ulong)VtdS1Invalidate.EntrySize) + VtdS1Invalidate.LastWordOffset), hwError);
         }
 
         return -1;
@@ -289,8 +307,8 @@ public sealed partial class Iommufd
             return -Errno.ENOMEM;
         }
 
-        Span<byte> view = UserCopy.View(_memory, array.Uptr);
-        int rc = CheckFullArray(view, ref array, InvalidateDataType.ArmSmmuV3, SmmuCommandSize);
+        int rc = AcquireFullArray(ref array, InvalidateDataType.ArmSmmuV3, out Span<byte> view);
+        rc = rc != 0 ? rc : CheckFullArray(view, ref array, InvalidateDataType.ArmSmmuV3, SmmuCommandSize);
         if (rc != 0)
         {
             return rc;
@@ -393,28 +411,27 @@ public sealed partial class Iommufd
     /// <summary>arm_vsmmu_convert_user_cmd: false for an opcode the vIOMMU does not accept or a vSID without a vDEVICE.</summary>
     private static bool TryConvert(ViommuObject viommu, ref ulong c0, ref ulong c1)
     {
-        const ulong vmidField = 0xFFFFUL << 32;
-        switch ((SmmuOpcode)(byte)c0)
+        ulong vmid = ((ulong)viommu.Vmid << SmmuCommandLayout.VmidShift) & SmmuCommandLayout.VmidMask;
+        switch ((SmmuOpcode)(byte)(c0 & SmmuCommandLayout.OpcodeMask))
         {
             case SmmuOpcode.TlbiNsnhAll:
-                c0 = (ulong)SmmuOpcode.TlbiNhAll | ((ulong)viommu.Vmid << 32);
-                c1 = 0;
+                (c0, c1) = (SmmuCommand.TlbiNhAll(viommu.Vmid).Dword0, 0);
                 return true;
             case SmmuOpcode.TlbiNhAll:
             case SmmuOpcode.TlbiNhAsid:
             case SmmuOpcode.TlbiNhVa:
             case SmmuOpcode.TlbiNhVaa:
-                c0 = (c0 & ~vmidField) | ((ulong)viommu.Vmid << 32);
+                c0 = (c0 & ~SmmuCommandLayout.VmidMask) | vmid;
                 return true;
             case SmmuOpcode.AtcInv:
             case SmmuOpcode.CfgiCd:
             case SmmuOpcode.CfgiCdAll:
-                if (!viommu.Vdevices.TryGetValue(c0 >> 32, out VdeviceObject? vdevice))
+                if (!viommu.Vdevices.TryGetValue((c0 & SmmuCommandLayout.StreamIdMask) >> SmmuCommandLayout.StreamIdShift, out VdeviceObject? vdevice))
                 {
                     return false;
                 }
 
-                c0 = (c0 & 0xFFFF_FFFFUL) | ((ulong)vdevice.Device.StreamId << 32);
+                c0 = (c0 & ~SmmuCommandLayout.StreamIdMask) | ((ulong)vdevice.Device.StreamId << SmmuCommandLayout.StreamIdShift);
                 return true;
             default:
                 return false;
@@ -440,9 +457,14 @@ public sealed partial class Iommufd
         bool v8 = _options.VtdErrorReporting == VtdErrorReporting.PerEntryHwError;
         int entrySize = v8 ? MockHwptEntrySizeHwError : MockHwptEntrySize;
         uint allowed = v8 ? MockSelftest.FlagAll | MockSelftest.FlagTriggerError : MockSelftest.FlagAll;
-        Span<byte> view = UserCopy.View(_memory, array.Uptr);
+        int rc = AcquireView(array.Uptr, array.EntryLen == (uint)entrySize ? (ulong)array.EntryNum * (uint)entrySize : 0, out Span<byte> view);
+        if (rc != 0)
+        {
+            array.EntryNum = 0;
+            return rc;
+        }
+
         uint processed = 0;
-        int rc = 0;
         for (uint i = 0; i < array.EntryNum; i++)
         {
             if (array.EntryLen != (uint)entrySize)
@@ -496,6 +518,12 @@ public sealed partial class Iommufd
         }
 
         array.EntryNum = processed;
+        if (v8)
+        {
+            int written = WriteBack(array.Uptr, view, (ulong)processed * (uint)entrySize);
+            rc = rc != 0 ? rc : written;
+        }
+
         return rc;
     }
 
@@ -517,8 +545,8 @@ public sealed partial class Iommufd
             return -Errno.ENOMEM;
         }
 
-        Span<byte> view = UserCopy.View(_memory, array.Uptr);
-        int rc = CheckFullArray(view, ref array, InvalidateDataType.Selftest, MockViommuEntrySize);
+        int rc = AcquireFullArray(ref array, InvalidateDataType.Selftest, out Span<byte> view);
+        rc = rc != 0 ? rc : CheckFullArray(view, ref array, InvalidateDataType.Selftest, MockViommuEntrySize);
         if (rc != 0)
         {
             return rc;
@@ -561,6 +589,59 @@ public sealed partial class Iommufd
 
         return 0;
     }
+
+    // ---- User views -----------------------------------------------------------------------------------
+
+    /// <summary>
+    /// The bytes of a user array: over <see cref="UserMemory"/>, the mapping's own bytes from <paramref name="uptr"/> to its
+    /// end (read and written in place); over <see cref="ProcessMemory"/>, a copy of the readable prefix of the
+    /// <paramref name="needed"/> bytes, in a buffer this file reuses (writes into it reach the process through
+    /// <see cref="WriteBack"/>). Either way an access past the view is a fault. Returns 0 or -ENOMEM (see
+    /// <see cref="MaxBounce"/>).
+    /// </summary>
+    private int AcquireView(ulong uptr, ulong needed, out Span<byte> view)
+    {
+        if (_memory is not null)
+        {
+            view = _memory.Tail(uptr);
+            return 0;
+        }
+
+        int n = (int)Math.Min(needed, MaxBounce);
+        if (_bounce.Length < n)
+        {
+            _bounce = new byte[Math.Max(n, (int)Math.Min(MaxBounce, (ulong)_bounce.Length * 2))];
+        }
+
+        int readable = _space.ReadPrefix(uptr, _bounce.AsSpan(0, n));
+        if (needed > MaxBounce && readable == n)
+        {
+            view = default;
+            return -Errno.ENOMEM;
+        }
+
+        view = _bounce.AsSpan(0, readable);
+        return 0;
+    }
+
+    /// <summary>The view of a whole-copied array (SMMUv3, mock vIOMMU): nothing is read when the type or the count already
+    /// makes <see cref="CheckFullArray"/> fail. On -ENOMEM entry_num becomes 0.</summary>
+    private int AcquireFullArray(ref UserArray array, uint type, out Span<byte> view)
+    {
+        ulong needed = array.Type == type && array.EntryNum != 0 ? (ulong)array.EntryNum * array.EntryLen : 0;
+        int rc = AcquireView(array.Uptr, needed, out view);
+        if (rc != 0)
+        {
+            array.EntryNum = 0;
+        }
+
+        return rc;
+    }
+
+    /// <summary>Copies the first <paramref name="length"/> bytes of a view back to user memory (nothing to do over
+    /// <see cref="UserMemory"/>, whose view is the memory): 0, or -EFAULT when they are not writable.</summary>
+    private int WriteBack(ulong uptr, ReadOnlySpan<byte> view, ulong length) =>
+        _memory is not null || length == 0 || _space.TryWrite(uptr, view[..(int)length]) ? 0 : -Errno.EFAULT;
 
     // ---- Whole-array copy -----------------------------------------------------------------------------
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using FastInval.Internals;
 
 namespace FastInval.Uapi;
@@ -27,29 +28,52 @@ public sealed partial class Iommufd : IDisposable
     private const int LargestCommand = 72;                             // struct iommu_test_cmd
 
     private readonly object _lock = new();
-    private readonly UserMemory _memory;
+    private readonly UserAddressSpace _space;
+    private readonly UserMemory? _memory;
     private ulong _internalErrors;
     private readonly IommufdOptions _options;
     private InvalidationEngine? _vtdEngine;
     private InvalidationEngine? _smmuEngine;
     private bool _disposed;
+    private bool _responded;
 
-    /// <summary>Opens an iommufd over <paramref name="memory"/>.</summary>
+    /// <summary>Opens an iommufd over the emulated address space <paramref name="memory"/>.</summary>
     public Iommufd(UserMemory memory, IommufdOptions? options = null)
+        : this((UserAddressSpace)memory, options)
     {
-        ArgumentNullException.ThrowIfNull(memory);
-        _memory = memory;
+    }
+
+    /// <summary>Opens an iommufd whose user pointers resolve in <paramref name="addressSpace"/>: an emulated
+    /// <see cref="UserMemory"/>, or <see cref="ProcessMemory.Current"/> for the calling process's own memory.</summary>
+    public Iommufd(UserAddressSpace addressSpace, IommufdOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(addressSpace);
+        _space = addressSpace;
+        _memory = addressSpace.Emulated;
         _options = options ?? new IommufdOptions();
     }
 
-    /// <summary>The user address space the pointers of ioctl arguments resolve in.</summary>
+    /// <summary>The emulated user address space the pointers of ioctl arguments resolve in.</summary>
     /// <exception cref="ObjectDisposedException">The file is disposed.</exception>
+    /// <exception cref="InvalidOperationException">This file was opened over <see cref="ProcessMemory"/> (see
+    /// <see cref="UserAddressSpace"/>).</exception>
     public UserMemory Memory
     {
         get
         {
             ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
-            return _memory;
+            return _memory ?? throw new InvalidOperationException("this iommufd resolves user pointers in the process's own memory");
+        }
+    }
+
+    /// <summary>The user address space the pointers of ioctl arguments resolve in.</summary>
+    /// <exception cref="ObjectDisposedException">The file is disposed.</exception>
+    public UserAddressSpace UserAddressSpace
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
+            return _space;
         }
     }
 
@@ -74,6 +98,22 @@ public sealed partial class Iommufd : IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             return Dispatch(request, arg);
+        }
+    }
+
+    /// <summary>
+    /// Issues one ioctl whose argument struct itself lies in the user address space at <paramref name="argAddress"/> (the
+    /// kernel's view of <c>ioctl(fd, request, arg)</c>): it is read with copy_struct_from_user and the answer is copied
+    /// back in place. An unreadable argument is EFAULT before anything is done; an argument that cannot be written back
+    /// is EFAULT after the command took effect (see docs/iommufd.md). Returns 0 or a negative errno; never throws for any
+    /// request, address or contents.
+    /// </summary>
+    public int IoctlAt(uint request, ulong argAddress)
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return DispatchAt(request, argAddress);
         }
     }
 
@@ -294,18 +334,7 @@ public sealed partial class Iommufd : IDisposable
         }
 
         uint size = UserCopy.U32(arg, 0);
-        (uint code, int minSize, int kernelSize) = nr switch
-        {
-            0x80 => (IommufdRequest.Destroy, 8, 8),
-            0x81 => (IommufdRequest.IoasAlloc, 12, 12),
-            0x89 => (IommufdRequest.HwptAlloc, 24, 48),
-            0x8D => (IommufdRequest.HwptInvalidate, 32, 32),
-            0x90 => (IommufdRequest.ViommuAlloc, 24, 40),
-            0x91 => (IommufdRequest.VdeviceAlloc, 24, 24),
-            0xA0 => (IommufdRequest.TestCmd, 68, 72),
-            _ => (0u, 0, 0),
-        };
-
+        (uint code, int minSize, int kernelSize) = Command(nr);
         if (code != request)
         {
             return -Errno.ENOTTY;
@@ -324,22 +353,131 @@ public sealed partial class Iommufd : IDisposable
             return rc;
         }
 
-        return nr switch
-        {
-            0x80 => DestroyCommand(cmd),
-            0x81 => IoasAllocCommand(cmd, arg, size),
-            0x89 => HwptAllocCommand(cmd, arg, size),
-            0x8D => HwptInvalidateCommand(cmd, arg, size),
-            0x90 => ViommuAllocCommand(cmd, arg, size),
-            0x91 => VdeviceAllocCommand(cmd, arg, size),
-            _ => TestCommand(cmd, arg, size),
-        };
+        return Handle(nr, cmd, arg, size);
     }
 
-    /// <summary>iommufd_ucmd_respond: copies min(size, kernel size) bytes of the kernel buffer back over the argument
-    /// (input fields echo; a longer user struct keeps its zero tail). Cannot fault: those bytes were just read.</summary>
-    private static void Respond(ReadOnlySpan<byte> cmd, Span<byte> arg, uint size)
+    /// <summary>
+    /// <see cref="Dispatch"/> with the argument struct in the user address space: the same steps, with the argument read
+    /// through the address space into a kernel-sized copy, and the copy written back when the handler responded.
+    /// </summary>
+    [SkipLocalsInit]
+    private int DispatchAt(uint request, ulong argAddress)
     {
+        uint nr = request & 0xFF;
+        uint tableLength = _options.Selftest ? TableLengthWithTest : TableLength;
+        if (nr < CommandBase || nr - CommandBase >= tableLength)
+        {
+            return -Errno.ENOTTY;
+        }
+
+        Span<byte> sizeBytes = stackalloc byte[4];
+        if (!_space.TryRead(argAddress, sizeBytes))
+        {
+            return -Errno.EFAULT;
+        }
+
+        uint size = UserCopy.U32(sizeBytes, 0);
+        (uint code, int minSize, int kernelSize) = Command(nr);
+        if (code != request)
+        {
+            return -Errno.ENOTTY;
+        }
+
+        if (size < (uint)minSize)
+        {
+            return -Errno.EINVAL;
+        }
+
+        if (size > (uint)kernelSize)
+        {
+            int zero = _space.CheckZeroed(argAddress + (uint)kernelSize, size - (uint)kernelSize);
+            if (zero != 0)
+            {
+                return zero;
+            }
+        }
+
+        int n = (int)Math.Min(size, (uint)kernelSize);
+        Span<byte> arg = stackalloc byte[LargestCommand];
+        arg = arg[..kernelSize];
+        arg[n..].Clear();
+        if (!_space.TryRead(argAddress, arg[..n]))
+        {
+            return -Errno.EFAULT;
+        }
+
+        Span<byte> cmd = stackalloc byte[LargestCommand];
+        cmd = cmd[..kernelSize];
+        arg.CopyTo(cmd);
+        _responded = false;
+        int rc = Handle(nr, cmd, arg, size);
+        if (_responded && !_space.TryWrite(argAddress, arg[..n]))
+        {
+            if (rc == 0)
+            {
+                UndoCreate(nr, cmd);
+            }
+
+            return -Errno.EFAULT;
+        }
+
+        return rc;
+    }
+
+    /// <summary>
+    /// A command whose answer could not be copied back fails with EFAULT; the kernel then aborts the object it was
+    /// creating (iommufd_object_abort_and_destroy), so the object an allocation just made (IOAS, HWPT, vIOMMU, vDEVICE,
+    /// mock device) is destroyed again here and its id freed. Commands that change state without creating anything
+    /// (HWPT_INVALIDATE, MOCK_DOMAIN_REPLACE) keep their effect, as in the kernel.
+    /// </summary>
+    private void UndoCreate(uint nr, ReadOnlySpan<byte> cmd)
+    {
+        uint id = nr switch
+        {
+            0x81 => UserCopy.U32(cmd, 8),
+            0x89 => UserCopy.U32(cmd, 16),
+            0x90 => UserCopy.U32(cmd, 20),
+            0x91 => UserCopy.U32(cmd, 12),
+            0xA0 when UserCopy.U32(cmd, 4) is MockSelftest.OpMockDomain or MockSelftest.OpMockDomainFlags => UserCopy.U32(cmd, 16),
+            _ => 0,
+        };
+        if (id != 0 && Lookup(id) is { } created)
+        {
+            Destroy(created);
+        }
+    }
+
+    /// <summary>The command table entry of <paramref name="nr"/>: its request code, minimum size and kernel struct size
+    /// (code 0 for a hole or a command FastInval does not implement).</summary>
+    private static (uint Code, int MinSize, int KernelSize) Command(uint nr) => nr switch
+    {
+        0x80 => (IommufdRequest.Destroy, 8, 8),
+        0x81 => (IommufdRequest.IoasAlloc, 12, 12),
+        0x89 => (IommufdRequest.HwptAlloc, 24, 48),
+        0x8D => (IommufdRequest.HwptInvalidate, 32, 32),
+        0x90 => (IommufdRequest.ViommuAlloc, 24, 40),
+        0x91 => (IommufdRequest.VdeviceAlloc, 24, 24),
+        0xA0 => (IommufdRequest.TestCmd, 68, 72),
+        _ => (0u, 0, 0),
+    };
+
+    private int Handle(uint nr, Span<byte> cmd, Span<byte> arg, uint size) => nr switch
+    {
+        0x80 => DestroyCommand(cmd),
+        0x81 => IoasAllocCommand(cmd, arg, size),
+        0x89 => HwptAllocCommand(cmd, arg, size),
+        0x8D => HwptInvalidateCommand(cmd, arg, size),
+        0x90 => ViommuAllocCommand(cmd, arg, size),
+        0x91 => VdeviceAllocCommand(cmd, arg, size),
+        _ => TestCommand(cmd, arg, size),
+    };
+
+    /// <summary>iommufd_ucmd_respond: copies min(size, kernel size) bytes of the kernel buffer back over the argument
+    /// (input fields echo; a longer user struct keeps its zero tail). Cannot fault for a span argument: those bytes were
+    /// just read; an argument in the address space is written back by <see cref="DispatchAt"/>, which may fault.</summary>
+    private void Respond(ReadOnlySpan<byte> cmd, Span<byte> arg, uint size)
+    {
+        _responded = true;
         int n = (int)Math.Min(size, (uint)cmd.Length);
         cmd[..n].CopyTo(arg);
     }

@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+
 namespace FastInval.Uapi;
 
 /// <summary>
@@ -93,9 +95,38 @@ public static class ViommuType
     public const uint Selftest = 0xdeadbeef;
 }
 
-/// <summary>Flags and error bits of the VT-d stage-1 invalidation entry.</summary>
+/// <summary>
+/// The one definition of the VT-d stage-1 invalidation entry (struct iommu_hwpt_vtd_s1_invalidate, 24 bytes,
+/// little-endian): offsets, flags, error bits and its encoder. The iommufd handler reads entries through these offsets only.
+/// <code>
+/// 0: u64 addr   8: u64 npages   16: u32 flags   20: u32 __reserved (hw_error in the v8–v10 layout)
+/// </code>
+/// </summary>
 public static class VtdS1Invalidate
 {
+    /// <summary>Offset of <c>addr</c> (u64): the first IOVA, 4 KiB aligned.</summary>
+    public const int AddressOffset = 0;
+
+    /// <summary>Offset of <c>npages</c> (u64): the number of 4 KiB pages (<see cref="ulong.MaxValue"/> with addr 0: everything).</summary>
+    public const int PageCountOffset = 8;
+
+    /// <summary>Offset of <c>flags</c> (u32): <see cref="FlagLeaf"/>.</summary>
+    public const int FlagsOffset = 16;
+
+    /// <summary>Offset of the last u32: <c>__reserved</c> (must be 0), or <c>hw_error</c> written back in the v8–v10 layout.</summary>
+    public const int LastWordOffset = 20;
+
+    /// <summary>Encodes one entry into the first <see cref="EntrySize"/> bytes of <paramref name="entry"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="entry"/> is shorter than <see cref="EntrySize"/>.</exception>
+    public static void Write(Span<byte> entry, ulong address, ulong pageCount, uint flags = 0, uint lastWord = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(entry.Length, EntrySize, nameof(entry));
+        BinaryPrimitives.WriteUInt64LittleEndian(entry[AddressOffset..], address);
+        BinaryPrimitives.WriteUInt64LittleEndian(entry[PageCountOffset..], pageCount);
+        BinaryPrimitives.WriteUInt32LittleEndian(entry[FlagsOffset..], flags);
+        BinaryPrimitives.WriteUInt32LittleEndian(entry[LastWordOffset..], lastWord);
+    }
+
     /// <summary>IOMMU_VTD_INV_FLAGS_LEAF: only leaf entries changed (the VT-d invalidation hint, IH).</summary>
     public const uint FlagLeaf = 1 << 0;
 

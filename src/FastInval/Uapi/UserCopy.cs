@@ -55,10 +55,6 @@ internal static class UserCopy
         return to > (ulong)view.Length ? -Errno.EFAULT : 0;
     }
 
-    /// <summary>The user view of <paramref name="uptr"/>: the bytes from it to the end of its mapping.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Span<byte> View(UserMemory memory, ulong uptr) => memory.Tail(uptr);
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint U32(ReadOnlySpan<byte> s, int offset) => BinaryPrimitives.ReadUInt32LittleEndian(s[offset..]);
 

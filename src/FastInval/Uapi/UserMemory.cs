@@ -15,7 +15,7 @@ namespace FastInval.Uapi;
 /// ioctl runs (it sees the mappings as they were when it looked). The buffers' contents are the caller's: an ioctl reads
 /// and writes them in place.</para>
 /// </remarks>
-public sealed class UserMemory
+public sealed class UserMemory : UserAddressSpace
 {
     /// <summary>The first address handed out (0 stays unmapped, as does the page after every mapping).</summary>
     public const ulong FirstAddress = 0x10000;
@@ -64,7 +64,7 @@ public sealed class UserMemory
     }
 
     /// <summary>Copies <paramref name="destination"/>.Length bytes from <paramref name="address"/>; false (nothing copied) on a fault.</summary>
-    public bool TryRead(ulong address, Span<byte> destination)
+    public override bool TryRead(ulong address, Span<byte> destination)
     {
         if (!TryGetSpan(address, (ulong)destination.Length, out Span<byte> source))
         {
@@ -76,7 +76,7 @@ public sealed class UserMemory
     }
 
     /// <summary>Copies <paramref name="source"/> to <paramref name="address"/>; false (nothing written) on a fault.</summary>
-    public bool TryWrite(ulong address, ReadOnlySpan<byte> source)
+    public override bool TryWrite(ulong address, ReadOnlySpan<byte> source)
     {
         if (!TryGetSpan(address, (ulong)source.Length, out Span<byte> destination))
         {
@@ -86,6 +86,18 @@ public sealed class UserMemory
         source.CopyTo(destination);
         return true;
     }
+
+    /// <inheritdoc/>
+    internal override int ReadPrefix(ulong address, Span<byte> destination)
+    {
+        Span<byte> tail = Tail(address);
+        int n = Math.Min(tail.Length, destination.Length);
+        tail[..n].CopyTo(destination);
+        return n;
+    }
+
+    /// <inheritdoc/>
+    internal override UserMemory? Emulated => this;
 
     /// <summary>The bytes [address, address + length) when they lie inside one mapping. A zero-length access always
     /// succeeds, at any address (as copy_from_user of 0 bytes does).</summary>

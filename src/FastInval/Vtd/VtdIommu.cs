@@ -69,7 +69,7 @@ namespace FastInval.Vtd;
 /// <see cref="Engine"/> may run on other threads at any time. <b>Allocation.</b> None per register access or processed
 /// descriptor.</para>
 /// </remarks>
-public sealed class VtdIommu : IDisposable
+public sealed partial class VtdIommu : IDisposable
 {
     private const int BatchCapacity = 256;
     private const ulong PageSize = 4096;

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using FastInval.Host;
+using Xunit.Abstractions;
 
 namespace FastInval.Tests.Host;
 
@@ -10,7 +11,7 @@ namespace FastInval.Tests.Host;
 /// running checked operations against its twin engine. The server must answer only well-formed frames, never crash,
 /// never touch the healthy unit, and free every unit of the hostile connections.
 /// </summary>
-public class MalformedInputTests
+public class MalformedInputTests(ITestOutputHelper output)
 {
     /// <summary>One valid request of every type for <paramref name="unit"/>.</summary>
     private static List<(string Name, byte[] Frame)> Requests(uint unit) =>
@@ -68,12 +69,18 @@ public class MalformedInputTests
         using WireClient healthy = server.Connect();
         using var twin = new TwinSession(healthy, seed: 11);
         int cases = 0;
-        void Check()
+        // The healthy connection runs checked operations on its own thread for as long as the hostile ones last.
+        using var barrageOver = new ManualResetEventSlim();
+        Task healthyRun = Task.Factory.StartNew(() =>
         {
-            for (int i = 0; i < 3; i++)
+            while (!barrageOver.IsSet)
             {
                 twin.Step();
             }
+        }, TaskCreationOptions.LongRunning);
+        void Check()
+        {
+            Assert.False(healthyRun.IsCompleted, healthyRun.Exception?.ToString() ?? "the healthy connection stopped");
         }
 
         // Every truncation: the connection ends inside the frame (the client died mid-frame); nothing is answered for it.
@@ -144,7 +151,11 @@ public class MalformedInputTests
         }
 
         Check();
+        barrageOver.Set();
+        await healthyRun; // rethrows a failed check of the healthy connection
+        Assert.True(twin.Operations > 100, $"the healthy connection ran only {twin.Operations} operations");
         Assert.True(cases > 2000, $"{cases} cases");
+        output.WriteLine($"{cases} hostile connections; healthy connection ran {twin.Operations} checked operations beside them");
 
         // The healthy connection's unit and replies held throughout; every hostile unit is gone.
         TestServer.Eventually(() => server.Server.UnitCount == 1 && server.Server.ConnectionCount == 1, "hostile connections to be closed and their units freed");

@@ -225,6 +225,50 @@ public class ServerTests
         await server.DisposeAsync();
     }
 
+    [Fact]
+    public async Task Stop_ends_even_when_a_client_never_reads_its_replies()
+    {
+        var server = new TestServer();
+        using WireClient c = server.Connect();
+        uint unit = c.CreateEngine();
+        byte[] lookup = Frames.LookupIotlb(1, unit, [.. Enumerable.Range(0, 120).Select(i => new Frames.IotlbQuery(TranslationStage.Stage2, 1, AddressSpace.None, (ulong)i << 12))]);
+        c.Socket.SendTimeout = 0;
+        Task flood = Task.Run(() =>
+        {
+            try
+            {
+                for (int i = 0; i < 4000; i++)
+                {
+                    c.Send(lookup); // replies pile up unread until the server's writes block
+                }
+            }
+            catch (SocketException)
+            {
+                // the server aborted the connection
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        });
+        TestServer.Eventually(() => server.Server.FramesRead > 20, "the server to read part of the flood");
+        long read;
+        do
+        {
+            read = server.Server.FramesRead;
+            Thread.Sleep(300);
+        }
+        while (server.Server.FramesRead != read); // the server is stuck writing replies nobody reads
+        Assert.True(read < 4000, "the server should not have been able to answer the whole flood");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await server.Server.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(clock.Elapsed < FastInvalServer.DrainTimeout + TimeSpan.FromSeconds(10), $"stop took {clock.Elapsed}");
+        Assert.Equal(0, server.Server.UnitCount);
+        Assert.False(File.Exists(server.SocketPath));
+        c.Socket.Dispose();
+        await flood.WaitAsync(TimeSpan.FromSeconds(30));
+        await server.DisposeAsync();
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(2)]

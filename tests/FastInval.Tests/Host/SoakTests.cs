@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Xunit.Abstractions;
 
 namespace FastInval.Tests.Host;
 
@@ -6,7 +7,7 @@ namespace FastInval.Tests.Host;
 /// Eight or more connections at once, each with its own unit and twin engine, running mixed checked operations for a
 /// bounded time: 3 s by default, <c>FASTINVAL_SOAK_SECONDS</c> seconds when set (≥ 30 for the long mode).
 /// </summary>
-public class SoakTests
+public class SoakTests(ITestOutputHelper output)
 {
     [Fact]
     public async Task Concurrent_connections_run_mixed_operations_with_every_reply_checked()
@@ -38,6 +39,7 @@ public class SoakTests
         await Task.WhenAll(workers);
         Assert.True(errors.IsEmpty, string.Join("\n", errors));
         Assert.True(operations > Connections * 100, $"only {operations} operations in {seconds} s");
+        output.WriteLine($"{Connections} connections, {seconds} s: {operations} checked operations, 0 errors");
         TestServer.Eventually(() => server.Server.UnitCount == 0, "units to be freed");
     }
 }

@@ -37,8 +37,12 @@ public class DisposedUnitTests
         Assert.Throws<ObjectDisposedException>(() => unit.ReadRegister(VtdRegisters.Ver, 4));
         Assert.Throws<ObjectDisposedException>(() => unit.ReadRegister(0xFFF, 3));              // even an access that would be ignored
         Assert.Throws<ObjectDisposedException>(() => unit.WriteRegister(VtdRegisters.Iqt, 0x10, 4));
+        Assert.Throws<ObjectDisposedException>(() => unit.SaveState(new byte[VtdIommu.StateSize]));
+        Assert.Throws<ObjectDisposedException>(() => unit.RestoreState(new byte[VtdIommu.StateSize]));
+        Assert.Throws<ObjectDisposedException>(unit.Reset);
         AssertEveryPublicMemberIsCovered<VtdIommu>(nameof(VtdIommu.Engine), nameof(VtdIommu.DescriptorFetches), nameof(VtdIommu.InternalErrors),
-            nameof(VtdIommu.ReadRegister), nameof(VtdIommu.WriteRegister));
+            nameof(VtdIommu.ReadRegister), nameof(VtdIommu.WriteRegister), nameof(VtdIommu.SaveState), nameof(VtdIommu.RestoreState),
+            nameof(VtdIommu.Reset));
     }
 
     [Fact]
@@ -53,8 +57,12 @@ public class DisposedUnitTests
         Assert.Throws<ObjectDisposedException>(() => smmu.ReadRegister(SmmuRegisters.Idr0, 4));
         Assert.Throws<ObjectDisposedException>(() => smmu.ReadRegister(0x1_0000, 4));
         Assert.Throws<ObjectDisposedException>(() => smmu.WriteRegister(SmmuRegisters.CmdqProd, 1, 4));
+        Assert.Throws<ObjectDisposedException>(() => smmu.SaveState(new byte[SmmuV3.StateSize]));
+        Assert.Throws<ObjectDisposedException>(() => smmu.RestoreState(new byte[SmmuV3.StateSize]));
+        Assert.Throws<ObjectDisposedException>(smmu.Reset);
         AssertEveryPublicMemberIsCovered<SmmuV3>(nameof(SmmuV3.Engine), nameof(SmmuV3.CommandFetches), nameof(SmmuV3.InternalErrors),
-            nameof(SmmuV3.ReadRegister), nameof(SmmuV3.WriteRegister));
+            nameof(SmmuV3.ReadRegister), nameof(SmmuV3.WriteRegister), nameof(SmmuV3.SaveState), nameof(SmmuV3.RestoreState),
+            nameof(SmmuV3.Reset));
     }
 
     [Fact]
@@ -69,6 +77,8 @@ public class DisposedUnitTests
         Assert.Throws<ObjectDisposedException>(() => fd.InternalErrors);
         Assert.Throws<ObjectDisposedException>(() => fd.Ioctl(IommufdRequest.Destroy, new byte[8]));
         Assert.Throws<ObjectDisposedException>(() => fd.Ioctl(0, default));                      // ENOTTY before: ODE now
+        Assert.Throws<ObjectDisposedException>(() => fd.IoctlAt(IommufdRequest.Destroy, 0));
+        Assert.Throws<ObjectDisposedException>(() => fd.UserAddressSpace);
         Assert.Throws<ObjectDisposedException>(() => fd.AddDevice(IommuKind.ArmSmmuV3, 1, ats: false));
         Assert.Throws<ObjectDisposedException>(() => fd.AttachDevice(dev, 1));
         Assert.Throws<ObjectDisposedException>(() => fd.DetachDevice(dev));
@@ -77,7 +87,7 @@ public class DisposedUnitTests
         Assert.Throws<ObjectDisposedException>(() => fd.TryGetObjectType(dev, out _));
         Assert.Throws<ObjectDisposedException>(() => fd.TryGetDomainId(dev, out _));
         AssertEveryPublicMemberIsCovered<Iommufd>(nameof(Iommufd.Memory), nameof(Iommufd.Options), nameof(Iommufd.InternalErrors), nameof(Iommufd.Ioctl),
-            nameof(Iommufd.AddDevice), nameof(Iommufd.AttachDevice), nameof(Iommufd.DetachDevice), nameof(Iommufd.RemoveDevice),
+            nameof(Iommufd.IoctlAt), nameof(Iommufd.UserAddressSpace), nameof(Iommufd.AddDevice), nameof(Iommufd.AttachDevice), nameof(Iommufd.DetachDevice), nameof(Iommufd.RemoveDevice),
             nameof(Iommufd.Engine), nameof(Iommufd.TryGetObjectType), nameof(Iommufd.TryGetDomainId));
     }
 

@@ -289,6 +289,23 @@ public class NotifierTests
     }
 
     [Fact]
+    public void Iommufd_SmmuCommands_RecordsCarryEntryIndices_AtcAlone_NoneAfterTheFailingEntry()
+    {
+        using var setup = new SmmuSetup(new FaultPlan { TimeoutOrdinals = [1] });
+        var rec = new RecordingNotifier();
+        using NotifierSubscription sub = setup.Engine.Notifiers.Subscribe(rec);
+        uint n = 5;
+        int rc = setup.Invalidate(ref n, Cmd.NhAsid(0, 2), Cmd.AtcInv(1, 0, 0), Cmd.NhVa(0, 2, 0x1000), Cmd.AtcInv(2, 0, 0), Cmd.NhAll(0));
+        Assert.Equal(-Errno.ETIMEDOUT, rc);  // the second ATC_INV (ordinal 1) times out at index 3
+        Assert.Equal(3u, n);
+        Assert.Equal([0UL, 1UL, 2UL], rec.Records.Select(r => r.SourceIndex));
+        Assert.Equal(InvalidationScope.DeviceTlb, rec.Records[1].Scope);
+        Assert.Equal(SmmuSetup.Sid1, rec.Records[1].SourceId);      // vSID 1 → StreamID 0x100
+        Assert.All(rec.Records, r => Assert.Equal(InvalidationSource.Iommufd, r.Source));
+        Assert.Equal(setup.Vmid, rec.Records[0].DomainId);          // VMID forced to the vIOMMU's
+    }
+
+    [Fact]
     public void Iommufd_VtdEntries_RecordsCarryEntryIndices_IncludingDeviceTlbs()
     {
         using var setup = new VtdSetup();
@@ -307,5 +324,28 @@ public class NotifierTests
         Assert.Equal(InvalidationScope.DeviceTlb, rec.Records[3].Scope);
         Assert.Equal(VtdSetup.AtsSid, rec.Records[3].SourceId);
         Assert.Equal(setup.Did, rec.Records[4].DomainId);
+    }
+}
+
+/// <summary>The record's documented layout.</summary>
+public class InvalidationRecordLayoutTests
+{
+    [Fact]
+    public void InvalidationRecord_Is48BlittableBytesWithTheDocumentedOffsets()
+    {
+        Assert.Equal(48, System.Runtime.CompilerServices.Unsafe.SizeOf<InvalidationRecord>());
+        Assert.False(System.Runtime.CompilerServices.RuntimeHelpers.IsReferenceOrContainsReferences<InvalidationRecord>());
+        Assert.False(System.Runtime.CompilerServices.RuntimeHelpers.IsReferenceOrContainsReferences<NotifierFilter>());
+        Assert.Equal(0, (int)System.Runtime.InteropServices.Marshal.OffsetOf<InvalidationRecord>(nameof(InvalidationRecord.Descriptor)));
+        Assert.Equal(32, (int)System.Runtime.InteropServices.Marshal.OffsetOf<InvalidationRecord>(nameof(InvalidationRecord.SourceIndex)));
+        Assert.Equal(40, (int)System.Runtime.InteropServices.Marshal.OffsetOf<InvalidationRecord>(nameof(InvalidationRecord.Source)));
+        Assert.Equal(41, (int)System.Runtime.InteropServices.Marshal.OffsetOf<InvalidationRecord>(nameof(InvalidationRecord.Status)));
+        var r = new InvalidationRecord(InvalidationDescriptor.IotlbRange(3, 0, 0x1000, 0x1FFF, leafOnly: true), InvalidationSource.VtdQueue, 9, InvalidationStatus.Ok);
+        Span<byte> bytes = stackalloc byte[48];
+        System.Runtime.InteropServices.MemoryMarshal.Write(bytes, in r);
+        Assert.Equal(9UL, BitConverter.ToUInt64(bytes[32..40]));
+        Assert.Equal((byte)InvalidationSource.VtdQueue, bytes[40]);
+        Assert.True(bytes[42..].SequenceEqual(new byte[6]));
+        Assert.True(r.LeafOnly && r.HasAddressRange && r.DomainId == 3);
     }
 }

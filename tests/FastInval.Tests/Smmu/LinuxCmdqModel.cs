@@ -12,7 +12,7 @@ namespace FastInval.Tests.Smmu;
 internal sealed class LinuxCmdqModel
 {
     /// <summary>Linux's SYNC as skip_err writes it: CS = SEV, MSH = ISH, MSIAttr = OIWB, no MSI.</summary>
-    public static readonly SmmuCommand SkipSync = new(0x0FC0_2046UL, 0);
+    public static readonly SmmuCommand SkipSync = SmmuCommand.Sync(2);
 
     private readonly Func<uint, int, ulong> _read;
     private readonly Action<uint, ulong, int> _write;

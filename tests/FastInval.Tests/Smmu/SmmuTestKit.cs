@@ -100,7 +100,7 @@ internal sealed class SmmuRig : IDisposable
     /// <summary>Acknowledges every active global error (GERRORN := GERROR), as Linux's gerror handler does.</summary>
     public void Acknowledge() => Smmu.WriteRegister(Gerrorn, Smmu.ReadRegister(Gerror, 4), 4);
 
-    public static SmmuCommand SyncIrq(ulong msiAddress, uint data) => new(0x46 | (1UL << 12) | (3UL << 22) | (0xFUL << 24) | ((ulong)data << 32), msiAddress);
+    public static SmmuCommand SyncIrq(ulong msiAddress, uint data) => SmmuCommand.Sync(1, msiAddress, data);
 
     public void Dispose() => Smmu.Dispose();
 }

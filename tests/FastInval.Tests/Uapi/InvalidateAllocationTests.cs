@@ -42,15 +42,14 @@ public class InvalidateAllocationTests
         t.SmmuEngine.FaultPlan = FaultPlan.None; // ATC time-outs would stop the SMMUv3 batch; VT-d reports them per entry
         bool hwError = reporting == VtdErrorReporting.PerEntryHwError;
 
-        byte[] vtd = new byte[1024 * 24];
+        const int entry = VtdS1Invalidate.EntrySize;
+        byte[] vtd = new byte[1024 * entry];
         for (int i = 0; i < 1024; i++)
         {
-            Ufd.Put64(vtd, i * 24, (ulong)i << 12);
-            Ufd.Put64(vtd, (i * 24) + 8, 1 + ((ulong)i % 3));
-            Ufd.Put32(vtd, (i * 24) + 16, (uint)i & 1);
+            VtdS1Invalidate.Write(vtd.AsSpan(i * entry), (ulong)i << 12, 1 + ((ulong)i % 3), (uint)i & 1);
         }
 
-        vtd[(1023 * 24) + 8] = 0xFF; // a page count that needs a wide block
+        vtd[(1023 * entry) + VtdS1Invalidate.PageCountOffset] = 0xFF; // a page count that needs a wide block
         ulong vtdAddress = t.Memory.Map(vtd);
 
         byte[] smmu = new byte[64 * 16];

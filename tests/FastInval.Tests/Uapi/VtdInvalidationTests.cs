@@ -12,7 +12,7 @@ internal sealed class VtdEntries
 
     public VtdEntries(Ufd u, int count, int mappedBytes = -1)
     {
-        _bytes = new byte[count * 24];
+        _bytes = new byte[count * VtdS1Invalidate.EntrySize];
         Address = u.Memory.Map(_bytes.AsMemory(0, mappedBytes < 0 ? _bytes.Length : mappedBytes));
     }
 
@@ -20,15 +20,12 @@ internal sealed class VtdEntries
 
     public VtdEntries Set(int i, ulong addr, ulong npages, uint flags = 0, uint last = 0)
     {
-        Ufd.Put64(_bytes, i * 24, addr);
-        Ufd.Put64(_bytes, (i * 24) + 8, npages);
-        Ufd.Put32(_bytes, (i * 24) + 16, flags);
-        Ufd.Put32(_bytes, (i * 24) + 20, last);
+        VtdS1Invalidate.Write(_bytes.AsSpan(i * VtdS1Invalidate.EntrySize), addr, npages, flags, last);
         return this;
     }
 
     /// <summary>The entry's last u32: __reserved (Mainline) or hw_error (PerEntryHwError).</summary>
-    public uint Last(int i) => Ufd.U32(_bytes, (i * 24) + 20);
+    public uint Last(int i) => Ufd.U32(_bytes, (i * VtdS1Invalidate.EntrySize) + VtdS1Invalidate.LastWordOffset);
 
     public byte[] Bytes => _bytes;
 }
