@@ -29,7 +29,7 @@ public class ServerBenchmarks : IDisposable
     private byte[] _reply = [];
     private ServerCore? _core;
     private Session? _session;
-    private ArrayBufferWriter<byte> _output = new();
+    private readonly ArrayBufferWriter<byte> _output = new();
     private FastInvalServer? _server;
     private Socket? _socket;
     private string? _directory;

@@ -59,7 +59,9 @@ public sealed class IommufdIoctl : IFuzzer
             VtdErrorReporting = hwError ? VtdErrorReporting.PerEntryHwError : VtdErrorReporting.Mainline,
             EngineOptions = new EngineOptions
             {
-                IotlbCapacity = 64, DeviceTlbCapacity = 64, ConfigCacheCapacity = 64,
+                IotlbCapacity = 64,
+                DeviceTlbCapacity = 64,
+                ConfigCacheCapacity = 64,
                 FaultPlan = new FaultPlan { TimeoutPerMillion = 200_000, CompletionErrorPerMillion = 200_000, Seed = 11 },
             },
         });

@@ -28,7 +28,7 @@ public sealed class KernelAgreement : IFuzzer
         int kind = input.Byte() % 3;
         int n = input.Byte();
         int hitsLength = TagScan.MinHits + (input.Byte() % 64);
-        TagOp ReadTagOp(ref FuzzInput i) => new(i.UInt64() | TranslationTag.ValidBit, i.UInt64() | TranslationTag.ValidBit, i.UInt64());
+        static TagOp ReadTagOp(ref FuzzInput i) => new(i.UInt64() | TranslationTag.ValidBit, i.UInt64() | TranslationTag.ValidBit, i.UInt64());
         TagOp t1 = default;
         TagOpAnyOf anyOf = default;
         RangeOp r = default;

@@ -186,7 +186,11 @@ public sealed partial class Iommufd
 
         var paging = new HwptPagingObject
         {
-            Driver = device.Driver, Ioas = ioas, NestParent = nestParent, DirtyTracking = dirty, Vmid = vmid,
+            Driver = device.Driver,
+            Ioas = ioas,
+            NestParent = nestParent,
+            DirtyTracking = dirty,
+            Vmid = vmid,
         };
         Get(ioas);
         ioas.Hwpts.Add(paging);

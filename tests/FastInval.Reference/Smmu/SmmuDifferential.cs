@@ -84,8 +84,12 @@ public sealed record FaultSpecs(ulong Seed, uint TimeoutPerMillion, uint Complet
     /// <summary>The plan.</summary>
     public FaultPlan Build() => new()
     {
-        Seed = Seed, TimeoutPerMillion = TimeoutPerMillion, CompletionErrorPerMillion = CompletionErrorPerMillion,
-        FetchErrorPerMillion = FetchErrorPerMillion, TimeoutSourceIds = TimeoutSourceIds, TimeoutOrdinals = TimeoutOrdinals,
+        Seed = Seed,
+        TimeoutPerMillion = TimeoutPerMillion,
+        CompletionErrorPerMillion = CompletionErrorPerMillion,
+        FetchErrorPerMillion = FetchErrorPerMillion,
+        TimeoutSourceIds = TimeoutSourceIds,
+        TimeoutOrdinals = TimeoutOrdinals,
         FetchErrorOrdinals = FetchErrorOrdinals,
     };
 
@@ -129,8 +133,11 @@ public static class SmmuDifferential
         SmmuV3? fastUnit = null;
         var options = new SmmuOptions
         {
-            Features = preset.Features, StreamIdBits = preset.StreamIdBits, MaxCommandQueueLog2 = preset.MaxCommandQueueLog2,
-            OutputAddressBits = preset.OutputAddressBits, FaultPlan = plan,
+            Features = preset.Features,
+            StreamIdBits = preset.StreamIdBits,
+            MaxCommandQueueLog2 = preset.MaxCommandQueueLog2,
+            OutputAddressBits = preset.OutputAddressBits,
+            FaultPlan = plan,
             Engine = new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 },
             Msi = (a, d) =>
             {

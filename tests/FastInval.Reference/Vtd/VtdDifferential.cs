@@ -52,9 +52,14 @@ public sealed record VtdFaults(ulong Seed, uint TimeoutPerMillion, uint Completi
     /// <summary>The plan these settings describe.</summary>
     public FaultPlan Build() => new()
     {
-        Seed = Seed, TimeoutPerMillion = TimeoutPerMillion, CompletionErrorPerMillion = CompletionErrorPerMillion,
-        FetchErrorPerMillion = FetchErrorPerMillion, TimeoutSourceIds = TimeoutSourceIds, TimeoutOrdinals = TimeoutOrdinals,
-        CompletionErrorOrdinals = CompletionErrorOrdinals, FetchErrorOrdinals = FetchErrorOrdinals,
+        Seed = Seed,
+        TimeoutPerMillion = TimeoutPerMillion,
+        CompletionErrorPerMillion = CompletionErrorPerMillion,
+        FetchErrorPerMillion = FetchErrorPerMillion,
+        TimeoutSourceIds = TimeoutSourceIds,
+        TimeoutOrdinals = TimeoutOrdinals,
+        CompletionErrorOrdinals = CompletionErrorOrdinals,
+        FetchErrorOrdinals = FetchErrorOrdinals,
     };
 
     /// <inheritdoc/>
@@ -119,12 +124,21 @@ public static class VtdDifferential
     /// <summary>The capabilities of <paramref name="capabilities"/> with the host's interrupt sink, fault plan and caches.</summary>
     public static VtdOptions WithHost(VtdOptions capabilities, Action<ulong, uint>? msi, FaultPlan? plan, EngineOptions? engine) => new()
     {
-        ScalableMode = capabilities.ScalableMode, Pasid = capabilities.Pasid, DeviceTlb = capabilities.DeviceTlb,
-        DeviceTlbThrottling = capabilities.DeviceTlbThrottling, PageRequestDrain = capabilities.PageRequestDrain,
-        InterruptRemapping = capabilities.InterruptRemapping, DrainReads = capabilities.DrainReads,
-        DrainWrites = capabilities.DrainWrites, CachingMode = capabilities.CachingMode,
-        MaxAddressMask = capabilities.MaxAddressMask, MaxHandleMask = capabilities.MaxHandleMask,
-        HostAddressWidth = capabilities.HostAddressWidth, FaultPlan = plan, Engine = engine, Msi = msi,
+        ScalableMode = capabilities.ScalableMode,
+        Pasid = capabilities.Pasid,
+        DeviceTlb = capabilities.DeviceTlb,
+        DeviceTlbThrottling = capabilities.DeviceTlbThrottling,
+        PageRequestDrain = capabilities.PageRequestDrain,
+        InterruptRemapping = capabilities.InterruptRemapping,
+        DrainReads = capabilities.DrainReads,
+        DrainWrites = capabilities.DrainWrites,
+        CachingMode = capabilities.CachingMode,
+        MaxAddressMask = capabilities.MaxAddressMask,
+        MaxHandleMask = capabilities.MaxHandleMask,
+        HostAddressWidth = capabilities.HostAddressWidth,
+        FaultPlan = plan,
+        Engine = engine,
+        Msi = msi,
     };
 
     /// <summary>Runs the scenario; null when both units agree on everything after every step.</summary>

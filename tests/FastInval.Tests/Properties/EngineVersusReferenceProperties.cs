@@ -1,8 +1,7 @@
+using FastInval.Reference.Scenarios;
 using FsCheck;
 using FsCheck.Fluent;
 using FsCheck.Xunit;
-
-using FastInval.Reference.Scenarios;
 
 namespace FastInval.Tests.Properties;
 

@@ -56,8 +56,11 @@ public class SmmuMigrationProperties
             SmmuOptions preset = SmmuScenario.Options(s.Preset);
             return new SmmuV3(Memory, new SmmuOptions
             {
-                Features = preset.Features, StreamIdBits = preset.StreamIdBits, MaxCommandQueueLog2 = preset.MaxCommandQueueLog2,
-                OutputAddressBits = preset.OutputAddressBits, FaultPlan = s.Faults.Build(),
+                Features = preset.Features,
+                StreamIdBits = preset.StreamIdBits,
+                MaxCommandQueueLog2 = preset.MaxCommandQueueLog2,
+                OutputAddressBits = preset.OutputAddressBits,
+                FaultPlan = s.Faults.Build(),
                 Engine = new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 },
                 Msi = (a, d) => Signals.Add($"msi 0x{a:X}=0x{d:X}"),
                 WiredInterrupt = i => Signals.Add($"wired {i}"),

@@ -47,7 +47,8 @@ public static class SmmuGenerators
 
     private static Gen<bool> Chance(int percent) => Gen.Choose(0, 99).Select(x => x < percent);
 
-    private static Gen<ulong> U64 => from hi in Gen.Choose(int.MinValue, int.MaxValue) from lo in Gen.Choose(int.MinValue, int.MaxValue)
+    private static Gen<ulong> U64 => from hi in Gen.Choose(int.MinValue, int.MaxValue)
+                                     from lo in Gen.Choose(int.MinValue, int.MaxValue)
                                      select ((ulong)(uint)hi << 32) | (uint)lo;
 
     private static Gen<SmmuCommand> Wellformed =>
@@ -91,7 +92,9 @@ public static class SmmuGenerators
 
     private static Gen<SmmuCommand> Command => Gen.Frequency(
         (80, Wellformed),
-        (10, from c in Wellformed from word in Gen.Choose(0, 1) from bit in Gen.Choose(8, 63)
+        (10, from c in Wellformed
+             from word in Gen.Choose(0, 1)
+             from bit in Gen.Choose(8, 63)
              select word == 0 ? new SmmuCommand(c.Dword0 ^ (1UL << bit), c.Dword1) : new SmmuCommand(c.Dword0, c.Dword1 ^ (1UL << (bit - 8)))),
         (5, from c in Wellformed from op in Gen.Choose(0, 255) select new SmmuCommand((c.Dword0 & ~0xFFUL) | (uint)op, c.Dword1)),
         (2, from a in U64 from b in U64 select new SmmuCommand(a, b)));
@@ -132,7 +135,8 @@ public static class SmmuGenerators
         (1, from off in Gen.Choose(0, 0x40) from v in U64 from size in Pick(1, 2, 4, 8) select (SmmuStep)new SmmuWrite((uint)off * 4, v, size)));
 
     private static Gen<SmmuStep> Step => Gen.Frequency(
-        (40, from n in Gen.Frequency((3, Gen.Choose(1, 3)), (1, Gen.Choose(4, 12))) from cs in Command.ArrayOf(n)
+        (40, from n in Gen.Frequency((3, Gen.Choose(1, 3)), (1, Gen.Choose(4, 12)))
+             from cs in Command.ArrayOf(n)
              select (SmmuStep)new SmmuSubmit([.. cs])),
         (20, Fill),
         (10, RegisterWrite),

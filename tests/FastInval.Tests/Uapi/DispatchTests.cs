@@ -1,6 +1,5 @@
-using FastInval.Uapi;
-
 using FastInval.Reference.Uapi;
+using FastInval.Uapi;
 
 namespace FastInval.Tests.Uapi;
 

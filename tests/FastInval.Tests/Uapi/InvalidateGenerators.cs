@@ -1,12 +1,9 @@
 using System.Buffers.Binary;
 using System.Collections.Immutable;
-
+using FastInval.Reference.Uapi;
 using FastInval.Uapi;
-
 using FsCheck;
 using FsCheck.Fluent;
-
-using FastInval.Reference.Uapi;
 
 namespace FastInval.Tests.Uapi;
 

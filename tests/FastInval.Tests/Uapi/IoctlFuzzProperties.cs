@@ -1,13 +1,10 @@
 using System.Buffers.Binary;
 using System.Collections.Immutable;
-
+using FastInval.Reference.Uapi;
 using FastInval.Uapi;
-
 using FsCheck;
 using FsCheck.Fluent;
 using FsCheck.Xunit;
-
-using FastInval.Reference.Uapi;
 
 namespace FastInval.Tests.Uapi;
 

@@ -1,8 +1,7 @@
+using FastInval.Reference.Uapi;
 using FastInval.Smmu;
 using FastInval.Tests.Smmu;
 using FastInval.Uapi;
-
-using FastInval.Reference.Uapi;
 
 namespace FastInval.Tests.Uapi;
 

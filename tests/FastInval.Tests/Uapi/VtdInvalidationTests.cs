@@ -1,7 +1,6 @@
 using System.Collections.Immutable;
-using FastInval.Uapi;
-
 using FastInval.Reference.Uapi;
+using FastInval.Uapi;
 
 namespace FastInval.Tests.Uapi;
 

@@ -35,8 +35,12 @@ public class LinuxDriverTests
     {
         public FaultPlan Plan() => new()
         {
-            Seed = Seed, TimeoutPerMillion = TimeoutPpm, CompletionErrorPerMillion = IcePpm, FetchErrorOrdinals = FetchErrorOrdinals,
-            TimeoutSourceIds = DeadDevice ? [DeadSid] : [], TimeoutOrdinals = TimeoutOrdinals,
+            Seed = Seed,
+            TimeoutPerMillion = TimeoutPpm,
+            CompletionErrorPerMillion = IcePpm,
+            FetchErrorOrdinals = FetchErrorOrdinals,
+            TimeoutSourceIds = DeadDevice ? [DeadSid] : [],
+            TimeoutOrdinals = TimeoutOrdinals,
         };
 
         public override string ToString() =>
@@ -119,7 +123,8 @@ public class LinuxDriverTests
         FaultPlan plan = s.Plan();
         var options = new VtdOptions
         {
-            ScalableMode = s.Scalable, FaultPlan = plan,
+            ScalableMode = s.Scalable,
+            FaultPlan = plan,
             Engine = new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 },
         };
         bool Present(uint sid) => !(s.DeadDevice && sid == DeadSid);

@@ -312,7 +312,7 @@ public class VtdDescriptorDecoderTests
     public void Decode_DeviceTlb_SizeBitEncodings()
     {
         Assert.Equal([InvalidationDescriptor.DeviceTlb(0x10, AddressSpace.None, 0x5000, 0x5FFF)], Ok(Dsc.DevTlb(0x10, 0x5000)));
-        (ulong, ulong) Range(VtdDescriptor d) => (Ok(d)[0].First, Ok(d)[0].Last);
+        static (ulong, ulong) Range(VtdDescriptor d) => (Ok(d)[0].First, Ok(d)[0].Last);
         Assert.Equal((0x4000UL, 0x5FFFUL), Range(Dsc.DevTlb(0x10, 0x4000, mask: 1)));       // 8 KiB
         Assert.Equal((0x4000UL, 0x7FFFUL), Range(Dsc.DevTlb(0x10, 0x4000, mask: 2)));       // 16 KiB
         Assert.Equal((0x20_0000UL, 0x3F_FFFFUL), Range(Dsc.DevTlb(0x10, 0x20_0000, mask: 9))); // 2 MiB

@@ -55,7 +55,8 @@ internal static class VtdGenerators
 
     private static Gen<bool> Chance(int percent) => Gen.Choose(0, 99).Select(x => x < percent);
 
-    private static Gen<ulong> U64 => from hi in Gen.Choose(int.MinValue, int.MaxValue) from lo in Gen.Choose(int.MinValue, int.MaxValue)
+    private static Gen<ulong> U64 => from hi in Gen.Choose(int.MinValue, int.MaxValue)
+                                     from lo in Gen.Choose(int.MinValue, int.MaxValue)
                                      select ((ulong)(uint)hi << 32) | (uint)lo;
 
     private static Gen<VtdDescriptor> Wellformed =>
@@ -96,10 +97,13 @@ internal static class VtdGenerators
     /// random type, or random words.</summary>
     private static Gen<VtdDescriptor> Descriptor => Gen.Frequency(
         (80, Wellformed),
-        (10, from d in Wellformed from word in Gen.Choose(0, 1) from bit in Gen.Choose(0, 63)
+        (10, from d in Wellformed
+             from word in Gen.Choose(0, 1)
+             from bit in Gen.Choose(0, 63)
              select word == 0 ? new VtdDescriptor(d.Qw0 ^ (1UL << bit), d.Qw1) : new VtdDescriptor(d.Qw0, d.Qw1 ^ (1UL << bit))),
         (3, from d in Wellformed from bit in Gen.Choose(0, 63) select new VtdDescriptor(d.Qw0, d.Qw1, 1UL << bit, 0)),
-        (3, from d in Wellformed from t in Gen.Choose(0, 127)
+        (3, from d in Wellformed
+            from t in Gen.Choose(0, 127)
             select new VtdDescriptor((d.Qw0 & ~0xE0FUL) | ((ulong)(uint)t & 0xF) | ((ulong)((uint)t >> 4) << 9), d.Qw1)),
         (2, from a in U64 from b in U64 select new VtdDescriptor(a, b)));
 
@@ -154,7 +158,9 @@ internal static class VtdGenerators
             (1, Pick(0u, 1u << 26, (1u << 26) | (1u << 30), (1u << 31) | (1u << 26), 1u << 25 | 1u << 24 | 1u << 26)
                 .Select(v => (VtdStep)new VtdWrite(0x18, v, 4))),                                                     // GCMD
             (1, from ttm in Gen.Choose(0, 3) select (VtdStep)new VtdWrite(0x20, 0x30_0000UL | ((ulong)(uint)ttm << 10), 8)),
-            (1, from dw in Chance(50) from qs in Gen.Choose(0, 1) from b in Pick(VtdDifferential.QueueRegion, VtdDifferential.QueueRegion + 0x1000)
+            (1, from dw in Chance(50)
+                from qs in Gen.Choose(0, 1)
+                from b in Pick(VtdDifferential.QueueRegion, VtdDifferential.QueueRegion + 0x1000)
                 select (VtdStep)new VtdWrite(0x90, b | (dw ? 1UL << 11 : 0) | (uint)qs, 8)),                           // IQA
             (2, from t in Gen.Choose(0, 0x2100) select (VtdStep)new VtdWrite(0x88, (ulong)(uint)t & ~0xFUL, 4)),     // IQT, any value
             (1, from off in Gen.Choose(0, 0x1004) from v in U64 from size in Pick(1, 2, 4, 8, 16) select (VtdStep)new VtdWrite((uint)off, v, size)));

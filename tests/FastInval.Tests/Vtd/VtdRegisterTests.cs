@@ -123,8 +123,15 @@ public class VtdRegisterTests
 
         var off = new VtdOptions
         {
-            ScalableMode = false, DeviceTlb = false, InterruptRemapping = false, PageRequestDrain = false,
-            DrainReads = false, DrainWrites = false, CachingMode = true, MaxAddressMask = 9, MaxHandleMask = 3,
+            ScalableMode = false,
+            DeviceTlb = false,
+            InterruptRemapping = false,
+            PageRequestDrain = false,
+            DrainReads = false,
+            DrainWrites = false,
+            CachingMode = true,
+            MaxAddressMask = 9,
+            MaxHandleMask = 3,
         };
         using var bare = new VtdRig(off);
         ulong e = bare.Read64(Reg.Ecap), c = bare.Read64(Reg.Cap);
