@@ -30,8 +30,8 @@ internal sealed class InvalidationSequence
     private static int s_nextOwner;
 
     private readonly int _owner = Interlocked.Increment(ref s_nextOwner);
-    private readonly ulong[] _key = new ulong[KeyStripes];
-    private readonly ulong[] _keyRange = new ulong[KeyStripes];
+    // Each key stripe's two counters side by side (the key's at 2k, its range's at 2k + 1): a token reads one line for both.
+    private readonly ulong[] _key = new ulong[2 * KeyStripes];
     private readonly ulong[] _region = new ulong[RegionStripes];
     private ulong _global;
 
@@ -39,7 +39,7 @@ internal sealed class InvalidationSequence
     public ulong Bumps { get; private set; }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int KeyIndex(uint key) => (int)(key & (KeyStripes - 1));
+    private static int KeyIndex(uint key) => (int)(key & (KeyStripes - 1)) << 1;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int RegionIndex(uint key, ulong address)
@@ -56,13 +56,14 @@ internal sealed class InvalidationSequence
         int r = RegionIndex(key, address);
         ulong global = Volatile.Read(ref _global);
         ulong keySeq = Volatile.Read(ref _key[k]);
-        ulong rangeSeq = Volatile.Read(ref _keyRange[k]);
+        ulong rangeSeq = Volatile.Read(ref _key[k + 1]);
         ulong regionSeq = Volatile.Read(ref _region[r]);
-        return new InvalidationToken(_owner, key, (uint)r, global, keySeq, rangeSeq, regionSeq);
+        return new InvalidationToken(_owner, key, (uint)r, address >> RegionShift, global, keySeq, rangeSeq, regionSeq);
     }
 
     /// <summary>Writer side: true when no invalidation that may cover [first, first + 2^sizeLog2) under
     /// <paramref name="key"/> ran since <paramref name="token"/> was read (and the token is this cache's, for this key).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool IsCurrent(in InvalidationToken token, uint key, ulong first, int sizeLog2)
     {
         if (token.Owner != _owner || token.Key != key)
@@ -79,11 +80,11 @@ internal sealed class InvalidationSequence
         if (sizeLog2 <= RegionShift)
         {
             // The entry lies in one region: it must be the token's (a token taken for another address proves nothing).
-            int r = RegionIndex(key, first);
-            return (uint)r == token.Region && Volatile.Read(ref _region[r]) == token.RegionSequence;
+            // Comparing the 2 MiB block itself is exact and needs no rehash: the token's stripe is that block's.
+            return (first >> RegionShift) == token.Block && Volatile.Read(ref _region[token.Region]) == token.RegionSequence;
         }
 
-        return Volatile.Read(ref _keyRange[k]) == token.RangeSequence;
+        return Volatile.Read(ref _key[k + 1]) == token.RangeSequence;
     }
 
     /// <summary>Writer side: every token of the cache goes stale.</summary>
@@ -112,7 +113,7 @@ internal sealed class InvalidationSequence
             return;
         }
 
-        ref ulong range = ref _keyRange[KeyIndex(key)];
+        ref ulong range = ref _key[KeyIndex(key) + 1];
         Volatile.Write(ref range, range + 1);
         for (ulong b = firstRegion; ; b++)
         {

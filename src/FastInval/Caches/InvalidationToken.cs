@@ -27,15 +27,17 @@ public readonly struct InvalidationToken
     internal readonly ulong KeySequence;
     internal readonly ulong RangeSequence;
     internal readonly ulong RegionSequence;
+    internal readonly ulong Block; // the 2 MiB block (address >> 21) the token was taken for
     internal readonly int Owner;
     internal readonly uint Key;
     internal readonly uint Region;
 
-    internal InvalidationToken(int owner, uint key, uint region, ulong global, ulong keySequence, ulong rangeSequence, ulong regionSequence)
+    internal InvalidationToken(int owner, uint key, uint region, ulong block, ulong global, ulong keySequence, ulong rangeSequence, ulong regionSequence)
     {
         Owner = owner;
         Key = key;
         Region = region;
+        Block = block;
         GlobalSequence = global;
         KeySequence = keySequence;
         RangeSequence = rangeSequence;
