@@ -18,7 +18,7 @@ namespace FastInval;
 /// </remarks>
 public sealed class GuestMemory : GuestAddressSpace
 {
-    private readonly record struct Region(ulong First, ulong Last, Memory<byte> Buffer);
+    private readonly record struct Region(ulong First, ulong Last, Memory<byte> Buffer) : IGuestRange;
 
     private Region[] _regions = [];
     private readonly object _mapLock = new();
@@ -45,26 +45,7 @@ public sealed class GuestMemory : GuestAddressSpace
 
         lock (_mapLock)
         {
-            Region[] old = _regions;
-            foreach (Region r in old)
-            {
-                if (guestPhysicalAddress <= r.Last && last >= r.First)
-                {
-                    ThrowHelper.Argument(nameof(guestPhysicalAddress), $"mapping 0x{guestPhysicalAddress:x}..0x{last:x} overlaps 0x{r.First:x}..0x{r.Last:x}");
-                }
-            }
-
-            var next = new Region[old.Length + 1];
-            int i = 0;
-            while (i < old.Length && old[i].First < guestPhysicalAddress)
-            {
-                next[i] = old[i];
-                i++;
-            }
-
-            next[i] = new Region(guestPhysicalAddress, last, buffer);
-            Array.Copy(old, i, next, i + 1, old.Length - i);
-            Volatile.Write(ref _regions, next);
+            Volatile.Write(ref _regions, GuestRangeTable.Insert(_regions, new Region(guestPhysicalAddress, last, buffer), nameof(guestPhysicalAddress)));
         }
     }
 
@@ -73,37 +54,33 @@ public sealed class GuestMemory : GuestAddressSpace
     {
         lock (_mapLock)
         {
-            Region[] old = _regions;
-            int index = Array.FindIndex(old, r => r.First == guestPhysicalAddress);
-            if (index < 0)
+            Region[]? next = GuestRangeTable.Remove(_regions, guestPhysicalAddress);
+            if (next is null)
             {
                 return false;
             }
 
-            var next = new Region[old.Length - 1];
-            Array.Copy(old, 0, next, 0, index);
-            Array.Copy(old, index + 1, next, index, old.Length - index - 1);
             Volatile.Write(ref _regions, next);
             return true;
         }
     }
 
     /// <summary>True when every byte of [address, address + length) is mapped.</summary>
-    public bool IsMapped(ulong address, int length) => IsMapped(Volatile.Read(ref _regions), address, length);
+    public bool IsMapped(ulong address, int length) => GuestRangeTable.IsMapped(Volatile.Read(ref _regions), address, length);
 
     /// <summary>Copies guest memory at <paramref name="address"/> into <paramref name="destination"/>. Nothing is read
     /// (and false returned) unless every byte is mapped.</summary>
     public override bool TryRead(ulong address, Span<byte> destination)
     {
         Region[] regions = Volatile.Read(ref _regions);
-        if (!IsMapped(regions, address, destination.Length))
+        if (!GuestRangeTable.IsMapped(regions, address, destination.Length))
         {
             return false;
         }
 
         while (!destination.IsEmpty)
         {
-            Region r = regions[Find(regions, address)];
+            Region r = regions[GuestRangeTable.Find(regions, address)];
             int offset = (int)(address - r.First);
             int n = Math.Min(destination.Length, r.Buffer.Length - offset);
             r.Buffer.Span.Slice(offset, n).CopyTo(destination);
@@ -119,14 +96,14 @@ public sealed class GuestMemory : GuestAddressSpace
     public override bool TryWrite(ulong address, ReadOnlySpan<byte> source)
     {
         Region[] regions = Volatile.Read(ref _regions);
-        if (!IsMapped(regions, address, source.Length))
+        if (!GuestRangeTable.IsMapped(regions, address, source.Length))
         {
             return false;
         }
 
         while (!source.IsEmpty)
         {
-            Region r = regions[Find(regions, address)];
+            Region r = regions[GuestRangeTable.Find(regions, address)];
             int offset = (int)(address - r.First);
             int n = Math.Min(source.Length, r.Buffer.Length - offset);
             source[..n].CopyTo(r.Buffer.Span.Slice(offset, n));
@@ -143,7 +120,7 @@ public sealed class GuestMemory : GuestAddressSpace
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         Region[] regions = Volatile.Read(ref _regions);
-        int i = Find(regions, address);
+        int i = GuestRangeTable.Find(regions, address);
         if (i >= 0 && (ulong)length <= regions[i].Last - address + 1)
         {
             span = regions[i].Buffer.Span.Slice((int)(address - regions[i].First), length);
@@ -152,57 +129,5 @@ public sealed class GuestMemory : GuestAddressSpace
 
         span = default;
         return false;
-    }
-
-    private static bool IsMapped(Region[] regions, ulong address, int length)
-    {
-        while (length > 0)
-        {
-            int i = Find(regions, address);
-            if (i < 0)
-            {
-                return false;
-            }
-
-            ulong available = regions[i].Last - address + 1;
-            if ((ulong)length <= available)
-            {
-                return true;
-            }
-
-            length -= (int)available;
-            address = regions[i].Last + 1;
-            if (address == 0)
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
-    /// <summary>Index of the region containing <paramref name="address"/>, or -1 (binary search over sorted regions).</summary>
-    private static int Find(Region[] regions, ulong address)
-    {
-        int lo = 0, hi = regions.Length - 1;
-        while (lo <= hi)
-        {
-            int mid = (lo + hi) >>> 1;
-            Region r = regions[mid];
-            if (address < r.First)
-            {
-                hi = mid - 1;
-            }
-            else if (address > r.Last)
-            {
-                lo = mid + 1;
-            }
-            else
-            {
-                return mid;
-            }
-        }
-
-        return -1;
     }
 }

@@ -18,7 +18,7 @@ namespace FastInval;
 /// </remarks>
 public sealed unsafe class NativeGuestMemory : GuestAddressSpace
 {
-    private readonly record struct Block(ulong First, ulong Last, nint Host);
+    private readonly record struct Block(ulong First, ulong Last, nint Host) : IGuestRange;
 
     private Block[] _blocks = [];
     private readonly object _mapLock = new();
@@ -57,26 +57,7 @@ public sealed unsafe class NativeGuestMemory : GuestAddressSpace
 
         lock (_mapLock)
         {
-            Block[] old = _blocks;
-            foreach (Block b in old)
-            {
-                if (guestPhysicalAddress <= b.Last && last >= b.First)
-                {
-                    ThrowHelper.Argument(nameof(guestPhysicalAddress), $"mapping 0x{guestPhysicalAddress:x}..0x{last:x} overlaps 0x{b.First:x}..0x{b.Last:x}");
-                }
-            }
-
-            var next = new Block[old.Length + 1];
-            int i = 0;
-            while (i < old.Length && old[i].First < guestPhysicalAddress)
-            {
-                next[i] = old[i];
-                i++;
-            }
-
-            next[i] = new Block(guestPhysicalAddress, last, hostAddress);
-            Array.Copy(old, i, next, i + 1, old.Length - i);
-            Volatile.Write(ref _blocks, next);
+            Volatile.Write(ref _blocks, GuestRangeTable.Insert(_blocks, new Block(guestPhysicalAddress, last, hostAddress), nameof(guestPhysicalAddress)));
         }
     }
 
@@ -86,43 +67,39 @@ public sealed unsafe class NativeGuestMemory : GuestAddressSpace
     {
         lock (_mapLock)
         {
-            Block[] old = _blocks;
-            int index = Array.FindIndex(old, b => b.First == guestPhysicalAddress);
-            if (index < 0)
+            Block[]? next = GuestRangeTable.Remove(_blocks, guestPhysicalAddress);
+            if (next is null)
             {
                 return false;
             }
 
-            var next = new Block[old.Length - 1];
-            Array.Copy(old, 0, next, 0, index);
-            Array.Copy(old, index + 1, next, index, old.Length - index - 1);
             Volatile.Write(ref _blocks, next);
             return true;
         }
     }
 
     /// <summary>True when every byte of [address, address + length) is mapped (an empty range always is).</summary>
-    public bool IsMapped(ulong address, int length) => IsMapped(Volatile.Read(ref _blocks), address, length);
+    public bool IsMapped(ulong address, int length) => GuestRangeTable.IsMapped(Volatile.Read(ref _blocks), address, length);
 
     /// <inheritdoc/>
     public override bool TryRead(ulong address, Span<byte> destination)
     {
         Block[] blocks = Volatile.Read(ref _blocks);
-        int i = Find(blocks, address);
+        int i = GuestRangeTable.Find(blocks, address);
         if (i >= 0 && (ulong)destination.Length <= blocks[i].Last - address + 1)
         {
             new ReadOnlySpan<byte>(HostPointer(in blocks[i], address), destination.Length).CopyTo(destination); // one block
             return true;
         }
 
-        if (!IsMapped(blocks, address, destination.Length))
+        if (!GuestRangeTable.IsMapped(blocks, address, destination.Length))
         {
             return false;
         }
 
         while (!destination.IsEmpty)
         {
-            Block b = blocks[Find(blocks, address)];
+            Block b = blocks[GuestRangeTable.Find(blocks, address)];
             int n = (int)Math.Min((ulong)destination.Length, b.Last - address + 1);
             new ReadOnlySpan<byte>(HostPointer(in b, address), n).CopyTo(destination);
             destination = destination[n..];
@@ -136,21 +113,21 @@ public sealed unsafe class NativeGuestMemory : GuestAddressSpace
     public override bool TryWrite(ulong address, ReadOnlySpan<byte> source)
     {
         Block[] blocks = Volatile.Read(ref _blocks);
-        int i = Find(blocks, address);
+        int i = GuestRangeTable.Find(blocks, address);
         if (i >= 0 && (ulong)source.Length <= blocks[i].Last - address + 1)
         {
             source.CopyTo(new Span<byte>(HostPointer(in blocks[i], address), source.Length));
             return true;
         }
 
-        if (!IsMapped(blocks, address, source.Length))
+        if (!GuestRangeTable.IsMapped(blocks, address, source.Length))
         {
             return false;
         }
 
         while (!source.IsEmpty)
         {
-            Block b = blocks[Find(blocks, address)];
+            Block b = blocks[GuestRangeTable.Find(blocks, address)];
             int n = (int)Math.Min((ulong)source.Length, b.Last - address + 1);
             source[..n].CopyTo(new Span<byte>(HostPointer(in b, address), n));
             source = source[n..];
@@ -166,7 +143,7 @@ public sealed unsafe class NativeGuestMemory : GuestAddressSpace
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         Block[] blocks = Volatile.Read(ref _blocks);
-        int i = Find(blocks, address);
+        int i = GuestRangeTable.Find(blocks, address);
         if (i >= 0 && (ulong)length <= blocks[i].Last - address + 1)
         {
             span = new Span<byte>(HostPointer(in blocks[i], address), length);
@@ -178,62 +155,4 @@ public sealed unsafe class NativeGuestMemory : GuestAddressSpace
     }
 
     private static byte* HostPointer(in Block b, ulong address) => (byte*)b.Host + (nuint)(address - b.First);
-
-    private static bool IsMapped(Block[] blocks, ulong address, int length)
-    {
-        if (length < 0)
-        {
-            return false;
-        }
-
-        ulong remaining = (ulong)length;
-        while (remaining > 0)
-        {
-            int i = Find(blocks, address);
-            if (i < 0)
-            {
-                return false;
-            }
-
-            ulong available = blocks[i].Last - address + 1; // 0 only for a block ending at 2^64 - 1 entered at its start
-            if (available == 0 || remaining <= available)
-            {
-                return true;
-            }
-
-            remaining -= available;
-            address = blocks[i].Last + 1;
-            if (address == 0)
-            {
-                return false; // crosses 2^64
-            }
-        }
-
-        return true;
-    }
-
-    /// <summary>Index of the block containing <paramref name="address"/>, or -1 (binary search over sorted blocks).</summary>
-    private static int Find(Block[] blocks, ulong address)
-    {
-        int lo = 0, hi = blocks.Length - 1;
-        while (lo <= hi)
-        {
-            int mid = (lo + hi) >>> 1;
-            Block b = blocks[mid];
-            if (address < b.First)
-            {
-                hi = mid - 1;
-            }
-            else if (address > b.Last)
-            {
-                lo = mid + 1;
-            }
-            else
-            {
-                return mid;
-            }
-        }
-
-        return -1;
-    }
 }
