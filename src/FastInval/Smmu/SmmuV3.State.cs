@@ -34,17 +34,12 @@ public sealed partial class SmmuV3
     public int SaveState(Span<byte> destination)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (destination.Length < StateSize)
-        {
-            ThrowHelper.Argument(nameof(destination), $"an SMMUv3 state image needs {StateSize} bytes");
-        }
+        StateImage.CheckDestination(destination, StateSize, "SMMUv3");
 
         ThrowIfConsuming();
         Span<byte> s = destination[..StateSize];
         s.Clear();
-        BinaryPrimitives.WriteUInt32LittleEndian(s, StateMagic);
-        BinaryPrimitives.WriteUInt16LittleEndian(s[4..], StateVersion);
-        BinaryPrimitives.WriteUInt16LittleEndian(s[6..], StateSize);
+        StateImage.WriteHeader(s, StateMagic, StateVersion, StateSize);
         for (int i = 0; i < 6; i++)
         {
             BinaryPrimitives.WriteUInt32LittleEndian(s[(8 + (4 * i))..], _idr[i]);
@@ -83,38 +78,28 @@ public sealed partial class SmmuV3
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ThrowIfConsuming();
-        if (image.Length < 8 || BinaryPrimitives.ReadUInt32LittleEndian(image) != StateMagic)
-        {
-            ThrowHelper.Argument(nameof(image), "not a FastInval SMMUv3 state image (magic)");
-        }
-
-        ushort version = BinaryPrimitives.ReadUInt16LittleEndian(image[4..]);
-        ushort size = BinaryPrimitives.ReadUInt16LittleEndian(image[6..]);
-        if (version != StateVersion || size != StateSize || image.Length < StateSize)
-        {
-            ThrowHelper.Argument(nameof(image), $"SMMUv3 state image version {version}, size {size} (of {image.Length} bytes): only version {StateVersion} with {StateSize} bytes is known");
-        }
+        StateImage.CheckHeader(image, StateMagic, StateVersion, StateSize, "SMMUv3");
 
         for (int i = 0; i < 6; i++)
         {
-            if (U32(image, 8 + (4 * i)) != _idr[i])
+            if (StateImage.U32(image, 8 + (4 * i)) != _idr[i])
             {
                 ThrowHelper.Argument(nameof(image), $"the image is from an SMMU with other ID registers (IDR{i})");
             }
         }
 
-        uint cr0 = U32(image, 32), cr1 = U32(image, 36), cr2 = U32(image, 40), gbpa = U32(image, 44), irqCtrl = U32(image, 48);
-        uint gerror = U32(image, 52), gerrorn = U32(image, 56), cfg2 = U32(image, 72), strtabCfg = U32(image, 76);
-        uint prod = U32(image, 96), cons = U32(image, 100), flags = U32(image, 104);
-        ulong cfg0 = U64(image, 64), strtab = U64(image, 80), cmdqBase = U64(image, 88);
+        uint cr0 = StateImage.U32(image, 32), cr1 = StateImage.U32(image, 36), cr2 = StateImage.U32(image, 40), gbpa = StateImage.U32(image, 44), irqCtrl = StateImage.U32(image, 48);
+        uint gerror = StateImage.U32(image, 52), gerrorn = StateImage.U32(image, 56), cfg2 = StateImage.U32(image, 72), strtabCfg = StateImage.U32(image, 76);
+        uint prod = StateImage.U32(image, 96), cons = StateImage.U32(image, 100), flags = StateImage.U32(image, 104);
+        ulong cfg0 = StateImage.U64(image, 64), strtab = StateImage.U64(image, 80), cmdqBase = StateImage.U64(image, 88);
         uint cr0Bits = Cr0SmmuEn | Cr0EvtqEn | Cr0CmdqEn | Cr0AtsChk | (_features.Pri ? Cr0PriqEn : 0);
         uint irqBits = IrqGerrorEn | IrqEvtqEn | (_features.Pri ? IrqPriqEn : 0);
         bool valid = (cr0 & ~cr0Bits) == 0 && (cr1 & ~0xFFFu) == 0 && (cr2 & ~0x7u) == 0 && (gbpa & ~0x0010_3FFFu) == 0 &&
                      (irqCtrl & ~irqBits) == 0 && (gerror & ~GerrorDefined) == 0 && (gerrorn & ~GerrorDefined) == 0 &&
                      (cfg0 & ~(_features.Msi ? MsiAddressMask : 0)) == 0 && (cfg2 & ~(_features.Msi ? 0x3Fu : 0)) == 0 &&
-                     (_features.Msi || U32(image, 60) == 0) && (strtabCfg & ~0x3_07FFu) == 0 && (strtab & ~StrtabBaseMask) == 0 &&
+                     (_features.Msi || StateImage.U32(image, 60) == 0) && (strtabCfg & ~0x3_07FFu) == 0 && (strtab & ~StrtabBaseMask) == 0 &&
                      (cmdqBase & ~CmdqBaseMask) == 0 && (prod & ~0xF_FFFFu) == 0 && (cons & ~(0xF_FFFFu | ConsErrMask)) == 0 &&
-                     (flags & ~(FlagAtcFailed | FlagInternalFailed)) == 0 && U32(image, 108) == 0 && U64(image, 120) == 0;
+                     (flags & ~(FlagAtcFailed | FlagInternalFailed)) == 0 && StateImage.U32(image, 108) == 0 && StateImage.U64(image, 120) == 0;
         if (!valid)
         {
             ThrowHelper.Argument(nameof(image), "the SMMUv3 state image holds a value no SMMU can be in");
@@ -128,7 +113,7 @@ public sealed partial class SmmuV3
         _gerror = gerror;
         _gerrorn = gerrorn;
         _gerrorIrqCfg0 = cfg0;
-        _gerrorIrqCfg1 = U32(image, 60);
+        _gerrorIrqCfg1 = StateImage.U32(image, 60);
         _gerrorIrqCfg2 = cfg2;
         _strtabBase = strtab;
         _strtabBaseCfg = strtabCfg;
@@ -137,7 +122,7 @@ public sealed partial class SmmuV3
         _cmdqCons = cons;
         _atcFailed = (flags & FlagAtcFailed) != 0;
         _internalFailed = (flags & FlagInternalFailed) != 0;
-        _fetches = U64(image, 112);
+        _fetches = StateImage.U64(image, 112);
     }
 
     /// <summary>Returns the SMMU to its power-on state: every register at its reset value (all 0; CMDQ_BASE.LOG2SIZE
@@ -175,7 +160,5 @@ public sealed partial class SmmuV3
         }
     }
 
-    private static uint U32(ReadOnlySpan<byte> image, int offset) => BinaryPrimitives.ReadUInt32LittleEndian(image[offset..]);
 
-    private static ulong U64(ReadOnlySpan<byte> image, int offset) => BinaryPrimitives.ReadUInt64LittleEndian(image[offset..]);
 }

@@ -34,16 +34,11 @@ public sealed partial class VtdIommu
     public int SaveState(Span<byte> destination)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (destination.Length < StateSize)
-        {
-            ThrowHelper.Argument(nameof(destination), $"a VT-d state image needs {StateSize} bytes");
-        }
+        StateImage.CheckDestination(destination, StateSize, "VT-d");
 
         ThrowIfProcessing();
         Span<byte> s = destination[..StateSize];
-        BinaryPrimitives.WriteUInt32LittleEndian(s, StateMagic);
-        BinaryPrimitives.WriteUInt16LittleEndian(s[4..], StateVersion);
-        BinaryPrimitives.WriteUInt16LittleEndian(s[6..], StateSize);
+        StateImage.WriteHeader(s, StateMagic, StateVersion, StateSize);
         BinaryPrimitives.WriteUInt64LittleEndian(s[8..], _cap);
         BinaryPrimitives.WriteUInt64LittleEndian(s[16..], _ecap);
         BinaryPrimitives.WriteUInt32LittleEndian(s[24..], _gsts);
@@ -82,29 +77,19 @@ public sealed partial class VtdIommu
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ThrowIfProcessing();
-        if (image.Length < 8 || BinaryPrimitives.ReadUInt32LittleEndian(image) != StateMagic)
-        {
-            ThrowHelper.Argument(nameof(image), "not a FastInval VT-d state image (magic)");
-        }
+        StateImage.CheckHeader(image, StateMagic, StateVersion, StateSize, "VT-d");
 
-        ushort version = BinaryPrimitives.ReadUInt16LittleEndian(image[4..]);
-        ushort size = BinaryPrimitives.ReadUInt16LittleEndian(image[6..]);
-        if (version != StateVersion || size != StateSize || image.Length < StateSize)
-        {
-            ThrowHelper.Argument(nameof(image), $"VT-d state image version {version}, size {size} (of {image.Length} bytes): only version {StateVersion} with {StateSize} bytes is known");
-        }
-
-        ulong cap = U64(image, 8), ecap = U64(image, 16);
+        ulong cap = StateImage.U64(image, 8), ecap = StateImage.U64(image, 16);
         if (cap != _cap || ecap != _ecap)
         {
             ThrowHelper.Argument(nameof(image), $"the image is from a unit with CAP 0x{cap:x}, ECAP 0x{ecap:x}; this one has CAP 0x{_cap:x}, ECAP 0x{_ecap:x}");
         }
 
-        uint gsts = U32(image, 24), fsts = U32(image, 28), mode = U32(image, 40);
-        uint fectl = U32(image, 44), feaddr = U32(image, 52), ics = U32(image, 60);
-        uint iectl = U32(image, 88), ieaddr = U32(image, 96);
-        ulong rtaddr = U64(image, 32), iqh = U64(image, 64), iqt = U64(image, 72), iqa = U64(image, 80);
-        ulong iqercd = U64(image, 104), irta = U64(image, 112), reserved = U64(image, 128);
+        uint gsts = StateImage.U32(image, 24), fsts = StateImage.U32(image, 28), mode = StateImage.U32(image, 40);
+        uint fectl = StateImage.U32(image, 44), feaddr = StateImage.U32(image, 52), ics = StateImage.U32(image, 60);
+        uint iectl = StateImage.U32(image, 88), ieaddr = StateImage.U32(image, 96);
+        ulong rtaddr = StateImage.U64(image, 32), iqh = StateImage.U64(image, 64), iqt = StateImage.U64(image, 72), iqa = StateImage.U64(image, 80);
+        ulong iqercd = StateImage.U64(image, 104), irta = StateImage.U64(image, 112), reserved = StateImage.U64(image, 128);
         uint gstsBits = Te | Qie | Srtp | (_caps.InterruptRemapping ? Ire | Cfi | Sirtp : 0);
         const uint controlBits = InterruptMask | InterruptPending;
         const ulong iqercdBits = IqeiMask | ItesidMask | IcesidMask;
@@ -123,20 +108,20 @@ public sealed partial class VtdIommu
         _rtaddr = rtaddr;
         _mode = (VtdTranslationMode)mode;
         _fectl = fectl;
-        _fedata = U32(image, 48);
+        _fedata = StateImage.U32(image, 48);
         _feaddr = feaddr;
-        _feuaddr = U32(image, 56);
+        _feuaddr = StateImage.U32(image, 56);
         _ics = ics;
         _iqh = iqh;
         _iqt = iqt;
         _iqa = iqa;
         _iectl = iectl;
-        _iedata = U32(image, 92);
+        _iedata = StateImage.U32(image, 92);
         _ieaddr = ieaddr;
-        _ieuaddr = U32(image, 100);
+        _ieuaddr = StateImage.U32(image, 100);
         _iqercd = iqercd;
         _irta = irta;
-        _fetches = U64(image, 120);
+        _fetches = StateImage.U64(image, 120);
     }
 
     /// <summary>Returns the unit to its power-on state: every register at its reset value (FECTL.IM and IECTL.IM set,
@@ -178,7 +163,5 @@ public sealed partial class VtdIommu
         }
     }
 
-    private static uint U32(ReadOnlySpan<byte> image, int offset) => BinaryPrimitives.ReadUInt32LittleEndian(image[offset..]);
 
-    private static ulong U64(ReadOnlySpan<byte> image, int offset) => BinaryPrimitives.ReadUInt64LittleEndian(image[offset..]);
 }
