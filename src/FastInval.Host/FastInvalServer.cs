@@ -303,7 +303,7 @@ public sealed class FastInvalServer : IAsyncDisposable
 
         public async Task RunAsync()
         {
-            var session = new Session(_server._core);
+            var session = new Session(_server._core, _server.Options.Trace);
             int maxFrames = _server.Options.MaxOutstandingRequests;
             try
             {

@@ -24,6 +24,10 @@ public sealed class ServerOptions
     /// <summary>Mode of the socket file (default 0600: owner read and write).</summary>
     public UnixFileMode SocketFileMode { get; init; } = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
+    /// <summary>When set, every frame of every connection (both directions) is recorded in this trace
+    /// (docs/traces.md). The caller disposes it after <see cref="FastInvalServer.StopAsync"/>.</summary>
+    public Traces.TraceWriter? Trace { get; init; }
+
     /// <summary>Checks the settings; throws <see cref="ArgumentOutOfRangeException"/> for a bad one.</summary>
     internal void Validate()
     {

@@ -15,10 +15,22 @@ internal sealed class Session : IDisposable
 {
     private readonly ServerCore _core;
     private readonly Dictionary<uint, Unit> _units = [];
+    private readonly Traces.SessionRecorder? _recorder;
     private bool _negotiated;
     private bool _disposed;
 
-    public Session(ServerCore core) => _core = core;
+    /// <summary>A session; with <paramref name="trace"/>, every frame read and written is recorded in it.</summary>
+    public Session(ServerCore core, Traces.TraceWriter? trace = null)
+    {
+        _core = core;
+        _recorder = trace is null ? null : new Traces.SessionRecorder(trace);
+    }
+
+    /// <summary>The connection id of this session's trace records (0 when not recorded).</summary>
+    public uint TraceConnectionId => _recorder?.ConnectionId ?? 0;
+
+    /// <summary>The unit <paramref name="id"/> of this connection, or null (for a replay's figures).</summary>
+    internal Unit? FindUnit(uint id) => _units.GetValueOrDefault(id);
 
     /// <summary>Units this connection holds.</summary>
     public int UnitCount => _units.Count;
@@ -35,8 +47,14 @@ internal sealed class Session : IDisposable
         var reader = new SequenceReader<byte>(buffer);
         needMoreData = false;
         close = false;
+        if (_recorder is not null)
+        {
+            output = _recorder.Wrap(output); // records what is sent (the one place replies and events are committed)
+        }
+
         for (int frames = 0; frames < maxFrames; frames++)
         {
+            SequencePosition start = reader.Position;
             FrameReadStatus status = FrameReader.TryRead(ref reader, _core.Options.MaxFrameBytes, out FrameHeader header,
                 out ReadOnlySequence<byte> payload, out ErrorCode error);
             if (status == FrameReadStatus.NeedMoreData)
@@ -46,6 +64,8 @@ internal sealed class Session : IDisposable
             }
 
             _core.FrameRead();
+            // Records what is read: the frame, or the header the server could not trust.
+            _recorder?.Received(buffer.Slice(start, status == FrameReadStatus.Fatal ? ProtocolConstants.HeaderSize : header.Length));
             if (status == FrameReadStatus.Fatal)
             {
                 uint detail = error == ErrorCode.FrameTooLarge ? (uint)_core.Options.MaxFrameBytes : header.Length;
@@ -676,5 +696,6 @@ internal sealed class Session : IDisposable
         }
 
         _units.Clear();
+        _recorder?.Closed();
     }
 }
