@@ -11,7 +11,8 @@ internal static class ExitCodes
     /// <summary>The command did what was asked (also <c>--help</c> and <c>--version</c>).</summary>
     public const int Ok = 0;
 
-    /// <summary>The command ran and found something wrong (e.g. a demo self-check failed, a server could not start).</summary>
+    /// <summary>The command ran and found something wrong (e.g. a demo self-check failed, a server could not start, a
+    /// replayed reply differs from the recorded one).</summary>
     public const int Failure = 1;
 
     /// <summary>The command line was not understood.</summary>
@@ -52,6 +53,8 @@ internal static class CommandLine
         root.Subcommands.Add(demo);
 
         root.Subcommands.Add(ServeCommand.Build(serve));
+        root.Subcommands.Add(TraceCommands.BuildReplay());
+        root.Subcommands.Add(TraceCommands.BuildGenerate());
         return root;
     }
 

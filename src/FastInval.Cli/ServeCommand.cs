@@ -7,9 +7,10 @@ namespace FastInval.Cli;
 /// <param name="MaxUnits">Most units one connection may hold.</param>
 /// <param name="MaxConnections">Most connections served at once.</param>
 /// <param name="MaxFrameBytes">Largest frame, header included, the server accepts.</param>
-internal sealed record ServeSettings(string SocketPath, int MaxUnits, int MaxConnections, int MaxFrameBytes);
+/// <param name="RecordPath">Trace file every frame of every connection is recorded in, or null.</param>
+internal sealed record ServeSettings(string SocketPath, int MaxUnits, int MaxConnections, int MaxFrameBytes, string? RecordPath = null);
 
-/// <summary><c>fastinval serve --socket PATH [--max-units N] [--max-connections N] [--max-frame-bytes N]</c>.</summary>
+/// <summary><c>fastinval serve --socket PATH [--max-units N] [--max-connections N] [--max-frame-bytes N] [--record FILE]</c>.</summary>
 internal static class ServeCommand
 {
     /// <summary>Default of <c>--max-units</c>.</summary>
@@ -28,20 +29,22 @@ internal static class ServeCommand
         var maxUnits = new Option<int>("--max-units") { Description = "Most units one connection may hold.", DefaultValueFactory = _ => DefaultMaxUnits };
         var maxConnections = new Option<int>("--max-connections") { Description = "Most connections served at once.", DefaultValueFactory = _ => DefaultMaxConnections };
         var maxFrameBytes = new Option<int>("--max-frame-bytes") { Description = "Largest frame (header included) accepted.", DefaultValueFactory = _ => DefaultMaxFrameBytes };
+        var record = new Option<string>("--record") { Description = "Record every frame of every connection (both directions, timestamps) in this trace file (see docs/traces.md)." };
         maxUnits.Validators.Add(r => Positive(r, 1, 1 << 16));
         maxConnections.Validators.Add(r => Positive(r, 1, 1 << 16));
         maxFrameBytes.Validators.Add(r => Positive(r, 64, 1 << 28));
 
         var serve = new Command("serve", "Serve IOMMU units to other processes over a Unix socket (see docs/protocol.md).\n" +
             "Runs until SIGTERM or Ctrl-C, then drains in-flight requests, replies and removes the socket file.\n" +
-            "Exit code 0 after a clean stop, 1 when the server could not start (e.g. a live server holds the path).")
+            "Exit code 0 after a clean stop, 1 when the server could not start (e.g. a live server holds the path) or a\n" +
+            "recording (--record) failed.")
         {
-            socket, maxUnits, maxConnections, maxFrameBytes,
+            socket, maxUnits, maxConnections, maxFrameBytes, record,
         };
         serve.SetAction((parseResult, cancellationToken) =>
         {
             var settings = new ServeSettings(parseResult.GetValue(socket)!, parseResult.GetValue(maxUnits),
-                parseResult.GetValue(maxConnections), parseResult.GetValue(maxFrameBytes));
+                parseResult.GetValue(maxConnections), parseResult.GetValue(maxFrameBytes), parseResult.GetValue(record));
             TextWriter output = parseResult.InvocationConfiguration.Output, error = parseResult.InvocationConfiguration.Error;
             return Task.FromResult((run ?? Serve.Run)(settings, output, error, cancellationToken));
         });
