@@ -114,9 +114,13 @@ internal static class Replay
         }
 
         IEnumerable<string> codes = f.Errors.Select((n, code) => (n, code)).Where(x => x.n > 0)
-            .Select(x => $"{(x.code < 13 ? ((FastInval.Host.ErrorCode)x.code).ToString() : "other")} {N(x.n)}");
+            .Select(x => $"{(x.code < 13 ? ProtocolName((FastInval.Host.ErrorCode)x.code) : "other")} {N(x.n)}");
         return $"{N(f.ErrorReplies)} error replies ({string.Join(", ", codes)})";
     }
+
+    /// <summary>The protocol document's spelling of an error code: UnknownUnit is UNKNOWN_UNIT.</summary>
+    private static string ProtocolName(FastInval.Host.ErrorCode code) =>
+        string.Concat(code.ToString().Select((ch, i) => i > 0 && char.IsUpper(ch) ? "_" + ch : char.ToUpperInvariant(ch).ToString()));
 
     private static string Join(string[] names, long[] values, int first) =>
         string.Join(", ", Enumerable.Range(first, values.Length - first).Select(i => $"{names[i]} {N(values[i])}"));
@@ -129,6 +133,7 @@ internal static class Replay
         private long _lastDraw = -1000;
         private long _bytes;
         private long _records;
+        private long _drawn = -1;
 
         public void Update(long bytes, long records)
         {
@@ -144,6 +149,7 @@ internal static class Replay
 
         private void Draw(long bytes, long records)
         {
+            _drawn = bytes;
             double fraction = total > 0 ? Math.Clamp((double)bytes / total, 0, 1) : 0;
             int filled = (int)(fraction * Width);
             error.Write($"\r[{new string('#', filled)}{new string('-', Width - filled)}] {(fraction * 100).ToString("F0", CultureInfo.InvariantCulture),3}%  {N(records)} records  {(bytes / 1e6).ToString("F1", CultureInfo.InvariantCulture)} MB");
@@ -153,7 +159,11 @@ internal static class Replay
         /// <summary>The last figures drawn, and the line ended.</summary>
         public void End()
         {
-            Draw(_bytes, _records);
+            if (_drawn != _bytes)
+            {
+                Draw(_bytes, _records);
+            }
+
             error.WriteLine();
             error.Flush();
         }
