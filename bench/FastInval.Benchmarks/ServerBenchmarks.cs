@@ -12,6 +12,9 @@ namespace FastInval.Benchmarks;
 /// server's dispatcher from a byte buffer (frame decoding, dispatch and reply encoding, no socket), (3) as a round trip
 /// over a Unix socket to a server in this process (a blocking client: send the frame, read the reply). The engine work
 /// is the same in all three: the descriptors hit pages that are not cached, so nothing changes between operations.
+/// (4) is (2) with the session recording a trace (serve --record): the frame and its reply copied into the trace
+/// writer's buffer under its lock; the writer's stream is <see cref="Stream.Null"/>, so the row is the cost on the
+/// connection's thread without the disk (the buffer goes to the file once per MiB).
 /// </summary>
 [MemoryDiagnoser]
 public class ServerBenchmarks : IDisposable
@@ -29,6 +32,9 @@ public class ServerBenchmarks : IDisposable
     private byte[] _reply = [];
     private ServerCore? _core;
     private Session? _session;
+    private Session? _recordingSession;
+    private FastInval.Host.Traces.TraceWriter? _trace;
+    private readonly ArrayBufferWriter<byte> _recordingOutput = new();
     private readonly ArrayBufferWriter<byte> _output = new();
     private FastInvalServer? _server;
     private Socket? _socket;
@@ -55,6 +61,10 @@ public class ServerBenchmarks : IDisposable
         var setup = new ArrayBufferWriter<byte>();
         byte[] fill = FillFrame(1, entries);
         _session.Process(new ReadOnlySequence<byte>([.. Hello(), .. Create(), .. fill]), setup, int.MaxValue, out _, out _);
+        var recordingCore = new ServerCore(new ServerOptions { SocketPath = "/nonexistent/bench.sock" });
+        _trace = new FastInval.Host.Traces.TraceWriter(Stream.Null, FastInval.Host.Traces.TraceHeader.For(recordingCore.Options));
+        _recordingSession = new Session(recordingCore, _trace);
+        _recordingSession.Process(new ReadOnlySequence<byte>([.. Hello(), .. Create(), .. fill]), setup, int.MaxValue, out _, out _);
 
         _directory = Directory.CreateTempSubdirectory("fastinval-bench-").FullName;
         string path = Path.Combine(_directory, "s.sock");
@@ -123,6 +133,14 @@ public class ServerBenchmarks : IDisposable
         return _output.WrittenCount;
     }
 
+    [Benchmark(Description = "dispatcher, recording a trace")]
+    public int DispatcherRecording()
+    {
+        _recordingOutput.ResetWrittenCount();
+        _recordingSession!.Process(new ReadOnlySequence<byte>(_frame), _recordingOutput, int.MaxValue, out _, out _);
+        return _recordingOutput.WrittenCount;
+    }
+
     [Benchmark(Description = "Unix socket round trip")]
     public int Socket()
     {
@@ -137,6 +155,8 @@ public class ServerBenchmarks : IDisposable
         _socket?.Dispose();
         _server?.StopAsync().GetAwaiter().GetResult();
         _session?.Dispose();
+        _recordingSession?.Dispose();
+        _trace?.Dispose();
         _engine?.Dispose();
         if (_directory is not null && Directory.Exists(_directory))
         {
@@ -146,7 +166,7 @@ public class ServerBenchmarks : IDisposable
         GC.SuppressFinalize(this);
     }
 
-    private static byte[] Frame(ushort type, uint id, uint unit, byte[] payload)
+    internal static byte[] Frame(ushort type, uint id, uint unit, byte[] payload)
     {
         byte[] f = new byte[16 + payload.Length];
         BinaryPrimitives.WriteInt32LittleEndian(f, f.Length);
@@ -157,9 +177,9 @@ public class ServerBenchmarks : IDisposable
         return f;
     }
 
-    private static byte[] Hello() => Frame(MessageType.Hello, 1, 0, [1, 0, 0, 0, 0, 0, 0, 0]);
+    internal static byte[] Hello() => Frame(MessageType.Hello, 1, 0, [1, 0, 0, 0, 0, 0, 0, 0]);
 
-    private static byte[] Create()
+    internal static byte[] Create()
     {
         byte[] p = new byte[24];
         p[0] = 1;
@@ -169,7 +189,7 @@ public class ServerBenchmarks : IDisposable
         return Frame(MessageType.Create, 2, 0, p);
     }
 
-    private static byte[] FillFrame(uint unit, TranslationEntry[] entries)
+    internal static byte[] FillFrame(uint unit, TranslationEntry[] entries)
     {
         byte[] p = new byte[8 + (32 * entries.Length)];
         p[0] = 1;
@@ -191,7 +211,7 @@ public class ServerBenchmarks : IDisposable
         return Frame(MessageType.Fill, 3, unit, p);
     }
 
-    private static byte[] ExecuteFrame(uint unit, InvalidationDescriptor[] batch)
+    internal static byte[] ExecuteFrame(uint unit, InvalidationDescriptor[] batch)
     {
         byte[] p = new byte[8 + (32 * batch.Length)];
         BinaryPrimitives.WriteInt32LittleEndian(p, batch.Length);
