@@ -197,8 +197,8 @@ public class SlotIndexTests
 
         // Second sweep: the even pages' bits were cleared by the first, so they are next, in slot order.
         Assert.Equal(FillResult.InsertedAfterEviction, cache.Fill(Page(200)));
-        Assert.False(cache.ToArray().Any(e => e.InputAddress == 0));
-        Assert.True(cache.ToArray().Any(e => e.InputAddress == 2UL << 12));
+        Assert.DoesNotContain(cache.ToArray(), e => e.InputAddress == 0);
+        Assert.Contains(cache.ToArray(), e => e.InputAddress == 2UL << 12);
         Assert.Equal(16, cache.Count);
     }
 
@@ -224,7 +224,7 @@ public class SlotIndexTests
         {
             (_, byte s) = sizes[i];
             ulong input = (ulong)(i + 1) << 44;
-            foreach (ulong offset in new[] { 0UL, 0x123, (1UL << s) - 1 })
+            foreach (ulong offset in new ulong[] { 0, 0x123, (1UL << s) - 1 })
             {
                 Assert.True(cache.TryLookup(TranslationStage.Stage1, 5, 7, input + offset, out Translation t), $"size {s} offset {offset:X}");
                 Assert.Equal(s, t.SizeLog2);
