@@ -5,10 +5,24 @@ using FastInval.Benchmarks.Workloads;
 
 namespace FastInval.Benchmarks;
 
+/// <summary>What a lookup benchmark asks for.</summary>
+public enum LookupPattern
+{
+    /// <summary>Random cached entries at random offsets, independent of each other (throughput of hits).</summary>
+    Hit,
+
+    /// <summary>Entries of the same shape that are not cached (every lookup misses at every span probed).</summary>
+    Miss,
+
+    /// <summary>Hits where the next request is chosen by the previous answer (latency: no two lookups overlap).</summary>
+    Dependent,
+}
+
 /// <summary>
-/// Lookup hits in a cache holding <see cref="Entries"/> entries of the realistic mix: requests for random cached
-/// entries at random offsets, precomputed, walked <see cref="LookupsPerOperation"/> at a time (times are per lookup).
-/// FastInval: <see cref="TranslationCache.TryLookup"/>. QEMU-style: vtd_lookup_iotlb (levels 1..3), the baseline.
+/// Lookups in a cache holding <see cref="Entries"/> entries of the realistic mix: requests (see <see cref="Pattern"/>)
+/// precomputed, walked <see cref="LookupsPerOperation"/> at a time (times are per lookup).
+/// FastInval: <see cref="TranslationCache.TryLookup(TranslationStage, ushort, uint, ulong, out Translation)"/>.
+/// QEMU-style: vtd_lookup_iotlb (levels 1..3), the baseline.
 /// </summary>
 [MemoryDiagnoser]
 public class LookupBenchmarks
@@ -21,6 +35,9 @@ public class LookupBenchmarks
 
     [ParamsSource(nameof(ScalingSizes))]
     public int Entries;
+
+    [Params(LookupPattern.Hit, LookupPattern.Miss, LookupPattern.Dependent)]
+    public LookupPattern Pattern;
 
     /// <summary>The cache sizes of the scaling series (<see cref="Sizes.Scaling"/>).</summary>
     public static IEnumerable<int> ScalingSizes => Sizes.Scaling;
@@ -58,6 +75,11 @@ public class LookupBenchmarks
     public ulong FastInval()
     {
         TranslationCache iotlb = _engine!.Iotlb;
+        if (Pattern == LookupPattern.Dependent)
+        {
+            return FastInvalDependent(iotlb);
+        }
+
         ReadOnlySpan<LookupQuery> queries = NextQueries();
         ulong sum = 0;
         foreach (ref readonly LookupQuery q in queries)
@@ -71,12 +93,51 @@ public class LookupBenchmarks
         return sum;
     }
 
+    private ulong FastInvalDependent(TranslationCache iotlb)
+    {
+        LookupQuery[] queries = _queries;
+        int i = _cursor;
+        ulong sum = 0;
+        for (int n = 0; n < LookupsPerOperation; n++)
+        {
+            ref readonly LookupQuery q = ref queries[i];
+            iotlb.TryLookup(TranslationStage.Stage1, q.Domain, q.Pasid, q.Address, out Translation t);
+            sum += t.OutputAddress;
+            i = Step(i, t.OutputAddress);
+        }
+
+        _cursor = i;
+        return sum;
+    }
+
+    /// <summary>The next request index: one on, plus a term the JIT cannot know is zero (output addresses are below 2^63),
+    /// so the next request's load waits for this answer.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static int Step(int i, ulong output) => (i + 1 + (int)(output >> 63)) & (QueryCount - 1);
+
     /// <summary>The same lookups without the lifetime guard that makes a lookup racing Dispose safe (its cost is the
     /// difference to the FastInval row).</summary>
     [Benchmark(Description = "FastInval, no lifetime guard", OperationsPerInvoke = LookupsPerOperation)]
     public ulong FastInvalUnguarded()
     {
         TranslationCache iotlb = _engine!.Iotlb;
+        if (Pattern == LookupPattern.Dependent)
+        {
+            LookupQuery[] all = _queries;
+            int i = _cursor;
+            ulong total = 0;
+            for (int n = 0; n < LookupsPerOperation; n++)
+            {
+                ref readonly LookupQuery q = ref all[i];
+                iotlb.TryLookupUnguarded(TranslationStage.Stage1, q.Domain, q.Pasid, q.Address, out Translation t);
+                total += t.OutputAddress;
+                i = Step(i, t.OutputAddress);
+            }
+
+            _cursor = i;
+            return total;
+        }
+
         ReadOnlySpan<LookupQuery> queries = NextQueries();
         ulong sum = 0;
         foreach (ref readonly LookupQuery q in queries)
@@ -95,6 +156,11 @@ public class LookupBenchmarks
     public ulong QemuStyle()
     {
         QemuStyleIotlb qemu = _qemu!;
+        if (Pattern == LookupPattern.Dependent)
+        {
+            return QemuStyleDependent(qemu);
+        }
+
         ReadOnlySpan<LookupQuery> queries = NextQueries();
         ulong sum = 0;
         foreach (ref readonly LookupQuery q in queries)
@@ -108,6 +174,23 @@ public class LookupBenchmarks
         return sum;
     }
 
+    private ulong QemuStyleDependent(QemuStyleIotlb qemu)
+    {
+        LookupQuery[] queries = _queries;
+        int i = _cursor;
+        ulong sum = 0;
+        for (int n = 0; n < LookupsPerOperation; n++)
+        {
+            ref readonly LookupQuery q = ref queries[i];
+            ulong output = qemu.Lookup(Workload.SourceIdOf(q.Domain), q.Pasid, q.Address) is { } entry ? Workload.Translate(entry, q.Address) : 0;
+            sum += output;
+            i = Step(i, output);
+        }
+
+        _cursor = i;
+        return sum;
+    }
+
     private ReadOnlySpan<LookupQuery> NextQueries()
     {
         int start = _cursor;
@@ -118,7 +201,9 @@ public class LookupBenchmarks
     private TranslationEntry[] SetupQueries()
     {
         TranslationEntry[] entries = Workload.Population(Entries, WorkloadShape.Realistic);
-        _queries = Workload.Queries(entries, QueryCount);
+        // Misses: entries of the same shape from another seed, minus the few that happen to be cached.
+        TranslationEntry[] asked = Pattern == LookupPattern.Miss ? Workload.Absent(entries, QueryCount) : entries;
+        _queries = Workload.Queries(asked, QueryCount);
         _cursor = 0;
         return entries;
     }

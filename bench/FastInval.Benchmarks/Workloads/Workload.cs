@@ -103,6 +103,32 @@ internal static class Workload
         return result;
     }
 
+    /// <summary>At least <paramref name="count"/> entries of the realistic shape (another seed) that overlap no entry of
+    /// <paramref name="cached"/> in the same address space: lookups of them miss.</summary>
+    public static TranslationEntry[] Absent(TranslationEntry[] cached, int count)
+    {
+        var taken = new HashSet<(ushort, uint, ulong)>(cached.Length);
+        foreach (ref readonly TranslationEntry e in cached.AsSpan())
+        {
+            taken.Add((e.DomainId, e.AddressSpaceId, e.InputAddress >> 21)); // the 2 MiB block of every cached entry
+        }
+
+        var result = new List<TranslationEntry>(count);
+        int seed = Seed + 99;
+        while (result.Count < count)
+        {
+            foreach (TranslationEntry e in Population(count, WorkloadShape.Realistic, seed++))
+            {
+                if (!taken.Contains((e.DomainId, e.AddressSpaceId, e.InputAddress >> 21)))
+                {
+                    result.Add(e);
+                }
+            }
+        }
+
+        return [.. result];
+    }
+
     /// <summary>An engine whose IOTLB holds <paramref name="entries"/> (every fill must be accepted).</summary>
     public static InvalidationEngine FastInval(ReadOnlySpan<TranslationEntry> entries, int capacity, TagScanKernel kernel)
     {

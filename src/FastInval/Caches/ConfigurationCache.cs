@@ -30,7 +30,7 @@ public sealed class ConfigurationCache : IDisposable
 
     internal ConfigurationCache(int capacity, WriterLock writerLock)
     {
-        Store = new SlotStore(capacity);
+        Store = new SlotStore(capacity, StoreKind.ConfigurationCache);
         _lifetime = new CacheLifetime(nameof(ConfigurationCache), writerLock);
     }
 
@@ -70,8 +70,8 @@ public sealed class ConfigurationCache : IDisposable
     internal static bool HasAddressSpace(ConfigKinds kind) => (kind & (ConfigKinds.PasidEntry | ConfigKinds.ContextDescriptor)) != 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal int BucketOf(ulong kindBits, uint sourceId, ulong asField) =>
-        Store.BucketOf(Caches.TranslationTable.Hash(sourceId, (uint)asField, (int)(kindBits >> ConfigTag.KindShift), 0));
+    internal static ulong HashOf(ulong kindBits, uint sourceId, ulong asField) =>
+        Caches.TranslationTable.Hash(sourceId, (uint)asField, (int)(kindBits >> ConfigTag.KindShift), 0);
 
     /// <summary>The invalidation sequence of this cache (key: the source id).</summary>
     internal InvalidationSequence Sequence { get; } = new();
@@ -161,15 +161,13 @@ public sealed class ConfigurationCache : IDisposable
         ulong asField = TranslationTag.EncodeAddressSpace(entry.AddressSpaceId);
         ulong kindBits = ConfigTag.Kind(kind);
         ulong tag = ConfigTag.ValidBit | kindBits | ConfigTag.Domain(entry.DomainId) | asField;
-        int bucket = BucketOf(kindBits, entry.SourceId, asField);
+        ulong hash = HashOf(kindBits, entry.SourceId, asField);
         const ulong identity = ~ConfigTag.DomainMask;
-        for (int s = Store.Head(bucket); s >= 0; s = Store.Next(s))
+        int existing = Store.Find(hash, identity, tag & identity, entry.SourceId, entry.SourceId, out int bucket);
+        if (existing >= 0)
         {
-            if ((Store.Tag(s) & identity) == (tag & identity) && Store.First(s) == entry.SourceId)
-            {
-                Store.Update(bucket, s, tag, entry.Value);
-                return FillResult.Replaced;
-            }
+            Store.Update(bucket, existing, tag, entry.Value);
+            return FillResult.Replaced;
         }
 
         FillResult result = FillResult.Inserted;
@@ -182,10 +180,10 @@ public sealed class ConfigurationCache : IDisposable
         int slot = Store.Allocate(out ulong deadTag);
         if (deadTag != 0)
         {
-            Store.UnlinkDead(BucketOf(deadTag & ConfigTag.KindMask, (uint)Store.First(slot), deadTag & ConfigTag.AddressSpaceMask), slot);
+            Store.UnlinkDead(HashOf(deadTag & ConfigTag.KindMask, (uint)Store.First(slot), deadTag & ConfigTag.AddressSpaceMask), slot);
         }
 
-        Store.Link(bucket, slot, tag, entry.SourceId, entry.SourceId, entry.Value);
+        Store.Link(hash, slot, tag, entry.SourceId, entry.SourceId, entry.Value);
         return result;
     }
 
@@ -215,7 +213,7 @@ public sealed class ConfigurationCache : IDisposable
         ulong asField = TranslationTag.EncodeAddressSpace(addressSpaceId);
         ulong kindBits = ConfigTag.Kind(kind);
         const ulong identity = ~ConfigTag.DomainMask;
-        if (!Store.TryRead(BucketOf(kindBits, sourceId, asField), identity, ConfigTag.ValidBit | kindBits | asField,
+        if (!Store.TryRead(HashOf(kindBits, sourceId, asField), identity, ConfigTag.ValidBit | kindBits | asField,
                 sourceId, 0, out ulong tag, out ulong value))
         {
             entry = default;
@@ -229,7 +227,7 @@ public sealed class ConfigurationCache : IDisposable
     internal void Remove(int slot)
     {
         ulong tag = Store.Tag(slot);
-        Store.Unlink(BucketOf(tag & ConfigTag.KindMask, (uint)Store.First(slot), tag & ConfigTag.AddressSpaceMask), slot);
+        Store.Unlink(HashOf(tag & ConfigTag.KindMask, (uint)Store.First(slot), tag & ConfigTag.AddressSpaceMask), slot);
     }
 
     /// <summary>Removes every entry (writer side).</summary>
@@ -267,18 +265,15 @@ public sealed class ConfigurationCache : IDisposable
     internal int RemoveByProbe(in RangeOp op, ConfigKinds kind, uint sourceId, uint addressSpaceId)
     {
         ulong asField = TranslationTag.EncodeAddressSpace(addressSpaceId);
-        int bucket = BucketOf(ConfigTag.Kind(kind), sourceId, asField);
+        PathCursor cursor = Store.PathOf(HashOf(ConfigTag.Kind(kind), sourceId, asField));
         int removed = 0;
-        for (int s = Store.Head(bucket); s >= 0;)
+        while (Store.NextOnPath(ref cursor, out int s))
         {
-            int next = Store.Next(s);
             if (op.Match(Store.Tag(s), Store.First(s), Store.Last(s)))
             {
                 Remove(s);
                 removed++;
             }
-
-            s = next;
         }
 
         return removed;

@@ -14,7 +14,7 @@ namespace FastInval.Caches;
 /// <remarks>
 /// Classes: leaf or table × non-global or global. A lookup probes, for each span present among leaves in ascending
 /// order, the non-global entry of the requested address space and then the global entry; the first hit wins (the
-/// smallest span; at equal span the non-global one). The IOTLB keys the address space into the hash (chains stay short
+/// smallest span; at equal span the non-global one). The IOTLB keys the address space into the hash (probe paths stay short
 /// when many PASIDs map the same IOVA); a device TLB does not (so one probe per block finds every PASID of a device).
 /// </remarks>
 internal sealed class TranslationTable : IDisposable
@@ -32,7 +32,7 @@ internal sealed class TranslationTable : IDisposable
 
     public TranslationTable(int capacity, bool keysAddressSpace, bool variableSizes)
     {
-        _store = new SlotStore(capacity);
+        _store = new SlotStore(capacity, keysAddressSpace ? StoreKind.Iotlb : StoreKind.DeviceTlb);
         _keysAddressSpace = keysAddressSpace;
         _variableSizes = variableSizes;
     }
@@ -81,40 +81,38 @@ internal sealed class TranslationTable : IDisposable
         return h ^ (h >> 32);
     }
 
+    /// <summary>The index hash of an entry of span 2^<paramref name="sizeLog2"/> at <paramref name="address"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int BucketOf(uint space, uint addressSpaceKey, int sizeLog2, ulong address) =>
-        _store.BucketOf(Hash(space, _keysAddressSpace ? addressSpaceKey : 0, sizeLog2, address >> sizeLog2));
+    public ulong HashOf(uint space, uint addressSpaceKey, int sizeLog2, ulong address) =>
+        Hash(space, _keysAddressSpace ? addressSpaceKey : 0, sizeLog2, address >> sizeLog2);
 
     /// <summary>Writer side. Inserts or replaces an entry given in packed form.</summary>
     public FillResult Fill(ulong tag, ulong first, int sizeLog2, ulong value)
     {
         ulong last = first + ((1UL << sizeLog2) - 1);
-        uint space = TranslationTag.SpaceOf(tag);
-        int bucket = BucketOf(space, TranslationTag.HashKeyOf(tag), sizeLog2, first);
-        for (int s = _store.Head(bucket); s >= 0; s = _store.Next(s))
+        ulong hash = HashOf(TranslationTag.SpaceOf(tag), TranslationTag.HashKeyOf(tag), sizeLog2, first);
+        int existing = _store.Find(hash, ulong.MaxValue, tag, first, last, out int bucket);
+        if (existing >= 0)
         {
-            if (_store.Tag(s) == tag && _store.First(s) == first && _store.Last(s) == last)
-            {
-                _store.Update(bucket, s, tag, value);
-                return FillResult.Replaced;
-            }
+            _store.Update(bucket, existing, tag, value);
+            return FillResult.Replaced;
         }
 
         FillResult result = FillResult.Inserted;
         if (_store.IsFull)
         {
+            // Eviction: the victim's slot is the CLOCK hand's (sequential); its bucket is the one random line it costs.
             Remove(_store.ClockVictim());
             result = FillResult.InsertedAfterEviction;
-            // The victim may have shared the bucket; linking at the head is still correct.
         }
 
         int slot = _store.Allocate(out ulong deadTag);
         if (deadTag != 0)
         {
-            _store.UnlinkDead(BucketOfSlot(deadTag, _store.First(slot), _store.Last(slot)), slot);
+            _store.UnlinkDead(HashOfSlot(deadTag, _store.First(slot), _store.Last(slot)), slot);
         }
 
-        _store.Link(bucket, slot, tag, first, last, value);
+        _store.Link(hash, slot, tag, first, last, value);
         int cls = ClassOf(tag);
         if (_sizeCounts[(cls * 64) + sizeLog2]++ == 0)
         {
@@ -129,18 +127,18 @@ internal sealed class TranslationTable : IDisposable
     private static int ClassOf(ulong tag) =>
         ((tag & TranslationTag.LeafBit) == 0 ? 2 : 0) | ((tag & TranslationTag.GlobalBit) != 0 ? 1 : 0);
 
-    /// <summary>The bucket a slot with this (tag, first, last) hangs in; the valid bit does not matter.</summary>
+    /// <summary>The index hash of a slot with this (tag, first, last); the valid bit does not matter.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int BucketOfSlot(ulong tag, ulong first, ulong last) =>
-        BucketOf(TranslationTag.SpaceOf(tag), TranslationTag.HashKeyOf(tag), BitOperations.Log2(last - first) + 1, first);
+    private ulong HashOfSlot(ulong tag, ulong first, ulong last) =>
+        HashOf(TranslationTag.SpaceOf(tag), TranslationTag.HashKeyOf(tag), BitOperations.Log2(last - first) + 1, first);
 
-    /// <summary>Writer side. Removes one live slot and unlinks it at once (the chain is at hand).</summary>
+    /// <summary>Writer side. Removes one live slot and takes it out of the index at once.</summary>
     public void Remove(int slot)
     {
         ulong tag = _store.Tag(slot);
         ulong first = _store.First(slot);
         ulong last = _store.Last(slot);
-        _store.Unlink(BucketOfSlot(tag, first, last), slot);
+        _store.Unlink(HashOfSlot(tag, first, last), slot);
         Uncount(tag, first, last);
     }
 
@@ -198,7 +196,7 @@ internal sealed class TranslationTable : IDisposable
             ulong last = _variableSizes ? baseAddress + (bit - 1) : 0;
             ulong sizeTag = commonTag | Unsafe.Add(ref bits, s);
             if ((nonGlobal & bit) != 0 &&
-                _store.TryRead(_store.BucketOf(Hash(space, key, s, baseAddress >> s)), ulong.MaxValue, sizeTag | asField,
+                _store.TryRead(Hash(space, key, s, baseAddress >> s), ulong.MaxValue, sizeTag | asField,
                     baseAddress, last, out foundTag, out value))
             {
                 first = baseAddress;
@@ -207,7 +205,7 @@ internal sealed class TranslationTable : IDisposable
             }
 
             if ((global & bit) != 0 &&
-                _store.TryRead(_store.BucketOf(Hash(space, _keysAddressSpace ? TranslationTag.GlobalKey : 0, s, baseAddress >> s)),
+                _store.TryRead(Hash(space, _keysAddressSpace ? TranslationTag.GlobalKey : 0, s, baseAddress >> s),
                     ulong.MaxValue, sizeTag | TranslationTag.GlobalBit, baseAddress, last, out foundTag, out value))
             {
                 first = baseAddress;
@@ -260,18 +258,15 @@ internal sealed class TranslationTable : IDisposable
             ulong lastBlock = last >> s;
             while (true)
             {
-                int bucket = _store.BucketOf(Hash(space, _keysAddressSpace ? addressSpaceKey : 0, s, block));
-                int slot = _store.Head(bucket);
-                while (slot >= 0)
+                PathCursor cursor = _store.PathOf(Hash(space, _keysAddressSpace ? addressSpaceKey : 0, s, block));
+                while (_store.NextOnPath(ref cursor, out int slot))
                 {
-                    int next = _store.Next(slot);
+                    // Every entry on the path is checked (other keys too): removing one the descriptor covers is right.
                     if (op.Match(_store.Tag(slot), _store.First(slot), _store.Last(slot)))
                     {
                         Remove(slot);
                         removed++;
                     }
-
-                    slot = next;
                 }
 
                 if (block == lastBlock)
