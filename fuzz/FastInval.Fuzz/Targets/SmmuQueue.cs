@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using FastInval.Reference.Scenarios;
 using FastInval.Reference.Smmu;
 using FastInval.Smmu;
 
@@ -24,33 +25,21 @@ namespace FastInval.Fuzz.Targets;
 ///   size byte (1,2,4,8)    6 recover (skip_err + acknowledge)    7 GERRORN write of a byte
 /// </code>
 /// </remarks>
-public sealed class SmmuQueue : IFuzzer
+public sealed class SmmuQueue : QueueFuzzTarget<SmmuScenario>
 {
     private static readonly ushort[] Vmids = [0, 1, 0x155];
     private static readonly ushort[] Asids = [1, 2, 0x1FF];
+    private static readonly uint[] FillAsids = [1, 2, 0x1FF];
     private static readonly uint[] Sids = [0x10, 0x11, 0x1_0000];
     private static readonly uint[] Ssids = [0, 3, 0xF_FFFF];
     private static readonly ulong[] Addresses = [0, 0x1000, 0x7000, 0x20_0000, 0x4000_0000, 0xFFFF_FFFF_F000];
     private static readonly byte[] Opcodes = [0x12, 0x13, 0x11, 0x10, 0x28, 0x2A, 0x30, 0x03, 0x04, 0x05, 0x06, 0x40, 0x46, 0x01, 0x41, 0x44];
 
-    public void FuzzTarget(ReadOnlySpan<byte> bytes)
-    {
-        SmmuScenario s = Decode(bytes);
-        string? why;
-        try
-        {
-            why = SmmuDifferential.Run(s);
-        }
-        catch (Exception e)
-        {
-            throw new OracleException($"exception {e.GetType().Name}: {e.Message}\nscenario: {s}", e);
-        }
+    /// <inheritdoc/>
+    protected override SmmuScenario DecodeScenario(ReadOnlySpan<byte> input) => Decode(input);
 
-        if (why is not null)
-        {
-            throw new OracleException($"{why}\nscenario: {s}");
-        }
-    }
+    /// <inheritdoc/>
+    protected override string? Run(SmmuScenario scenario) => SmmuDifferential.Run(scenario);
 
     /// <summary>Decodes an input into a scenario.</summary>
     public static SmmuScenario Decode(ReadOnlySpan<byte> bytes)
@@ -60,47 +49,34 @@ public sealed class SmmuQueue : IFuzzer
         int log2 = input.Byte() % 8;
         byte setup = input.Byte();
         byte f = input.Byte();
-        ulong seed = 0;
-        uint timeout = 0, ice = 0, fetch = 0;
-        if ((f & 1) != 0)
-        {
-            seed = input.Byte();
-            timeout = input.Byte() * 4000u;
-            ice = input.Byte() * 4000u;
-            fetch = input.Byte() * 4000u;
-        }
+        (ulong seed, uint timeout, uint ice, uint fetch) = Rates(ref input, (f & 1) != 0);
 
         ImmutableArray<uint> dead = (f & 2) != 0 ? [input.Pick<uint>(Sids)] : [];
         ImmutableArray<ulong> timeoutAt = (f & 4) != 0 ? [input.Byte() % 16UL] : [];
         ImmutableArray<ulong> fetchAt = (f & 8) != 0 ? [input.Byte() % 32UL] : [];
-        var steps = ImmutableArray.CreateBuilder<SmmuStep>();
+        var steps = ImmutableArray.CreateBuilder<QueueStep>();
         while (input.HasMore && steps.Count < 32)
         {
             steps.Add(Step(ref input));
         }
 
-        return new SmmuScenario(preset, new FaultSpecs(seed, timeout, ice, fetch, dead, timeoutAt, fetchAt), log2 == 7 ? 31 : log2,
+        return new SmmuScenario(preset, new QueueFaults(seed, timeout, ice, fetch, dead, timeoutAt, [], fetchAt), log2 == 7 ? 31 : log2,
             (setup & 4) != 0, setup & 3, (setup & 8) == 0, steps.ToImmutable());
     }
 
-    private static SmmuStep Step(ref FuzzInput input)
+    private static QueueStep Step(ref FuzzInput input)
     {
         switch (input.Byte() % 8)
         {
             case 4:
                 return Fill(ref input);
             case 5:
-            {
-                uint offset = (uint)(input.UInt16() % 0x100) & ~3u;
-                ulong value = input.UInt64();
-                int size = (input.Byte() % 4) switch { 0 => 1, 1 => 2, 2 => 4, _ => 8 };
-                return new SmmuWrite(offset, value, size);
-            }
+                return Write(ref input, 0x100, ~3u);
 
             case 6:
-                return new SmmuRecover();
+                return new QueueRecover();
             case 7:
-                return new SmmuWrite(SmmuRegisters.Gerrorn, input.Byte(), 4);
+                return new QueueWrite(SmmuRegisters.Gerrorn, input.Byte(), 4);
             default:
             {
                 int n = 1 + (input.Byte() % 6);
@@ -159,33 +135,20 @@ public sealed class SmmuQueue : IFuzzer
         return c;
     }
 
-    private static SmmuFill Fill(ref FuzzInput input)
+    private static QueueFill Fill(ref FuzzInput input)
     {
         switch (input.Byte() % 3)
         {
             case 0:
-            {
-                var stage = (TranslationStage)(1 << (input.Byte() % 3));
-                ushort vmid = input.Pick<ushort>(Vmids);
-                uint asid = stage == TranslationStage.Stage2 ? AddressSpace.None : input.Pick<ushort>(Asids);
-                byte size = (input.Byte() % 3) switch { 0 => 12, 1 => 21, _ => 30 };
-                ulong a = input.Pick<ulong>(Addresses) & ~((1UL << size) - 1);
-                return new SmmuFill(TranslationEntry.Leaf(stage, vmid, asid, a, a, size), null, null);
-            }
-
+                return IotlbFill(ref input, Vmids, FillAsids, Addresses);
             case 1:
-            {
-                uint sid = input.Pick<uint>(Sids);
-                uint ssid = (input.Byte() & 1) != 0 ? AddressSpace.None : input.Pick<uint>(Ssids);
-                ulong a = input.Pick<ulong>(Addresses);
-                return new SmmuFill(null, new DeviceTlbEntry(sid, ssid, a, a), null);
-            }
+                return DeviceTlbFill(ref input, Sids, Ssids, Addresses);
 
             default:
             {
                 bool cd = (input.Byte() & 1) != 0;
                 uint sid = 0x10u + (uint)(input.Byte() % 8);
-                return new SmmuFill(null, null, new ConfigEntry(cd ? ConfigKinds.ContextDescriptor : ConfigKinds.StreamTableEntry, sid,
+                return new QueueFill(null, null, new ConfigEntry(cd ? ConfigKinds.ContextDescriptor : ConfigKinds.StreamTableEntry, sid,
                     cd ? input.Pick<uint>(Ssids) : AddressSpace.None, input.Pick<ushort>(Vmids), 1));
             }
         }

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using FastInval.Reference;
+using FastInval.Reference.Scenarios;
 using FastInval.Reference.Vtd;
 using FastInval.Vtd;
 
@@ -28,32 +29,20 @@ namespace FastInval.Fuzz.Targets;
 ///   7 FSTS write of a byte
 /// </code>
 /// </remarks>
-public sealed class VtdQueue : IFuzzer
+public sealed class VtdQueue : QueueFuzzTarget<VtdScenario>
 {
     private static readonly ushort[] Dids = [1, 2, 0xFFFF];
     private static readonly ushort[] Sids = [0x10, 0x11, 0x100];
+    private static readonly uint[] FillSids = [0x10, 0x11, 0x100];
     private static readonly uint[] Pasids = [0, 5, AddressSpace.MaxId];
     private static readonly ulong[] Addresses = [0, 0x1000, 0x7000, 0x20_0000, 0x4000_0000, 0xFFFF_F000];
     private static readonly int[] Ams = [0, 1, 2, 9, 18, 19, 52];
 
-    public void FuzzTarget(ReadOnlySpan<byte> bytes)
-    {
-        VtdScenario scenario = Decode(bytes);
-        string? disagreement;
-        try
-        {
-            disagreement = VtdDifferential.Run(scenario);
-        }
-        catch (Exception e) when (e is not OracleException)
-        {
-            throw new OracleException($"exception {e.GetType().Name}: {e.Message}\nscenario: {scenario}", e);
-        }
+    /// <inheritdoc/>
+    protected override VtdScenario DecodeScenario(ReadOnlySpan<byte> input) => Decode(input);
 
-        if (disagreement is not null)
-        {
-            throw new OracleException($"{disagreement}\nscenario: {scenario}");
-        }
-    }
+    /// <inheritdoc/>
+    protected override string? Run(VtdScenario scenario) => VtdDifferential.Run(scenario);
 
     /// <summary>Decodes an input into a scenario.</summary>
     public static VtdScenario Decode(ReadOnlySpan<byte> bytes)
@@ -61,14 +50,14 @@ public sealed class VtdQueue : IFuzzer
         var input = new FuzzInput(bytes);
         int preset = input.Byte() % 5;
         byte flags = input.Byte();
-        VtdFaults faults = Faults(ref input);
+        QueueFaults faults = Faults(ref input);
         ulong queueBase = ((flags >> 2) & 3) switch
         {
             0 => VtdDifferential.QueueRegion,
             1 => VtdDifferential.QueueRegion + 0x1000,
             _ => VtdDifferential.Unmapped,
         };
-        var steps = ImmutableArray.CreateBuilder<VtdStep>();
+        var steps = ImmutableArray.CreateBuilder<QueueStep>();
         while (input.HasMore && steps.Count < 40)
         {
             steps.Add(Step(ref input));
@@ -78,44 +67,31 @@ public sealed class VtdQueue : IFuzzer
             (flags & 0x40) != 0, (flags & 0x80) != 0, steps.ToImmutable());
     }
 
-    private static VtdFaults Faults(ref FuzzInput input)
+    private static QueueFaults Faults(ref FuzzInput input)
     {
         byte f = input.Byte();
-        ulong seed = 0;
-        uint timeout = 0, ice = 0, fetch = 0;
-        if ((f & 1) != 0)
-        {
-            seed = input.Byte();
-            timeout = input.Byte() * 4000u;
-            ice = input.Byte() * 4000u;
-            fetch = input.Byte() * 4000u;
-        }
+        (ulong seed, uint timeout, uint ice, uint fetch) = Rates(ref input, (f & 1) != 0);
 
         ImmutableArray<uint> dead = (f & 2) != 0 ? [input.Pick<ushort>(Sids)] : [];
         ImmutableArray<ulong> timeoutAt = (f & 4) != 0 ? [input.Byte() % 16UL] : [];
         ImmutableArray<ulong> iceAt = (f & 8) != 0 ? [input.Byte() % 16UL] : [];
         ImmutableArray<ulong> fetchAt = (f & 16) != 0 ? [input.Byte() % 32UL] : [];
-        return new VtdFaults(seed, timeout, ice, fetch, dead, timeoutAt, iceAt, fetchAt);
+        return new QueueFaults(seed, timeout, ice, fetch, dead, timeoutAt, iceAt, fetchAt);
     }
 
-    private static VtdStep Step(ref FuzzInput input)
+    private static QueueStep Step(ref FuzzInput input)
     {
         switch (input.Byte() % 8)
         {
             case 4:
                 return Fill(ref input);
             case 5:
-            {
-                uint offset = (uint)(input.UInt16() % 0x1010);
-                ulong value = input.UInt64();
-                int size = (input.Byte() % 4) switch { 0 => 1, 1 => 2, 2 => 4, _ => 8 };
-                return new VtdWrite(offset, value, size);
-            }
+                return Write(ref input, 0x1010, ~0u);
 
             case 6:
-                return new VtdRecover();
+                return new QueueRecover();
             case 7:
-                return new VtdWrite(0x34, input.Byte(), 4);
+                return new QueueWrite(0x34, input.Byte(), 4);
             default:
             {
                 int n = 1 + (input.Byte() % 4);
@@ -183,34 +159,21 @@ public sealed class VtdQueue : IFuzzer
     private static ulong SizeEncoded(ulong addr, int size, int bit) =>
         size == 0 ? addr : ((addr | (((1UL << (size - 1)) - 1) << 12)) & ~(1UL << (12 + size - 1))) | (1UL << bit);
 
-    private static VtdFill Fill(ref FuzzInput input)
+    private static QueueFill Fill(ref FuzzInput input)
     {
         switch (input.Byte() % 3)
         {
             case 0:
-            {
-                var stage = (TranslationStage)(1 << (input.Byte() % 3));
-                ushort did = input.Pick<ushort>(Dids);
-                uint pasid = stage == TranslationStage.Stage2 ? AddressSpace.None : input.Pick<uint>(Pasids);
-                byte size = (input.Byte() % 3) switch { 0 => 12, 1 => 21, _ => 30 };
-                ulong a = input.Pick<ulong>(Addresses) & ~((1UL << size) - 1);
-                return new VtdFill(TranslationEntry.Leaf(stage, did, pasid, a, a, size), null, null);
-            }
-
+                return IotlbFill(ref input, Dids, Pasids, Addresses);
             case 1:
-            {
-                ushort sid = input.Pick<ushort>(Sids);
-                uint pasid = (input.Byte() & 1) != 0 ? AddressSpace.None : input.Pick<uint>(Pasids);
-                ulong a = input.Pick<ulong>(Addresses);
-                return new VtdFill(null, new DeviceTlbEntry(sid, pasid, a, a), null);
-            }
+                return DeviceTlbFill(ref input, FillSids, Pasids, Addresses);
 
             default:
             {
                 ConfigKinds kind = (input.Byte() % 3) switch { 0 => ConfigKinds.Context, 1 => ConfigKinds.PasidEntry, _ => ConfigKinds.InterruptEntry };
                 uint sid = 0x10u + (uint)(input.Byte() % 8);
                 uint asid = kind == ConfigKinds.PasidEntry ? input.Pick<uint>(Pasids) : AddressSpace.None;
-                return new VtdFill(null, null, new ConfigEntry(kind, sid, asid, input.Pick<ushort>(Dids), 1));
+                return new QueueFill(null, null, new ConfigEntry(kind, sid, asid, input.Pick<ushort>(Dids), 1));
             }
         }
     }

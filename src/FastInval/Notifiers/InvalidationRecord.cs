@@ -21,6 +21,10 @@ public enum InvalidationSource : byte
     /// <summary>An iommufd IOMMU_HWPT_INVALIDATE call (<see cref="Uapi.Iommufd"/>): the index is the entry's position in
     /// the request array (VT-d <c>iommu_hwpt_vtd_s1_invalidate</c> entries or SMMUv3 commands).</summary>
     Iommufd = 3,
+
+    /// <summary>An AMD-Vi command buffer (<see cref="AmdVi.AmdViIommu"/>): the index is the command's slot, its head
+    /// pointer offset divided by 16.</summary>
+    AmdViCommandBuffer = 4,
 }
 
 /// <summary>

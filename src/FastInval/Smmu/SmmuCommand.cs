@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using static FastInval.Queues.WireBits;
 using static FastInval.Smmu.SmmuCommandLayout;
 
 namespace FastInval.Smmu;
@@ -197,12 +197,6 @@ public readonly struct SmmuCommand : IEquatable<SmmuCommand>
 
     /// <summary>RESUME stall tag, bits [79:64].</summary>
     public ushort StallTag => (ushort)Get(Dword1, StallTagMask, StallTagShift);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong Get(ulong word, ulong mask, int shift) => (word & mask) >> shift;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong Put(ulong value, ulong mask, int shift) => (value << shift) & mask;
 
     // ---- builders: the encoders tests, benchmarks, fuzz seeds and docs use instead of hand-encoding ----
 

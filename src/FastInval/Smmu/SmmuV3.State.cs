@@ -33,10 +33,10 @@ public sealed partial class SmmuV3
     /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
     public int SaveState(Span<byte> destination)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        _core.ThrowIfDisposed(this);
         StateImage.CheckDestination(destination, StateSize, "SMMUv3");
 
-        ThrowIfConsuming();
+        _core.ThrowIfRunning();
         Span<byte> s = destination[..StateSize];
         s.Clear();
         StateImage.WriteHeader(s, StateMagic, StateVersion, StateSize);
@@ -61,7 +61,7 @@ public sealed partial class SmmuV3
         BinaryPrimitives.WriteUInt32LittleEndian(s[96..], _cmdqProd);
         BinaryPrimitives.WriteUInt32LittleEndian(s[100..], _cmdqCons);
         BinaryPrimitives.WriteUInt32LittleEndian(s[104..], (_atcFailed ? FlagAtcFailed : 0) | (_internalFailed ? FlagInternalFailed : 0));
-        BinaryPrimitives.WriteUInt64LittleEndian(s[112..], _fetches);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[112..], _core.Fetches);
         return StateSize;
     }
 
@@ -76,8 +76,8 @@ public sealed partial class SmmuV3
     /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
     public void RestoreState(ReadOnlySpan<byte> image)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ThrowIfConsuming();
+        _core.ThrowIfDisposed(this);
+        _core.ThrowIfRunning();
         StateImage.CheckHeader(image, StateMagic, StateVersion, StateSize, "SMMUv3");
 
         for (int i = 0; i < 6; i++)
@@ -122,7 +122,7 @@ public sealed partial class SmmuV3
         _cmdqCons = cons;
         _atcFailed = (flags & FlagAtcFailed) != 0;
         _internalFailed = (flags & FlagInternalFailed) != 0;
-        _fetches = StateImage.U64(image, 112);
+        _core.Fetches = StateImage.U64(image, 112);
     }
 
     /// <summary>Returns the SMMU to its power-on state: every register at its reset value (all 0; CMDQ_BASE.LOG2SIZE
@@ -133,8 +133,8 @@ public sealed partial class SmmuV3
     /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
     public void Reset()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ThrowIfConsuming();
+        _core.ThrowIfDisposed(this);
+        _core.ThrowIfRunning();
         _cr0 = _cr1 = _cr2 = _gbpa = _irqCtrl = _gerror = _gerrorn = 0;
         _gerrorIrqCfg0 = 0;
         _gerrorIrqCfg1 = _gerrorIrqCfg2 = 0;
@@ -143,22 +143,6 @@ public sealed partial class SmmuV3
         _cmdqBase = (uint)_cmdqMaxLog2 & 0x1F;
         _cmdqProd = _cmdqCons = 0;
         _atcFailed = _internalFailed = false;
-        _fetches = 0;
-        if (_ownsEngine)
-        {
-            _engine.Iotlb.Clear();
-            _engine.DeviceTlb.Clear();
-            _engine.ConfigCache.Clear();
-        }
+        _core.Reset();
     }
-
-    private void ThrowIfConsuming()
-    {
-        if (_consuming)
-        {
-            throw new InvalidOperationException("the SMMU's state cannot be saved, restored or reset from inside one of its register writes");
-        }
-    }
-
-
 }

@@ -1,4 +1,5 @@
 using FastInval.Internals;
+using FastInval.Queues;
 using static FastInval.Smmu.SmmuRegisters;
 
 namespace FastInval.Smmu;
@@ -49,23 +50,16 @@ namespace FastInval.Smmu;
 /// </remarks>
 public sealed partial class SmmuV3 : IDisposable
 {
-    private const int BatchCapacity = 256;
     private const uint PageSize = 0x1_0000;
 
     private readonly GuestAddressSpace _memory;
-    private readonly InvalidationEngine _engine;
-    private readonly bool _ownsEngine;
+    private readonly QueueCore _core;
     private readonly SmmuFeatures _features;
     private readonly Action<ulong, uint>? _msi;
     private readonly Action<SmmuInterrupt>? _wired;
     private readonly uint[] _idr = new uint[6];
     private readonly int _cmdqMaxLog2;
     private readonly ulong _oasMask;
-    private readonly InvalidationDescriptor[] _batch = new InvalidationDescriptor[BatchCapacity];
-    private readonly bool[] _batchIsAtc = new bool[BatchCapacity];
-    private readonly InvalidationStatus[] _statuses = new InvalidationStatus[BatchCapacity];
-    private readonly ulong[] _indices = new ulong[BatchCapacity]; // CONS slot of each batch entry, for the notifiers
-    private int _batchCount;
 
     private uint _cr0;
     private uint _cr1;
@@ -84,10 +78,6 @@ public sealed partial class SmmuV3 : IDisposable
     private uint _cmdqCons;
     private bool _atcFailed;
     private bool _internalFailed;
-    private ulong _internalErrors;
-    private ulong _fetches;
-    private bool _consuming;
-    private bool _disposed;
 
     /// <summary>Creates an SMMU over <paramref name="memory"/> (where the command queue and CMD_SYNC MSIs live).</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
@@ -128,11 +118,6 @@ public sealed partial class SmmuV3 : IDisposable
     {
         ArgumentNullException.ThrowIfNull(memory);
         options ??= new SmmuOptions();
-        if (engine is not null && (options.Engine is not null || options.FaultPlan is not null))
-        {
-            ThrowHelper.Argument(nameof(options), "with a caller's engine, SmmuOptions.Engine and SmmuOptions.FaultPlan must be null (the engine has its own)");
-        }
-
         SmmuFeatures f = options.Features ?? new SmmuFeatures();
         if ((uint)options.StreamIdBits > 32 || (uint)options.MaxCommandQueueLog2 > 19 || (uint)f.SubstreamIdBits > 20)
         {
@@ -151,16 +136,7 @@ public sealed partial class SmmuV3 : IDisposable
         _wired = options.WiredInterrupt;
         _cmdqMaxLog2 = options.MaxCommandQueueLog2;
         _oasMask = (1UL << options.OutputAddressBits) - 1;
-        if (engine is null)
-        {
-            EngineOptions engineOptions = options.Engine ?? new EngineOptions();
-            _engine = new InvalidationEngine(engineOptions) { FaultPlan = options.FaultPlan ?? engineOptions.FaultPlan };
-            _ownsEngine = true;
-        }
-        else
-        {
-            _engine = engine;
-        }
+        _core = new QueueCore(engine, options.Engine, options.FaultPlan, InvalidationSource.SmmuCommandQueue, nameof(SmmuOptions));
 
         _idr[0] = (f.Stage2 ? Idr0S2p : 0) | (f.Stage1 ? Idr0S1p : 0) | (2u << Idr0TtfShift) /* AArch64 */ | Idr0CohAcc |
                   (f.Ats ? Idr0Ats : 0) | (f.Asid16 ? Idr0Asid16 : 0) | (f.Msi ? Idr0Msi : 0) | (f.Sev ? Idr0Sev : 0) |
@@ -186,8 +162,8 @@ public sealed partial class SmmuV3 : IDisposable
     {
         get
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return _engine;
+            _core.ThrowIfDisposed(this);
+            return _core.Engine;
         }
     }
 
@@ -197,8 +173,8 @@ public sealed partial class SmmuV3 : IDisposable
     {
         get
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return _fetches;
+            _core.ThrowIfDisposed(this);
+            return _core.Fetches;
         }
     }
 
@@ -210,13 +186,17 @@ public sealed partial class SmmuV3 : IDisposable
     {
         get
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return _internalErrors;
+            _core.ThrowIfDisposed(this);
+            return _core.InternalErrors;
         }
     }
 
     /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
-    internal BatchHook? TestBatchHook { get; set; }
+    internal BatchHook? TestBatchHook
+    {
+        get => _core.TestHook;
+        set => _core.TestHook = value;
+    }
 
     private bool CommandQueueEnabled => (_cr0 & Cr0CmdqEn) != 0;
 
@@ -228,8 +208,8 @@ public sealed partial class SmmuV3 : IDisposable
     /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
     public ulong ReadRegister(uint offset, int size)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (offset >= PageSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
+        _core.ThrowIfDisposed(this);
+        if (!RegisterAccess.IsValid(offset, size, PageSize))
         {
             return 0;
         }
@@ -239,7 +219,7 @@ public sealed partial class SmmuV3 : IDisposable
             return Is64(offset) ? Read64(offset) : Read32(offset) | ((ulong)Read32(offset + 4) << 32);
         }
 
-        return Is64(offset & ~7u) ? (uint)(Read64(offset & ~7u) >> ((int)(offset & 4) * 8)) : Read32(offset);
+        return Is64(offset & ~7u) ? RegisterAccess.Half(Read64(offset & ~7u), offset) : Read32(offset);
     }
 
     /// <summary>Writes a register (4 or 8 bytes, naturally aligned); anything else is ignored. A write that allows the
@@ -247,8 +227,8 @@ public sealed partial class SmmuV3 : IDisposable
     /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
     public void WriteRegister(uint offset, ulong value, int size)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (offset >= PageSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
+        _core.ThrowIfDisposed(this);
+        if (!RegisterAccess.IsValid(offset, size, PageSize))
         {
             return;
         }
@@ -271,9 +251,7 @@ public sealed partial class SmmuV3 : IDisposable
         uint aligned = offset & ~7u;
         if (Is64(aligned))
         {
-            ulong old = Read64(aligned);
-            ulong merged = (offset & 4) == 0 ? (old & 0xFFFF_FFFF_0000_0000UL) | (uint)value : (old & 0xFFFF_FFFFUL) | (value << 32);
-            Write64(aligned, merged);
+            Write64(aligned, RegisterAccess.Merge(Read64(aligned), (uint)value, low: (offset & 4) == 0));
             return;
         }
 
@@ -406,12 +384,11 @@ public sealed partial class SmmuV3 : IDisposable
     /// <summary>Consumes commands while the queue is enabled, error-free and not empty.</summary>
     private void Consume()
     {
-        if (_consuming)
+        if (!_core.TryEnter())
         {
-            return;
+            return; // a register write from inside an interrupt callback: the running loop re-reads the registers
         }
 
-        _consuming = true;
         try
         {
             int log2 = QueueLog2;
@@ -419,7 +396,7 @@ public sealed partial class SmmuV3 : IDisposable
             uint indexMask = (1u << log2) - 1;
             ulong queueBytes = (ulong)SmmuCommandLayout.Size << log2;
             ulong baseAddress = _cmdqBase & CmdqBaseAddressMask & ~(Math.Max(queueBytes, 32) - 1) & _oasMask;
-            while (!_disposed && CommandQueueEnabled && !CommandErrorActive && ((_cmdqCons ^ _cmdqProd) & span) != 0)
+            while (!_core.IsDisposed && CommandQueueEnabled && !CommandErrorActive && ((_cmdqCons ^ _cmdqProd) & span) != 0)
             {
                 ulong address = (baseAddress + ((_cmdqCons & indexMask) * (ulong)SmmuCommandLayout.Size)) & _oasMask;
                 SmmuCommandError error = Step(address, out SmmuCommand sync);
@@ -441,12 +418,8 @@ public sealed partial class SmmuV3 : IDisposable
         }
         finally
         {
-            _consuming = false;
             Flush(); // a guest-memory callback threw: what was consumed is still executed
-            if (_disposed && _ownsEngine)
-            {
-                _engine.Dispose(); // disposed from a callback: the engine outlived the loop that was using it
-            }
+            _core.Exit();
         }
     }
 
@@ -456,8 +429,7 @@ public sealed partial class SmmuV3 : IDisposable
     {
         sync = default;
         Span<byte> bytes = stackalloc byte[SmmuCommandLayout.Size];
-        ulong ordinal = _fetches++;
-        if (_engine.FaultPlan.DecideFetchFails(ordinal, address) || !_memory.TryRead(address, bytes))
+        if (!_core.TryFetch(_memory, address, bytes))
         {
             return SmmuCommandError.Abort;
         }
@@ -469,21 +441,17 @@ public sealed partial class SmmuV3 : IDisposable
             case SmmuCommandKind.Rejected:
                 return decoded.Error;
             case SmmuCommandKind.Invalidation:
-                bool atc = command.Opcode == (byte)SmmuOpcode.AtcInv;
-                if (atc && (_cr0 & Cr0SmmuEn) == 0)
+                if (command.Opcode == (byte)SmmuOpcode.AtcInv && (_cr0 & Cr0SmmuEn) == 0)
                 {
                     return SmmuCommandError.None; // ATC_INV is IGNORED while the SMMU is disabled
                 }
 
-                if (_batchCount == BatchCapacity)
+                if (_core.Count == QueueCore.BatchCapacity)
                 {
                     Flush();
                 }
 
-                _batch[_batchCount] = decoded.Descriptor;
-                _batchIsAtc[_batchCount] = atc;
-                _indices[_batchCount] = _cmdqCons & ((1u << QueueLog2) - 1);
-                _batchCount++;
+                _core.Add(decoded.Descriptor, _cmdqCons & ((1u << QueueLog2) - 1));
                 return SmmuCommandError.None;
             case SmmuCommandKind.Sync:
                 Flush();
@@ -509,29 +477,9 @@ public sealed partial class SmmuV3 : IDisposable
     /// <summary>Executes the queued invalidations as one engine batch and notes ATC time-outs for the next CMD_SYNC.</summary>
     private void Flush()
     {
-        if (_batchCount == 0)
-        {
-            return;
-        }
-
-        TestBatchHook?.Invoke(_batch.AsSpan(0, _batchCount));
-        BatchResult result = _engine.Execute(_batch.AsSpan(0, _batchCount), _statuses, InvalidationSource.SmmuCommandQueue, _indices);
-        if (result.Invalid != 0)
-        {
-            FastAssert.True(result.Invalid == 0, "the SMMU decoder produced a descriptor the engine rejects");
-            _internalErrors += (ulong)result.Invalid;
-            _internalFailed = true;
-        }
-
-        for (int i = 0; i < _batchCount; i++)
-        {
-            if (_batchIsAtc[i] && _statuses[i] == InvalidationStatus.TimedOut)
-            {
-                _atcFailed = true;
-            }
-        }
-
-        _batchCount = 0;
+        QueueRunResult result = _core.ExecuteAdded();
+        _internalFailed |= result.InternalError;
+        _atcFailed |= result.TimedOutSource.HasValue; // only device-TLB (ATC) invalidations time out
     }
 
     private void Signal(in SmmuCommand sync)
@@ -608,15 +556,6 @@ public sealed partial class SmmuV3 : IDisposable
     /// (earlier invalidations are still executed) and disposes the engine when the register write returns.</summary>
     public void Dispose()
     {
-        if (_disposed)
-        {
-            return;
-        }
-
-        _disposed = true;
-        if (_ownsEngine && !_consuming)
-        {
-            _engine.Dispose();
-        }
+        _core.Dispose();
     }
 }

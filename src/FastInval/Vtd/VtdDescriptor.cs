@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using static FastInval.Queues.WireBits;
 
 namespace FastInval.Vtd;
 
@@ -168,12 +168,6 @@ public readonly partial struct VtdDescriptor : IEquatable<VtdDescriptor>
 
     /// <summary>S, QW1 bit 11 (type 0x8).</summary>
     public bool PasidSizeBit => Bit(Qw1, 11);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool Bit(ulong word, int bit) => ((word >> bit) & 1) != 0;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong Field(ulong word, int shift, int width) => (word >> shift) & ((1UL << width) - 1);
 
     /// <inheritdoc/>
     public bool Equals(VtdDescriptor other) => Qw0 == other.Qw0 && Qw1 == other.Qw1 && Qw2 == other.Qw2 && Qw3 == other.Qw3;

@@ -33,10 +33,10 @@ public sealed partial class VtdIommu
     /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public int SaveState(Span<byte> destination)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        _core.ThrowIfDisposed(this);
         StateImage.CheckDestination(destination, StateSize, "VT-d");
 
-        ThrowIfProcessing();
+        _core.ThrowIfRunning();
         Span<byte> s = destination[..StateSize];
         StateImage.WriteHeader(s, StateMagic, StateVersion, StateSize);
         BinaryPrimitives.WriteUInt64LittleEndian(s[8..], _cap);
@@ -59,7 +59,7 @@ public sealed partial class VtdIommu
         BinaryPrimitives.WriteUInt32LittleEndian(s[100..], _ieuaddr);
         BinaryPrimitives.WriteUInt64LittleEndian(s[104..], _iqercd);
         BinaryPrimitives.WriteUInt64LittleEndian(s[112..], _irta);
-        BinaryPrimitives.WriteUInt64LittleEndian(s[120..], _fetches);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[120..], _core.Fetches);
         BinaryPrimitives.WriteUInt64LittleEndian(s[128..], 0);
         return StateSize;
     }
@@ -75,8 +75,8 @@ public sealed partial class VtdIommu
     /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public void RestoreState(ReadOnlySpan<byte> image)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ThrowIfProcessing();
+        _core.ThrowIfDisposed(this);
+        _core.ThrowIfRunning();
         StateImage.CheckHeader(image, StateMagic, StateVersion, StateSize, "VT-d");
 
         ulong cap = StateImage.U64(image, 8), ecap = StateImage.U64(image, 16);
@@ -121,7 +121,7 @@ public sealed partial class VtdIommu
         _ieuaddr = StateImage.U32(image, 100);
         _iqercd = iqercd;
         _irta = irta;
-        _fetches = StateImage.U64(image, 120);
+        _core.Fetches = StateImage.U64(image, 120);
     }
 
     /// <summary>Returns the unit to its power-on state: every register at its reset value (FECTL.IM and IECTL.IM set,
@@ -132,8 +132,8 @@ public sealed partial class VtdIommu
     /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public void Reset()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ThrowIfProcessing();
+        _core.ThrowIfDisposed(this);
+        _core.ThrowIfRunning();
         _gsts = 0;
         _rtaddr = 0;
         _mode = VtdTranslationMode.Legacy;
@@ -146,22 +146,6 @@ public sealed partial class VtdIommu
         _iedata = _ieaddr = _ieuaddr = 0;
         _iqercd = 0;
         _irta = 0;
-        _fetches = 0;
-        if (_ownsEngine)
-        {
-            _engine.Iotlb.Clear();
-            _engine.DeviceTlb.Clear();
-            _engine.ConfigCache.Clear();
-        }
+        _core.Reset();
     }
-
-    private void ThrowIfProcessing()
-    {
-        if (_processing)
-        {
-            throw new InvalidOperationException("the unit's state cannot be saved, restored or reset from inside one of its register writes");
-        }
-    }
-
-
 }

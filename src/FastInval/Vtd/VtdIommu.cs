@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using FastInval.Internals;
+using FastInval.Queues;
 using static FastInval.Vtd.VtdRegisters;
 
 namespace FastInval.Vtd;
@@ -71,20 +72,15 @@ namespace FastInval.Vtd;
 /// </remarks>
 public sealed partial class VtdIommu : IDisposable
 {
-    private const int BatchCapacity = 256;
     private const ulong PageSize = 4096;
 
     private readonly GuestAddressSpace _memory;
-    private readonly InvalidationEngine _engine;
-    private readonly bool _ownsEngine;
+    private readonly QueueCore _core;
     private readonly Action<ulong, uint>? _msi;
     private readonly VtdCapabilities _caps;
     private readonly bool _scalableMode;
     private readonly ulong _cap;
     private readonly ulong _ecap;
-    private readonly InvalidationDescriptor[] _batch = new InvalidationDescriptor[BatchCapacity];
-    private readonly InvalidationStatus[] _statuses = new InvalidationStatus[BatchCapacity];
-    private readonly ulong[] _indices = new ulong[BatchCapacity]; // queue slot of each batch entry, for the notifiers
 
     private uint _gsts;
     private ulong _rtaddr;
@@ -104,10 +100,6 @@ public sealed partial class VtdIommu : IDisposable
     private uint _ieuaddr;
     private ulong _iqercd;
     private ulong _irta;
-    private ulong _fetches;
-    private ulong _internalErrors;
-    private bool _processing;
-    private bool _disposed;
 
     /// <summary>Creates a unit over <paramref name="memory"/> (where the queue and wait statuses live).</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
@@ -150,11 +142,6 @@ public sealed partial class VtdIommu : IDisposable
     {
         ArgumentNullException.ThrowIfNull(memory);
         options ??= new VtdOptions();
-        if (engine is not null && (options.Engine is not null || options.FaultPlan is not null))
-        {
-            ThrowHelper.Argument(nameof(options), "with a caller's engine, VtdOptions.Engine and VtdOptions.FaultPlan must be null (the engine has its own)");
-        }
-
         if ((uint)options.MaxAddressMask > 63)
         {
             ThrowHelper.ArgumentOutOfRange(nameof(options), "MaxAddressMask must be 0-63");
@@ -174,17 +161,7 @@ public sealed partial class VtdIommu : IDisposable
         _msi = options.Msi;
         _scalableMode = options.ScalableMode;
         _caps = new VtdCapabilities(options);
-        if (engine is null)
-        {
-            EngineOptions engineOptions = options.Engine ?? new EngineOptions();
-            _engine = new InvalidationEngine(engineOptions) { FaultPlan = options.FaultPlan ?? engineOptions.FaultPlan };
-            _ownsEngine = true;
-        }
-        else
-        {
-            _engine = engine;
-        }
-
+        _core = new QueueCore(engine, options.Engine, options.FaultPlan, InvalidationSource.VtdQueue, nameof(VtdOptions));
         _cap = BuildCap(options);
         _ecap = BuildEcap(options, in _caps);
     }
@@ -199,8 +176,8 @@ public sealed partial class VtdIommu : IDisposable
     {
         get
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return _engine;
+            _core.ThrowIfDisposed(this);
+            return _core.Engine;
         }
     }
 
@@ -210,8 +187,8 @@ public sealed partial class VtdIommu : IDisposable
     {
         get
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return _fetches;
+            _core.ThrowIfDisposed(this);
+            return _core.Fetches;
         }
     }
 
@@ -223,19 +200,23 @@ public sealed partial class VtdIommu : IDisposable
     {
         get
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return _internalErrors;
+            _core.ThrowIfDisposed(this);
+            return _core.InternalErrors;
         }
     }
 
     /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
-    internal BatchHook? TestBatchHook { get; set; }
+    internal BatchHook? TestBatchHook
+    {
+        get => _core.TestHook;
+        set => _core.TestHook = value;
+    }
 
     /// <summary>Reads a register: <paramref name="size"/> 4 or 8 bytes at an offset aligned to it (else 0).</summary>
     /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public ulong ReadRegister(uint offset, int size)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        _core.ThrowIfDisposed(this);
         if (!IsValidAccess(offset, size))
         {
             return 0;
@@ -249,7 +230,7 @@ public sealed partial class VtdIommu : IDisposable
     /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public void WriteRegister(uint offset, ulong value, int size)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        _core.ThrowIfDisposed(this);
         if (!IsValidAccess(offset, size))
         {
             return;
@@ -262,9 +243,7 @@ public sealed partial class VtdIommu : IDisposable
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool IsValidAccess(uint offset, int size) =>
-        (size == 4 || size == 8) && (offset & (uint)(size - 1)) == 0 && offset <= WindowSize - (uint)size;
+    private static bool IsValidAccess(uint offset, int size) => RegisterAccess.IsValid(offset, size, WindowSize);
 
     private uint ReadDword(uint offset) => offset switch
     {
@@ -305,10 +284,10 @@ public sealed partial class VtdIommu : IDisposable
                 WriteGcmd(value);
                 break;
             case Rtaddr:
-                _rtaddr = Merge(_rtaddr, value, low: true, RtaddrWritable);
+                _rtaddr = RegisterAccess.Merge(_rtaddr, value, low: true, RtaddrWritable);
                 break;
             case Rtaddr + 4:
-                _rtaddr = Merge(_rtaddr, value, low: false, RtaddrWritable);
+                _rtaddr = RegisterAccess.Merge(_rtaddr, value, low: false, RtaddrWritable);
                 break;
             case Fsts:
                 WriteFsts(value);
@@ -333,7 +312,7 @@ public sealed partial class VtdIommu : IDisposable
             case Iqa + 4:
                 if ((_gsts & Qie) == 0)
                 {
-                    _iqa = Merge(_iqa, value, offset == Iqa, IqaWritable);
+                    _iqa = RegisterAccess.Merge(_iqa, value, offset == Iqa, IqaWritable);
                 }
 
                 break;
@@ -361,19 +340,11 @@ public sealed partial class VtdIommu : IDisposable
             case Irta + 4:
                 if (_caps.InterruptRemapping)
                 {
-                    _irta = Merge(_irta, value, offset == Irta, IrtaWritable);
+                    _irta = RegisterAccess.Merge(_irta, value, offset == Irta, IrtaWritable);
                 }
 
                 break;
         }
-    }
-
-    private static ulong Merge(ulong register, uint value, bool low, ulong writable)
-    {
-        ulong shifted = low ? value : (ulong)value << 32;
-        ulong half = low ? 0xFFFF_FFFFUL : 0xFFFF_FFFF_0000_0000UL;
-        ulong mask = half & writable;
-        return (register & ~mask) | (shifted & mask);
     }
 
     private void WriteGcmd(uint value)
@@ -518,23 +489,18 @@ public sealed partial class VtdIommu : IDisposable
 
     private void Process()
     {
-        if (_processing)
+        if (!_core.TryEnter())
         {
             return; // a register write from inside an MSI callback: the running loop re-reads the registers
         }
 
-        _processing = true;
         try
         {
             Run();
         }
         finally
         {
-            _processing = false;
-            if (_disposed && _ownsEngine)
-            {
-                _engine.Dispose(); // disposed from an MSI callback: the engine outlived the loop that was using it
-            }
+            _core.Exit();
         }
     }
 
@@ -546,7 +512,7 @@ public sealed partial class VtdIommu : IDisposable
         while (true)
         {
             ulong head = _iqh, tail = _iqt;
-            if (_disposed || (_gsts & Qie) == 0 || (_fsts & (Iqe | Ite)) != 0 || head == tail)
+            if (_core.IsDisposed || (_gsts & Qie) == 0 || (_fsts & (Iqe | Ite)) != 0 || head == tail)
             {
                 break;
             }
@@ -575,16 +541,16 @@ public sealed partial class VtdIommu : IDisposable
             ulong width = wide ? 32UL : 16UL;
             ulong queueBase = _iqa & IqaBaseMask & _caps.HostAddressMask;
             Span<byte> slot = fetched[..(int)width];
-            Span<InvalidationDescriptor> batch = _batch;
+            Span<InvalidationDescriptor> batch = _core.Slots;
             int n = 0;
             ulong position = head;
             VtdDecodeOutcome stop = VtdDecodeOutcome.Invalidation;
             VtdQueueError error = VtdQueueError.None;
             VtdDescriptor wait = default;
-            while (position != tail && n <= BatchCapacity - VtdDescriptorDecoder.MaxOutput)
+            while (position != tail && n <= QueueCore.BatchCapacity - VtdDescriptorDecoder.MaxOutput)
             {
                 ulong address = (queueBase + position) & _caps.HostAddressMask;
-                if (_engine.FaultPlan.DecideFetchFails(_fetches++, address) || !_memory.TryRead(address, slot))
+                if (!_core.TryFetch(_memory, address, slot))
                 {
                     stop = VtdDecodeOutcome.Error;
                     error = VtdQueueError.FetchError;
@@ -600,7 +566,7 @@ public sealed partial class VtdIommu : IDisposable
                     break;
                 }
 
-                _indices.AsSpan(n, count).Fill(position / width);
+                _core.SetIndices(n, count, position / width);
                 n += count;
                 position = Next(position, width, size);
             }
@@ -609,27 +575,17 @@ public sealed partial class VtdIommu : IDisposable
             bool internalError = false;
             if (n > 0)
             {
-                TestBatchHook?.Invoke(_batch.AsSpan(0, n));
-                BatchResult result = _engine.Execute(_batch.AsSpan(0, n), _statuses, InvalidationSource.VtdQueue, _indices);
-                if (result.Invalid != 0)
+                QueueRunResult result = _core.Execute(n);
+                internalError = result.InternalError;
+                if (result.TimedOutSource is uint timedOutSid && !timedOut)
                 {
-                    FastAssert.True(result.Invalid == 0, "the VT-d decoder produced a descriptor the engine rejects");
-                    _internalErrors += (ulong)result.Invalid;
-                    internalError = true;
+                    timedOut = true;
+                    timedOutSource = timedOutSid;
                 }
 
-                for (int i = 0; i < n; i++)
+                if (result.CompletionErrorSource is uint iceSid)
                 {
-                    InvalidationStatus status = _statuses[i];
-                    if (status == InvalidationStatus.TimedOut && !timedOut)
-                    {
-                        timedOut = true;
-                        timedOutSource = _batch[i].SourceId;
-                    }
-                    else if (status == InvalidationStatus.CompletionError)
-                    {
-                        RaiseCompletionError(_batch[i].SourceId);
-                    }
+                    RaiseCompletionError(iceSid);
                 }
             }
 
@@ -728,15 +684,6 @@ public sealed partial class VtdIommu : IDisposable
     /// disposes the engine when the register write returns.</summary>
     public void Dispose()
     {
-        if (_disposed)
-        {
-            return;
-        }
-
-        _disposed = true;
-        if (_ownsEngine && !_processing)
-        {
-            _engine.Dispose();
-        }
+        _core.Dispose();
     }
 }

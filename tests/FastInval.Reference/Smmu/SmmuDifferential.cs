@@ -1,41 +1,17 @@
 using System.Collections.Immutable;
 using System.Globalization;
 using System.Text;
+using FastInval.Reference.Scenarios;
 using FastInval.Reference.Vtd;
 using FastInval.Smmu;
 
 namespace FastInval.Reference.Smmu;
 
-/// <summary>A step of an SMMUv3 differential scenario.</summary>
-public abstract record SmmuStep;
-
 /// <summary>Write the commands at PROD onward (with wrap) and publish them with one CMDQ_PROD write.</summary>
-public sealed record SmmuSubmit(ImmutableArray<SmmuCommand> Commands) : SmmuStep
+public sealed record SmmuSubmit(ImmutableArray<SmmuCommand> Commands) : QueueStep
 {
     /// <inheritdoc/>
     public override string ToString() => $"Submit({string.Join(", ", Commands.Select(c => $"new SmmuCommand(0x{c.Dword0:X}, 0x{c.Dword1:X})"))})";
-}
-
-/// <summary>A raw register write.</summary>
-public sealed record SmmuWrite(uint Offset, ulong Value, int Size) : SmmuStep
-{
-    /// <inheritdoc/>
-    public override string ToString() => $"WriteRegister(0x{Offset:X}, 0x{Value:X}, {Size})";
-}
-
-/// <summary>Linux's gerror handler: if CMDQ_ERR is active and CONS.ERR is CERROR_ILL, overwrite the entry at CONS with a
-/// CMD_SYNC (skip_err); then acknowledge every active error.</summary>
-public sealed record SmmuRecover : SmmuStep
-{
-    /// <inheritdoc/>
-    public override string ToString() => "Recover()";
-}
-
-/// <summary>A host fill of one cache on both sides.</summary>
-public sealed record SmmuFill(TranslationEntry? Iotlb, DeviceTlbEntry? DeviceTlb, ConfigEntry? Config) : SmmuStep
-{
-    /// <inheritdoc/>
-    public override string ToString() => $"Fill({(object?)Iotlb ?? (object?)DeviceTlb ?? Config})";
 }
 
 /// <summary>An SMMUv3 differential scenario: features, fault plan, queue geometry, interrupt set-up and the steps.</summary>
@@ -47,8 +23,8 @@ public sealed record SmmuFill(TranslationEntry? Iotlb, DeviceTlbEntry? DeviceTlb
 /// <param name="IrqMode">0 no GERROR interrupt, 1 wired, 2 MSI to mapped memory, 3 MSI to unmapped memory.</param>
 /// <param name="SmmuEnabled">CR0.SMMUEN at set-up.</param>
 /// <param name="Steps">The steps.</param>
-public sealed record SmmuScenario(int Preset, FaultSpecs Faults, int Log2Size, bool UnmappedQueue, int IrqMode, bool SmmuEnabled,
-    ImmutableArray<SmmuStep> Steps)
+public sealed record SmmuScenario(int Preset, QueueFaults Faults, int Log2Size, bool UnmappedQueue, int IrqMode, bool SmmuEnabled,
+    ImmutableArray<QueueStep> Steps)
 {
     /// <summary>The options of a preset.</summary>
     public static SmmuOptions Options(int preset) => preset switch
@@ -74,31 +50,6 @@ public sealed record SmmuScenario(int Preset, FaultSpecs Faults, int Log2Size, b
     }
 }
 
-/// <summary>Fault-plan settings of a queue scenario.</summary>
-public sealed record FaultSpecs(ulong Seed, uint TimeoutPerMillion, uint CompletionErrorPerMillion, uint FetchErrorPerMillion,
-    ImmutableArray<uint> TimeoutSourceIds, ImmutableArray<ulong> TimeoutOrdinals, ImmutableArray<ulong> FetchErrorOrdinals)
-{
-    /// <summary>No faults.</summary>
-    public static FaultSpecs None { get; } = new(0, 0, 0, 0, [], [], []);
-
-    /// <summary>The plan.</summary>
-    public FaultPlan Build() => new()
-    {
-        Seed = Seed,
-        TimeoutPerMillion = TimeoutPerMillion,
-        CompletionErrorPerMillion = CompletionErrorPerMillion,
-        FetchErrorPerMillion = FetchErrorPerMillion,
-        TimeoutSourceIds = TimeoutSourceIds,
-        TimeoutOrdinals = TimeoutOrdinals,
-        FetchErrorOrdinals = FetchErrorOrdinals,
-    };
-
-    /// <inheritdoc/>
-    public override string ToString() =>
-        $"faults(seed={Seed} timeout={TimeoutPerMillion} ice={CompletionErrorPerMillion} fetch={FetchErrorPerMillion} dead=[{string.Join(",", TimeoutSourceIds)}] " +
-        $"timeoutAt=[{string.Join(",", TimeoutOrdinals)}] fetchAt=[{string.Join(",", FetchErrorOrdinals)}])";
-}
-
 /// <summary>
 /// Runs an <see cref="SmmuScenario"/> on <see cref="SmmuV3"/> and on <see cref="ReferenceSmmu"/>, each with its own copy of
 /// guest memory, and reports the first disagreement: every page-0 register dword up to 0x100, the MSIs, the wired
@@ -118,120 +69,121 @@ public static class SmmuDifferential
     /// <summary>Runs the scenario; null when both agree throughout.</summary>
     public static string? Run(SmmuScenario s)
     {
-        byte[] fastQueue = new byte[4096], fastMsi = new byte[4096], refQueue = new byte[4096], refMsi = new byte[4096];
-        var memory = new GuestMemory();
-        memory.Map(QueueRegion, fastQueue);
-        memory.Map(MsiRegion, fastMsi);
-        var refMemory = new ReferenceGuestMemory();
-        refMemory.Map(QueueRegion, refQueue);
-        refMemory.Map(MsiRegion, refMsi);
-        SmmuOptions preset = SmmuScenario.Options(s.Preset);
-        FaultPlan plan = s.Faults.Build();
-        var fastMsis = new List<(ulong, uint)>();
-        var fastWired = new List<SmmuInterrupt>();
-        var fastCons = new List<uint>();
-        SmmuV3? fastUnit = null;
-        var options = new SmmuOptions
+        using var pair = new Pair(s);
+        var records = new RecordingNotifier();
+        using NotifierSubscription subscription = pair.Fast.Engine.Notifiers.Subscribe(records);
+        pair.SetUp(s);
+        return QueueDifferential.Run(pair, s.Steps, records);
+    }
+
+    /// <summary>The two SMMUs, each over its own copy of guest memory; the fast one's signals are recorded with the CONS
+    /// they were sent at.</summary>
+    private sealed class Pair : IQueuePair, IDisposable
+    {
+        private readonly byte[] _fastQueue = new byte[4096], _fastMsi = new byte[4096], _refQueue = new byte[4096], _refMsi = new byte[4096];
+        private readonly List<(ulong, uint)> _fastMsis = [];
+        private readonly List<SmmuInterrupt> _fastWired = [];
+        private readonly List<uint> _fastCons = [];
+        private readonly ReferenceSmmu _reference;
+        private readonly int _maxLog2;
+
+        public Pair(SmmuScenario s)
         {
-            Features = preset.Features,
-            StreamIdBits = preset.StreamIdBits,
-            MaxCommandQueueLog2 = preset.MaxCommandQueueLog2,
-            OutputAddressBits = preset.OutputAddressBits,
-            FaultPlan = plan,
-            Engine = new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 },
-            Msi = (a, d) =>
+            var memory = new GuestMemory();
+            memory.Map(QueueRegion, _fastQueue);
+            memory.Map(MsiRegion, _fastMsi);
+            var refMemory = new ReferenceGuestMemory();
+            refMemory.Map(QueueRegion, _refQueue);
+            refMemory.Map(MsiRegion, _refMsi);
+            SmmuOptions preset = SmmuScenario.Options(s.Preset);
+            FaultPlan plan = s.Faults.Build();
+            var options = new SmmuOptions
             {
-                fastMsis.Add((a, d));
-                fastCons.Add((uint)fastUnit!.ReadRegister(SmmuRegisters.CmdqCons, 4));
-            },
-            WiredInterrupt = i =>
+                Features = preset.Features,
+                StreamIdBits = preset.StreamIdBits,
+                MaxCommandQueueLog2 = preset.MaxCommandQueueLog2,
+                OutputAddressBits = preset.OutputAddressBits,
+                FaultPlan = plan,
+                Engine = new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 },
+                Msi = (a, d) =>
+                {
+                    _fastMsis.Add((a, d));
+                    _fastCons.Add((uint)Fast!.ReadRegister(SmmuRegisters.CmdqCons, 4));
+                },
+                WiredInterrupt = i =>
+                {
+                    _fastWired.Add(i);
+                    _fastCons.Add((uint)Fast!.ReadRegister(SmmuRegisters.CmdqCons, 4));
+                },
+            };
+            _maxLog2 = options.MaxCommandQueueLog2;
+            Fast = new SmmuV3(memory, options);
+            _reference = new ReferenceSmmu(refMemory, options, new ReferenceEngine(plan));
+        }
+
+        public SmmuV3 Fast { get; }
+
+        public InvalidationEngine FastEngine => Fast.Engine;
+
+        public ReferenceEngine ReferenceEngine => _reference.Engine;
+
+        public IReadOnlyList<InvalidationRecord> ReferenceRecords => _reference.Records;
+
+        /// <summary>The guest's set-up: queue, GERROR interrupt, CR0.</summary>
+        public void SetUp(SmmuScenario s)
+        {
+            ulong queueBase = s.UnmappedQueue ? Unmapped : QueueRegion;
+            Write(SmmuRegisters.CmdqBase, queueBase | (uint)s.Log2Size, 8);
+            if (s.IrqMode != 0)
             {
-                fastWired.Add(i);
-                fastCons.Add((uint)fastUnit!.ReadRegister(SmmuRegisters.CmdqCons, 4));
-            },
-        };
-        using var fast = new SmmuV3(memory, options);
-        fastUnit = fast;
-        var reference = new ReferenceSmmu(refMemory, options, new ReferenceEngine(plan));
-        var records = new Scenarios.RecordingNotifier();
-        using NotifierSubscription subscription = fast.Engine.Notifiers.Subscribe(records);
-
-        void Both(uint offset, ulong value, int size)
-        {
-            fast.WriteRegister(offset, value, size);
-            reference.Write(offset, value, size);
-        }
-
-        ulong queueBase = s.UnmappedQueue ? Unmapped : QueueRegion;
-        Both(SmmuRegisters.CmdqBase, queueBase | (uint)s.Log2Size, 8);
-        if (s.IrqMode != 0)
-        {
-            Both(SmmuRegisters.IrqCtrl, SmmuRegisters.IrqGerrorEn, 4);
-        }
-
-        if (s.IrqMode >= 2)
-        {
-            Both(SmmuRegisters.GerrorIrqCfg0, s.IrqMode == 2 ? MsiRegion + 0x800 : Unmapped, 8);
-            Both(SmmuRegisters.GerrorIrqCfg1, 0xE0, 4);
-        }
-
-        Both(SmmuRegisters.Cr0, SmmuRegisters.Cr0CmdqEn | (s.SmmuEnabled ? SmmuRegisters.Cr0SmmuEn : 0), 4);
-        string? why = Compare(fast, reference, fastMsis, fastWired, fastCons, fastQueue, refQueue, fastMsi, refMsi);
-        if (why is not null)
-        {
-            return "set-up: " + why;
-        }
-
-        for (int i = 0; i < s.Steps.Length; i++)
-        {
-            switch (s.Steps[i])
-            {
-                case SmmuSubmit submit:
-                    Submit(fast.ReadRegister(SmmuRegisters.CmdqBase, 8), fast.ReadRegister(SmmuRegisters.CmdqProd, 4), options.MaxCommandQueueLog2,
-                        submit.Commands, fastQueue, v => fast.WriteRegister(SmmuRegisters.CmdqProd, v, 4));
-                    Submit(reference.Read(SmmuRegisters.CmdqBase, 8), reference.Read(SmmuRegisters.CmdqProd, 4), options.MaxCommandQueueLog2,
-                        submit.Commands, refQueue, v => reference.Write(SmmuRegisters.CmdqProd, v, 4));
-                    break;
-                case SmmuWrite w:
-                    Both(w.Offset, w.Value, w.Size);
-                    break;
-                case SmmuRecover:
-                    SkipIllegal(fast.ReadRegister(SmmuRegisters.CmdqBase, 8), fast.ReadRegister(SmmuRegisters.CmdqCons, 4),
-                        fast.ReadRegister(SmmuRegisters.Gerror, 4) ^ fast.ReadRegister(SmmuRegisters.Gerrorn, 4), options.MaxCommandQueueLog2, fastQueue);
-                    SkipIllegal(reference.Read(SmmuRegisters.CmdqBase, 8), reference.Read(SmmuRegisters.CmdqCons, 4),
-                        reference.Read(SmmuRegisters.Gerror, 4) ^ reference.Read(SmmuRegisters.Gerrorn, 4), options.MaxCommandQueueLog2, refQueue);
-                    fast.WriteRegister(SmmuRegisters.Gerrorn, fast.ReadRegister(SmmuRegisters.Gerror, 4), 4);
-                    reference.Write(SmmuRegisters.Gerrorn, reference.Read(SmmuRegisters.Gerror, 4), 4);
-                    break;
-                case SmmuFill f:
-                    if (f.Iotlb is TranslationEntry t && fast.Engine.Iotlb.Fill(t) != reference.Engine.FillIotlb(t))
-                    {
-                        return $"step #{i}: fill results differ";
-                    }
-
-                    if (f.DeviceTlb is DeviceTlbEntry d)
-                    {
-                        fast.Engine.DeviceTlb.Fill(d);
-                        reference.Engine.FillDeviceTlb(d);
-                    }
-
-                    if (f.Config is ConfigEntry c)
-                    {
-                        fast.Engine.ConfigCache.Fill(c);
-                        reference.Engine.FillConfig(c);
-                    }
-
-                    break;
+                Write(SmmuRegisters.IrqCtrl, SmmuRegisters.IrqGerrorEn, 4);
             }
 
-            why = Compare(fast, reference, fastMsis, fastWired, fastCons, fastQueue, refQueue, fastMsi, refMsi) ?? records.Compare(reference.Records);
-            if (why is not null)
+            if (s.IrqMode >= 2)
             {
-                return $"step #{i} {s.Steps[i]}:\n  {why}";
+                Write(SmmuRegisters.GerrorIrqCfg0, s.IrqMode == 2 ? MsiRegion + 0x800 : Unmapped, 8);
+                Write(SmmuRegisters.GerrorIrqCfg1, 0xE0, 4);
+            }
+
+            Write(SmmuRegisters.Cr0, SmmuRegisters.Cr0CmdqEn | (s.SmmuEnabled ? SmmuRegisters.Cr0SmmuEn : 0), 4);
+        }
+
+        public void Write(uint offset, ulong value, int size)
+        {
+            Fast.WriteRegister(offset, value, size);
+            _reference.Write(offset, value, size);
+        }
+
+        public void Apply(QueueStep entry)
+        {
+            if (entry is SmmuSubmit submit)
+            {
+                Submit(Fast.ReadRegister(SmmuRegisters.CmdqBase, 8), Fast.ReadRegister(SmmuRegisters.CmdqProd, 4), _maxLog2,
+                    submit.Commands, _fastQueue, v => Fast.WriteRegister(SmmuRegisters.CmdqProd, v, 4));
+                Submit(_reference.Read(SmmuRegisters.CmdqBase, 8), _reference.Read(SmmuRegisters.CmdqProd, 4), _maxLog2,
+                    submit.Commands, _refQueue, v => _reference.Write(SmmuRegisters.CmdqProd, v, 4));
             }
         }
 
-        return null;
+        public void Recover()
+        {
+            SkipIllegal(Fast.ReadRegister(SmmuRegisters.CmdqBase, 8), Fast.ReadRegister(SmmuRegisters.CmdqCons, 4),
+                Fast.ReadRegister(SmmuRegisters.Gerror, 4) ^ Fast.ReadRegister(SmmuRegisters.Gerrorn, 4), _maxLog2, _fastQueue);
+            SkipIllegal(_reference.Read(SmmuRegisters.CmdqBase, 8), _reference.Read(SmmuRegisters.CmdqCons, 4),
+                _reference.Read(SmmuRegisters.Gerror, 4) ^ _reference.Read(SmmuRegisters.Gerrorn, 4), _maxLog2, _refQueue);
+            Fast.WriteRegister(SmmuRegisters.Gerrorn, Fast.ReadRegister(SmmuRegisters.Gerror, 4), 4);
+            _reference.Write(SmmuRegisters.Gerrorn, _reference.Read(SmmuRegisters.Gerror, 4), 4);
+        }
+
+        public string? CompareState() =>
+            QueueDifferential.CompareRegisters(o => Fast.ReadRegister(o, 4), o => _reference.Read(o, 4), 0x100) ??
+            QueueDifferential.CompareSequence("MSIs", _fastMsis, _reference.Messages) ??
+            QueueDifferential.CompareSequence("CONS at signals", _fastCons, _reference.ConsAtSignals) ??
+            QueueDifferential.CompareSequence("wired", _fastWired, _reference.Interrupts) ??
+            QueueDifferential.CompareMemory((_fastQueue, _refQueue), (_fastMsi, _refMsi)) ??
+            (Fast.CommandFetches != _reference.Fetches ? $"fetches: fast {Fast.CommandFetches}, reference {_reference.Fetches}" : null);
+
+        public void Dispose() => Fast.Dispose();
     }
 
     private static int EffectiveLog2(ulong cmdqBase, int max) => Math.Min((int)(cmdqBase & 0x1F), max);
@@ -274,46 +226,5 @@ public static class SmmuDifferential
         {
             new SmmuCommand(0x0FC0_2046UL, 0).Write(queue.AsSpan((int)(address - QueueRegion), 16));
         }
-    }
-
-    private static string? Compare(SmmuV3 fast, ReferenceSmmu reference, List<(ulong, uint)> fastMsis, List<SmmuInterrupt> fastWired,
-        List<uint> fastCons,
-        byte[] fastQueue, byte[] refQueue, byte[] fastMsi, byte[] refMsi)
-    {
-        for (uint offset = 0; offset < 0x100; offset += 4)
-        {
-            ulong a = fast.ReadRegister(offset, 4), b = reference.Read(offset, 4);
-            if (a != b)
-            {
-                return $"register 0x{offset:X}: fast 0x{a:X}, reference 0x{b:X}";
-            }
-        }
-
-        if (!fastMsis.SequenceEqual(reference.Messages))
-        {
-            return $"MSIs: fast [{string.Join(", ", fastMsis)}], reference [{string.Join(", ", reference.Messages)}]";
-        }
-
-        if (!fastCons.SequenceEqual(reference.ConsAtSignals))
-        {
-            return $"CONS at signals: fast [{string.Join(", ", fastCons)}], reference [{string.Join(", ", reference.ConsAtSignals)}]";
-        }
-
-        if (!fastWired.SequenceEqual(reference.Interrupts))
-        {
-            return $"wired: fast [{string.Join(", ", fastWired)}], reference [{string.Join(", ", reference.Interrupts)}]";
-        }
-
-        if (!fastQueue.AsSpan().SequenceEqual(refQueue) || !fastMsi.AsSpan().SequenceEqual(refMsi))
-        {
-            return "guest memory differs";
-        }
-
-        if (fast.CommandFetches != reference.Fetches)
-        {
-            return $"fetches: fast {fast.CommandFetches}, reference {reference.Fetches}";
-        }
-
-        return Scenarios.Differential.CompareCaches(fast.Engine, reference.Engine);
     }
 }

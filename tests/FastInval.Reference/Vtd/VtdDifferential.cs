@@ -1,17 +1,15 @@
 using System.Collections.Immutable;
 using System.Globalization;
 using System.Text;
+using FastInval.Reference.Scenarios;
 using FastInval.Vtd;
 using static FastInval.Vtd.VtdRegisters;
 
 namespace FastInval.Reference.Vtd;
 
-/// <summary>One step of a VT-d differential scenario, applied to both units alike.</summary>
-public abstract record VtdStep;
-
 /// <summary>The guest writes <paramref name="Descriptors"/> into the queue slots from IQT on (wrapping) and rings the
 /// doorbell once with the new tail.</summary>
-public sealed record VtdSubmit(ImmutableArray<VtdDescriptor> Descriptors) : VtdStep
+public sealed record VtdSubmit(ImmutableArray<VtdDescriptor> Descriptors) : QueueStep
 {
     /// <inheritdoc/>
     public override string ToString() => $"Submit({string.Join(", ", Descriptors.Select(d => $"new VtdDescriptor({Hex(d.Qw0)}, {Hex(d.Qw1)}, {Hex(d.Qw2)}, {Hex(d.Qw3)})"))})";
@@ -19,62 +17,12 @@ public sealed record VtdSubmit(ImmutableArray<VtdDescriptor> Descriptors) : VtdS
     private static string Hex(ulong v) => "0x" + v.ToString("X", CultureInfo.InvariantCulture);
 }
 
-/// <summary>A register write (any offset and size, including bad ones).</summary>
-public sealed record VtdWrite(uint Offset, ulong Value, int Size) : VtdStep
-{
-    /// <inheritdoc/>
-    public override string ToString() => $"WriteRegister(0x{Offset:X}, 0x{Value:X}, {Size})";
-}
-
-/// <summary>Linux-style IQE recovery: overwrite the descriptor at IQH with a fenced no-op wait, then write 1s to
-/// IQE, ICE and ITE in FSTS.</summary>
-public sealed record VtdRecover : VtdStep
-{
-    /// <inheritdoc/>
-    public override string ToString() => "Recover()";
-}
-
-/// <summary>The host caches an entry (one of the three kinds; the others are null).</summary>
-public sealed record VtdFill(TranslationEntry? Iotlb, DeviceTlbEntry? DeviceTlb, ConfigEntry? Config) : VtdStep
-{
-    /// <inheritdoc/>
-    public override string ToString() => $"Fill({(object?)Iotlb ?? (object?)DeviceTlb ?? Config})";
-}
-
-/// <summary>Fault-plan settings of a VT-d scenario (fetch errors as well as device-TLB failures).</summary>
-public sealed record VtdFaults(ulong Seed, uint TimeoutPerMillion, uint CompletionErrorPerMillion, uint FetchErrorPerMillion,
-    ImmutableArray<uint> TimeoutSourceIds, ImmutableArray<ulong> TimeoutOrdinals, ImmutableArray<ulong> CompletionErrorOrdinals,
-    ImmutableArray<ulong> FetchErrorOrdinals)
-{
-    /// <summary>No faults.</summary>
-    public static VtdFaults None { get; } = new(0, 0, 0, 0, [], [], [], []);
-
-    /// <summary>The plan these settings describe.</summary>
-    public FaultPlan Build() => new()
-    {
-        Seed = Seed,
-        TimeoutPerMillion = TimeoutPerMillion,
-        CompletionErrorPerMillion = CompletionErrorPerMillion,
-        FetchErrorPerMillion = FetchErrorPerMillion,
-        TimeoutSourceIds = TimeoutSourceIds,
-        TimeoutOrdinals = TimeoutOrdinals,
-        CompletionErrorOrdinals = CompletionErrorOrdinals,
-        FetchErrorOrdinals = FetchErrorOrdinals,
-    };
-
-    /// <inheritdoc/>
-    public override string ToString() =>
-        $"seed=0x{Seed:X} timeout={TimeoutPerMillion}ppm ice={CompletionErrorPerMillion}ppm fetch={FetchErrorPerMillion}ppm " +
-        $"deadSids=[{string.Join(",", TimeoutSourceIds)}] timeoutAt=[{string.Join(",", TimeoutOrdinals)}] " +
-        $"iceAt=[{string.Join(",", CompletionErrorOrdinals)}] fetchAt=[{string.Join(",", FetchErrorOrdinals)}]";
-}
-
 /// <summary>
 /// A VT-d differential scenario: a capability preset, a fault plan, the guest's set-up (queue width and size, queue
 /// base, translation mode, interrupt masks) and the steps.
 /// </summary>
-public sealed record VtdScenario(int Preset, VtdFaults Faults, bool Wide, int QueueSize, ulong QueueBase, int TranslationMode,
-    bool MaskFaults, bool MaskCompletions, ImmutableArray<VtdStep> Steps)
+public sealed record VtdScenario(int Preset, QueueFaults Faults, bool Wide, int QueueSize, ulong QueueBase, int TranslationMode,
+    bool MaskFaults, bool MaskCompletions, ImmutableArray<QueueStep> Steps)
 {
     /// <summary>Capability presets: everything on, no scalable mode, no device TLB or interrupt remapping, no DIT or PDS
     /// with small MAMV/MHMV and a 39-bit HAW, no PASID or read draining.</summary>
@@ -144,102 +92,93 @@ public static class VtdDifferential
     /// <summary>Runs the scenario; null when both units agree on everything after every step.</summary>
     public static string? Run(VtdScenario s)
     {
-        byte[] fastQueue = new byte[8192], fastStatus = new byte[4096];
-        byte[] refQueue = new byte[8192], refStatus = new byte[4096];
-        var memory = new GuestMemory();
-        memory.Map(QueueRegion, fastQueue);
-        memory.Map(StatusRegion, fastStatus);
-        var refMemory = new ReferenceGuestMemory();
-        refMemory.Map(QueueRegion, refQueue);
-        refMemory.Map(StatusRegion, refStatus);
+        using var pair = new Pair(s);
+        var records = new RecordingNotifier();
+        using NotifierSubscription subscription = pair.Fast.Engine.Notifiers.Subscribe(records);
+        pair.SetUp(s);
+        return QueueDifferential.Run(pair, s.Steps, records);
+    }
 
-        var fastMsis = new List<(ulong, uint)>();
-        VtdOptions preset = VtdScenario.Options(s.Preset);
-        FaultPlan plan = s.Faults.Build();
-        VtdOptions options = WithHost(preset, (a, d) => fastMsis.Add((a, d)), plan,
-            new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 });
-        using var fast = new VtdIommu(memory, options);
-        var reference = new ReferenceVtd(refMemory, options, new ReferenceEngine(plan));
-        var records = new Scenarios.RecordingNotifier();
-        using NotifierSubscription subscription = fast.Engine.Notifiers.Subscribe(records);
+    /// <summary>The two units, each over its own copy of guest memory.</summary>
+    private sealed class Pair : IQueuePair, IDisposable
+    {
+        private readonly byte[] _fastQueue = new byte[8192], _fastStatus = new byte[4096];
+        private readonly byte[] _refQueue = new byte[8192], _refStatus = new byte[4096];
+        private readonly List<(ulong, uint)> _fastMsis = [];
+        private readonly ReferenceVtd _reference;
 
-        void Both(uint offset, ulong value, int size)
+        public Pair(VtdScenario s)
         {
-            fast.WriteRegister(offset, value, size);
-            reference.Write(offset, value, size);
+            var memory = new GuestMemory();
+            memory.Map(QueueRegion, _fastQueue);
+            memory.Map(StatusRegion, _fastStatus);
+            var refMemory = new ReferenceGuestMemory();
+            refMemory.Map(QueueRegion, _refQueue);
+            refMemory.Map(StatusRegion, _refStatus);
+            FaultPlan plan = s.Faults.Build();
+            VtdOptions options = WithHost(VtdScenario.Options(s.Preset), (a, d) => _fastMsis.Add((a, d)), plan,
+                new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 });
+            Fast = new VtdIommu(memory, options);
+            _reference = new ReferenceVtd(refMemory, options, new ReferenceEngine(plan));
         }
 
-        // The guest's set-up.
-        Both(Feaddr, FeAddress, 4);
-        Both(Fedata, 0x41, 4);
-        Both(Ieaddr, IeAddress, 4);
-        Both(Iedata, 0x42, 4);
-        Both(Fectl, s.MaskFaults ? InterruptMask : 0, 4);
-        Both(Iectl, s.MaskCompletions ? InterruptMask : 0, 4);
-        if (s.TranslationMode != 0)
-        {
-            Both(Rtaddr, 0x30_0000UL | ((ulong)(uint)s.TranslationMode << RtaddrTtmShift), 8);
-            Both(Gcmd, Srtp, 4);
-        }
+        public VtdIommu Fast { get; }
 
-        Both(Iqt, 0, 4);
-        Both(Iqa, s.QueueBase | (s.Wide ? IqaDw : 0) | (uint)s.QueueSize, 8);
-        Both(Gcmd, Qie | (s.TranslationMode != 0 ? Srtp : 0), 4);
-        string? why = Compare(fast, reference, fastMsis, fastQueue, refQueue, fastStatus, refStatus);
-        if (why is not null)
-        {
-            return $"set-up: {why}";
-        }
+        public InvalidationEngine FastEngine => Fast.Engine;
 
-        for (int i = 0; i < s.Steps.Length; i++)
+        public ReferenceEngine ReferenceEngine => _reference.Engine;
+
+        public IReadOnlyList<InvalidationRecord> ReferenceRecords => _reference.Records;
+
+        /// <summary>The guest's set-up.</summary>
+        public void SetUp(VtdScenario s)
         {
-            switch (s.Steps[i])
+            Write(Feaddr, FeAddress, 4);
+            Write(Fedata, 0x41, 4);
+            Write(Ieaddr, IeAddress, 4);
+            Write(Iedata, 0x42, 4);
+            Write(Fectl, s.MaskFaults ? InterruptMask : 0, 4);
+            Write(Iectl, s.MaskCompletions ? InterruptMask : 0, 4);
+            if (s.TranslationMode != 0)
             {
-                case VtdSubmit submit:
-                    Submit(fast.ReadRegister(Iqa, 8), fast.ReadRegister(Iqt, 8), submit.Descriptors, fastQueue, v => fast.WriteRegister(Iqt, v, 4));
-                    Submit(reference.Read(Iqa, 8), reference.Read(Iqt, 8), submit.Descriptors, refQueue, v => reference.Write(Iqt, v, 4));
-                    break;
-                case VtdWrite w:
-                    Both(w.Offset, w.Value, w.Size);
-                    break;
-                case VtdRecover:
-                    Recover(fast.ReadRegister(Iqa, 8), fast.ReadRegister(Iqh, 8), fast.ReadRegister(Fsts, 4), fastQueue);
-                    Recover(reference.Read(Iqa, 8), reference.Read(Iqh, 8), reference.Read(Fsts, 4), refQueue);
-                    Both(Fsts, Iqe | Ice | Ite, 4);
-                    break;
-                case VtdFill f:
-                    if (f.Iotlb is TranslationEntry t)
-                    {
-                        FillResult a = fast.Engine.Iotlb.Fill(t), b = reference.Engine.FillIotlb(t);
-                        if (a != b)
-                        {
-                            return $"step #{i} {s.Steps[i]}: fill {a} vs {b}";
-                        }
-                    }
-
-                    if (f.DeviceTlb is DeviceTlbEntry d)
-                    {
-                        fast.Engine.DeviceTlb.Fill(d);
-                        reference.Engine.FillDeviceTlb(d);
-                    }
-
-                    if (f.Config is ConfigEntry c)
-                    {
-                        fast.Engine.ConfigCache.Fill(c);
-                        reference.Engine.FillConfig(c);
-                    }
-
-                    break;
+                Write(Rtaddr, 0x30_0000UL | ((ulong)(uint)s.TranslationMode << RtaddrTtmShift), 8);
+                Write(Gcmd, Srtp, 4);
             }
 
-            why = Compare(fast, reference, fastMsis, fastQueue, refQueue, fastStatus, refStatus) ?? records.Compare(reference.Records);
-            if (why is not null)
+            Write(Iqt, 0, 4);
+            Write(Iqa, s.QueueBase | (s.Wide ? IqaDw : 0) | (uint)s.QueueSize, 8);
+            Write(Gcmd, Qie | (s.TranslationMode != 0 ? Srtp : 0), 4);
+        }
+
+        public void Write(uint offset, ulong value, int size)
+        {
+            Fast.WriteRegister(offset, value, size);
+            _reference.Write(offset, value, size);
+        }
+
+        public void Apply(QueueStep entry)
+        {
+            if (entry is VtdSubmit submit)
             {
-                return $"step #{i} {s.Steps[i]}:\n  {why}";
+                Submit(Fast.ReadRegister(Iqa, 8), Fast.ReadRegister(Iqt, 8), submit.Descriptors, _fastQueue, v => Fast.WriteRegister(Iqt, v, 4));
+                Submit(_reference.Read(Iqa, 8), _reference.Read(Iqt, 8), submit.Descriptors, _refQueue, v => _reference.Write(Iqt, v, 4));
             }
         }
 
-        return null;
+        public void Recover()
+        {
+            VtdDifferential.Recover(Fast.ReadRegister(Iqa, 8), Fast.ReadRegister(Iqh, 8), Fast.ReadRegister(Fsts, 4), _fastQueue);
+            VtdDifferential.Recover(_reference.Read(Iqa, 8), _reference.Read(Iqh, 8), _reference.Read(Fsts, 4), _refQueue);
+            Write(Fsts, Iqe | Ice | Ite, 4);
+        }
+
+        public string? CompareState() =>
+            QueueDifferential.CompareRegisters(o => Fast.ReadRegister(o, 4), o => _reference.Read(o, 4), 0x240) ??
+            QueueDifferential.CompareSequence("MSIs", _fastMsis, _reference.Messages) ??
+            QueueDifferential.CompareMemory((_fastQueue, _refQueue), (_fastStatus, _refStatus)) ??
+            (Fast.DescriptorFetches != _reference.Fetches ? $"fetches: fast {Fast.DescriptorFetches}, reference {_reference.Fetches}" : null);
+
+        public void Dispose() => Fast.Dispose();
     }
 
     /// <summary>Writes the descriptors into the queue (as the guest sees its geometry in IQA) and rings the doorbell.</summary>
@@ -276,35 +215,5 @@ public static class VtdDifferential
         {
             VtdDescriptor.Wait(statusWrite: false, interrupt: false, fence: true).Write(queue.AsSpan((int)(address - QueueRegion), width));
         }
-    }
-
-    private static string? Compare(VtdIommu fast, ReferenceVtd reference, List<(ulong, uint)> fastMsis,
-        byte[] fastQueue, byte[] refQueue, byte[] fastStatus, byte[] refStatus)
-    {
-        for (uint offset = 0; offset < 0x240; offset += 4)
-        {
-            ulong a = fast.ReadRegister(offset, 4), b = reference.Read(offset, 4);
-            if (a != b)
-            {
-                return $"register 0x{offset:X}: fast 0x{a:X}, reference 0x{b:X}";
-            }
-        }
-
-        if (!fastMsis.SequenceEqual(reference.Messages))
-        {
-            return $"MSIs: fast [{string.Join(", ", fastMsis)}], reference [{string.Join(", ", reference.Messages)}]";
-        }
-
-        if (!fastQueue.AsSpan().SequenceEqual(refQueue) || !fastStatus.AsSpan().SequenceEqual(refStatus))
-        {
-            return "guest memory differs";
-        }
-
-        if (fast.DescriptorFetches != reference.Fetches)
-        {
-            return $"fetches: fast {fast.DescriptorFetches}, reference {reference.Fetches}";
-        }
-
-        return Scenarios.Differential.CompareCaches(fast.Engine, reference.Engine);
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Collections.Immutable;
+using FastInval.Reference.Scenarios;
 using FastInval.Reference.Smmu;
 using FastInval.Smmu;
 using FsCheck;
@@ -143,7 +144,7 @@ public class SmmuMigrationProperties
         u.WriteRegister(SmmuRegisters.Cr0, SmmuRegisters.Cr0CmdqEn | (s.SmmuEnabled ? SmmuRegisters.Cr0SmmuEn : 0), 4);
     }
 
-    private static void Apply(SmmuV3 u, Guest g, SmmuStep step, int maxLog2)
+    private static void Apply(SmmuV3 u, Guest g, QueueStep step, int maxLog2)
     {
         ulong cmdqBase = u.ReadRegister(SmmuRegisters.CmdqBase, 8);
         int log2 = Math.Min((int)(cmdqBase & 0x1F), maxLog2);
@@ -166,10 +167,10 @@ public class SmmuMigrationProperties
 
                 u.WriteRegister(SmmuRegisters.CmdqProd, index | (wrap << log2), 4);
                 break;
-            case SmmuWrite w:
+            case QueueWrite w:
                 u.WriteRegister(w.Offset, w.Value, w.Size);
                 break;
-            case SmmuRecover:
+            case QueueRecover:
                 ulong cons = u.ReadRegister(SmmuRegisters.CmdqCons, 4);
                 ulong active = u.ReadRegister(SmmuRegisters.Gerror, 4) ^ u.ReadRegister(SmmuRegisters.Gerrorn, 4);
                 if ((active & SmmuRegisters.GerrorCmdqErr) != 0 && ((cons >> SmmuRegisters.ConsErrShift) & 0x7F) == 1)
@@ -179,7 +180,7 @@ public class SmmuMigrationProperties
 
                 u.WriteRegister(SmmuRegisters.Gerrorn, u.ReadRegister(SmmuRegisters.Gerror, 4), 4);
                 break;
-            case SmmuFill f:
+            case QueueFill f:
                 if (f.Iotlb is TranslationEntry t)
                 {
                     u.Engine.Iotlb.Fill(t);

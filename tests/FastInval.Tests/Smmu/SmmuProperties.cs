@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using FastInval.Reference.Scenarios;
 using FastInval.Reference.Smmu;
 using FastInval.Smmu;
 using FsCheck;
@@ -99,7 +100,7 @@ public static class SmmuGenerators
         (5, from c in Wellformed from op in Gen.Choose(0, 255) select new SmmuCommand((c.Dword0 & ~0xFFUL) | (uint)op, c.Dword1)),
         (2, from a in U64 from b in U64 select new SmmuCommand(a, b)));
 
-    private static Gen<SmmuStep> Fill => Gen.Frequency(
+    private static Gen<QueueStep> Fill => Gen.Frequency(
         (5, from stage in Pick(TranslationStage.Stage1, TranslationStage.Stage2, TranslationStage.Nested)
             from vmid in Pick(Vmids)
             from asid in Pick(Asids)
@@ -110,40 +111,40 @@ public static class SmmuGenerators
             let s2 = stage == TranslationStage.Stage2
             let span = table ? (size == 12 ? (byte)21 : size) : size
             let input = addr & ~((1UL << span) - 1)
-            select (SmmuStep)new SmmuFill(table
+            select (QueueStep)new QueueFill(table
                 ? TranslationEntry.Table(stage, vmid, s2 || global ? AddressSpace.None : asid, input, 0x1000, span, global: global && !s2)
                 : TranslationEntry.Leaf(stage, vmid, s2 || global ? AddressSpace.None : asid, input, input, size, global: global && !s2), null, null)),
         (3, from sid in Pick(Sids)
             from ssid in Gen.Frequency((2, Gen.Constant(AddressSpace.None)), (3, Pick(Ssids)))
             from addr in Pick(Addresses)
             from global in Chance(10)
-            select (SmmuStep)new SmmuFill(null, new DeviceTlbEntry(sid, ssid, addr, addr, 12, global: global), null)),
+            select (QueueStep)new QueueFill(null, new DeviceTlbEntry(sid, ssid, addr, addr, 12, global: global), null)),
         (3, from kind in Pick(ConfigKinds.StreamTableEntry, ConfigKinds.ContextDescriptor)
             from sid in Gen.Choose(0x10, 0x17)
             from ssid in Pick(Ssids)
             from vmid in Pick(Vmids)
-            select (SmmuStep)new SmmuFill(null, null, new ConfigEntry(kind, (uint)sid, kind == ConfigKinds.ContextDescriptor ? ssid : AddressSpace.None, vmid, 1))));
+            select (QueueStep)new QueueFill(null, null, new ConfigEntry(kind, (uint)sid, kind == ConfigKinds.ContextDescriptor ? ssid : AddressSpace.None, vmid, 1))));
 
-    private static Gen<SmmuStep> RegisterWrite => Gen.Frequency(
+    private static Gen<QueueStep> RegisterWrite => Gen.Frequency(
         (3, Pick(SmmuRegisters.Cr0CmdqEn | SmmuRegisters.Cr0SmmuEn, SmmuRegisters.Cr0CmdqEn, 0u, SmmuRegisters.Cr0SmmuEn)
-            .Select(v => (SmmuStep)new SmmuWrite(SmmuRegisters.Cr0, v, 4))),
-        (2, Pick(0u, 1u, 0x10u, 0x1FDu).Select(v => (SmmuStep)new SmmuWrite(SmmuRegisters.Gerrorn, v, 4))),
-        (1, Pick(0u, 1u).Select(v => (SmmuStep)new SmmuWrite(SmmuRegisters.IrqCtrl, v, 4))),
-        (1, from l in Gen.Choose(0, 6) select (SmmuStep)new SmmuWrite(SmmuRegisters.CmdqBase, SmmuDifferential.QueueRegion | (uint)l, 8)),
-        (1, from c in Gen.Choose(0, 40) select (SmmuStep)new SmmuWrite(SmmuRegisters.CmdqCons, (ulong)(uint)c, 4)),
-        (1, from p in Gen.Choose(0, 40) select (SmmuStep)new SmmuWrite(SmmuRegisters.CmdqProd, (ulong)(uint)p, 4)),
-        (1, from off in Gen.Choose(0, 0x40) from v in U64 from size in Pick(1, 2, 4, 8) select (SmmuStep)new SmmuWrite((uint)off * 4, v, size)));
+            .Select(v => (QueueStep)new QueueWrite(SmmuRegisters.Cr0, v, 4))),
+        (2, Pick(0u, 1u, 0x10u, 0x1FDu).Select(v => (QueueStep)new QueueWrite(SmmuRegisters.Gerrorn, v, 4))),
+        (1, Pick(0u, 1u).Select(v => (QueueStep)new QueueWrite(SmmuRegisters.IrqCtrl, v, 4))),
+        (1, from l in Gen.Choose(0, 6) select (QueueStep)new QueueWrite(SmmuRegisters.CmdqBase, SmmuDifferential.QueueRegion | (uint)l, 8)),
+        (1, from c in Gen.Choose(0, 40) select (QueueStep)new QueueWrite(SmmuRegisters.CmdqCons, (ulong)(uint)c, 4)),
+        (1, from p in Gen.Choose(0, 40) select (QueueStep)new QueueWrite(SmmuRegisters.CmdqProd, (ulong)(uint)p, 4)),
+        (1, from off in Gen.Choose(0, 0x40) from v in U64 from size in Pick(1, 2, 4, 8) select (QueueStep)new QueueWrite((uint)off * 4, v, size)));
 
-    private static Gen<SmmuStep> Step => Gen.Frequency(
+    private static Gen<QueueStep> Step => Gen.Frequency(
         (40, from n in Gen.Frequency((3, Gen.Choose(1, 3)), (1, Gen.Choose(4, 12)))
              from cs in Command.ArrayOf(n)
-             select (SmmuStep)new SmmuSubmit([.. cs])),
+             select (QueueStep)new SmmuSubmit([.. cs])),
         (20, Fill),
         (10, RegisterWrite),
-        (10, Gen.Constant((SmmuStep)new SmmuRecover())));
+        (10, Gen.Constant((QueueStep)new QueueRecover())));
 
-    private static Gen<FaultSpecs> Faults => Gen.Frequency(
-        (2, Gen.Constant(FaultSpecs.None)),
+    private static Gen<QueueFaults> Faults => Gen.Frequency(
+        (2, Gen.Constant(QueueFaults.None)),
         (2, from seed in Gen.Choose(0, int.MaxValue)
             from timeout in Pick(0u, 100_000u, 400_000u)
             from ice in Pick(0u, 0u, 200_000u)
@@ -151,7 +152,7 @@ public static class SmmuGenerators
             from dead in Gen.Frequency((3, Gen.Constant(ImmutableArray<uint>.Empty)), (1, Pick(Sids).Select(s => ImmutableArray.Create(s))))
             from timeoutAt in Gen.Choose(0, 8).Select(x => (ulong)x).ArrayOf(2)
             from fetchAt in Gen.Choose(0, 30).Select(x => (ulong)x).ArrayOf(2)
-            select new FaultSpecs((ulong)seed, timeout, ice, fetch, dead, [.. timeoutAt], [.. fetchAt])));
+            select new QueueFaults((ulong)seed, timeout, ice, fetch, dead, [.. timeoutAt], [], [.. fetchAt])));
 
     public static Arbitrary<SmmuScenario> Scenarios() => Arb.From(
         from preset in Gen.Frequency((5, Gen.Constant(0)), (1, Gen.Choose(1, 4)))

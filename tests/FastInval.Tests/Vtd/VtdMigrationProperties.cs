@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Collections.Immutable;
+using FastInval.Reference.Scenarios;
 using FastInval.Reference.Vtd;
 using FastInval.Vtd;
 using FsCheck;
@@ -42,7 +43,7 @@ public class VtdMigrationProperties
                 .Classify(cut == scenario.Steps.Length, "saved after the last step");
         });
 
-    private static VtdFaults WithoutEngineOrdinals(VtdFaults f) =>
+    private static QueueFaults WithoutEngineOrdinals(QueueFaults f) =>
         f with { TimeoutPerMillion = 0, CompletionErrorPerMillion = 0, TimeoutOrdinals = [], CompletionErrorOrdinals = [] };
 
     private sealed class Guest
@@ -145,7 +146,7 @@ public class VtdMigrationProperties
         u.WriteRegister(VtdRegisters.Gcmd, VtdRegisters.Qie | (s.TranslationMode != 0 ? VtdRegisters.Srtp : 0), 4);
     }
 
-    private static void Apply(VtdIommu u, Guest g, VtdStep step)
+    private static void Apply(VtdIommu u, Guest g, QueueStep step)
     {
         ulong iqa = u.ReadRegister(VtdRegisters.Iqa, 8);
         int width = (iqa & VtdRegisters.IqaDw) != 0 ? 32 : 16;
@@ -163,10 +164,10 @@ public class VtdMigrationProperties
 
                 u.WriteRegister(VtdRegisters.Iqt, (ulong)(slot * width), 4);
                 break;
-            case VtdWrite w:
+            case QueueWrite w:
                 u.WriteRegister(w.Offset, w.Value, w.Size);
                 break;
-            case VtdRecover:
+            case QueueRecover:
                 if ((u.ReadRegister(VtdRegisters.Fsts, 4) & VtdRegisters.Iqe) != 0)
                 {
                     Put(g, queueBase + u.ReadRegister(VtdRegisters.Iqh, 8), width, VtdDescriptor.Wait(statusWrite: false, interrupt: false, fence: true));
@@ -174,7 +175,7 @@ public class VtdMigrationProperties
 
                 u.WriteRegister(VtdRegisters.Fsts, VtdRegisters.Iqe | VtdRegisters.Ice | VtdRegisters.Ite, 4);
                 break;
-            case VtdFill f:
+            case QueueFill f:
                 if (f.Iotlb is TranslationEntry t)
                 {
                     u.Engine.Iotlb.Fill(t);

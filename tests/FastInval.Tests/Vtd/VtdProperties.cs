@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using FastInval.Reference.Scenarios;
 using FastInval.Reference.Vtd;
 using FastInval.Vtd;
 using FsCheck;
@@ -38,7 +39,7 @@ public class VtdProperties
 
             return (why is null).Label(why ?? "agree")
                 .Classify(s.Wide, "256-bit")
-                .Classify(s.Steps.Any(x => x is VtdRecover), "with recovery");
+                .Classify(s.Steps.Any(x => x is QueueRecover), "with recovery");
         });
 }
 
@@ -107,9 +108,9 @@ internal static class VtdGenerators
             select new VtdDescriptor((d.Qw0 & ~0xE0FUL) | ((ulong)(uint)t & 0xF) | ((ulong)((uint)t >> 4) << 9), d.Qw1)),
         (2, from a in U64 from b in U64 select new VtdDescriptor(a, b)));
 
-    private static Gen<VtdFaults> Faults =>
+    private static Gen<QueueFaults> Faults =>
         Gen.Frequency(
-            (2, Gen.Constant(VtdFaults.None)),
+            (2, Gen.Constant(QueueFaults.None)),
             (3, from seed in Gen.Choose(0, int.MaxValue)
                 from timeout in Pick(0u, 0u, 100_000u, 400_000u)
                 from ice in Pick(0u, 0u, 100_000u, 400_000u)
@@ -119,9 +120,9 @@ internal static class VtdGenerators
                 from timeoutAt in Gen.Choose(0, 10).Select(x => (ulong)x).ArrayOf(timeoutCount)
                 from iceAt in Gen.Choose(0, 10).Select(x => (ulong)x).ArrayOf(2)
                 from fetchAt in Gen.Choose(0, 30).Select(x => (ulong)x).ArrayOf(2)
-                select new VtdFaults((ulong)seed * 0x9E37_79B9_7F4A_7C15UL, timeout, ice, fetch, dead, [.. timeoutAt], [.. iceAt], [.. fetchAt])));
+                select new QueueFaults((ulong)seed * 0x9E37_79B9_7F4A_7C15UL, timeout, ice, fetch, dead, [.. timeoutAt], [.. iceAt], [.. fetchAt])));
 
-    private static Gen<VtdStep> Fill =>
+    private static Gen<QueueStep> Fill =>
         Gen.Frequency(
             (5, from stage in Pick(TranslationStage.Stage1, TranslationStage.Stage2, TranslationStage.Nested)
                 from did in Pick(Dids)
@@ -133,7 +134,7 @@ internal static class VtdGenerators
                 let s2 = stage == TranslationStage.Stage2
                 let g = global && !s2
                 let input = addr & ~((1UL << (table ? (size == 12 ? 21 : size) : size)) - 1)
-                select (VtdStep)new VtdFill(table
+                select (QueueStep)new QueueFill(table
                     ? TranslationEntry.Table(stage, did, s2 || g ? AddressSpace.None : pasid, input, 0x1000, size == 12 ? (byte)21 : size, global: g)
                     : TranslationEntry.Leaf(stage, did, s2 || g ? AddressSpace.None : pasid, input, input, size, global: g), null, null)),
             (3, from sid in Pick(Sids)
@@ -142,36 +143,36 @@ internal static class VtdGenerators
                 from size in Pick<byte>(12, 13, 21)
                 from global in Chance(10)
                 let input = addr & ~((1UL << size) - 1)
-                select (VtdStep)new VtdFill(null, new DeviceTlbEntry(sid, global ? AddressSpace.None : pasid, input, input, size, global: global), null)),
+                select (QueueStep)new QueueFill(null, new DeviceTlbEntry(sid, global ? AddressSpace.None : pasid, input, input, size, global: global), null)),
             (3, from kind in Pick(ConfigKinds.Context, ConfigKinds.PasidEntry, ConfigKinds.InterruptEntry)
                 from sid in Gen.Choose(0x10, 0x18)
                 from did in Pick(Dids)
                 from pasid in Pick(Pasids)
-                select (VtdStep)new VtdFill(null, null, new ConfigEntry(kind, (uint)sid, kind == ConfigKinds.PasidEntry ? pasid : AddressSpace.None, did, 1))));
+                select (QueueStep)new QueueFill(null, null, new ConfigEntry(kind, (uint)sid, kind == ConfigKinds.PasidEntry ? pasid : AddressSpace.None, did, 1))));
 
-    private static Gen<VtdStep> RegisterWrite =>
+    private static Gen<QueueStep> RegisterWrite =>
         Gen.Frequency(
-            (4, Pick(0x10u, 0x20u, 0x40u, 0x50u, 0x70u, 0x01u).Select(v => (VtdStep)new VtdWrite(0x34, v, 4))),     // FSTS
-            (2, Pick(0u, 1u << 31).Select(v => (VtdStep)new VtdWrite(0x38, v, 4))),                                   // FECTL
-            (2, Pick(0u, 1u << 31).Select(v => (VtdStep)new VtdWrite(0xA0, v, 4))),                                   // IECTL
-            (2, Gen.Constant((VtdStep)new VtdWrite(0x9C, 1, 4))),                                                     // ICS
+            (4, Pick(0x10u, 0x20u, 0x40u, 0x50u, 0x70u, 0x01u).Select(v => (QueueStep)new QueueWrite(0x34, v, 4))),     // FSTS
+            (2, Pick(0u, 1u << 31).Select(v => (QueueStep)new QueueWrite(0x38, v, 4))),                                   // FECTL
+            (2, Pick(0u, 1u << 31).Select(v => (QueueStep)new QueueWrite(0xA0, v, 4))),                                   // IECTL
+            (2, Gen.Constant((QueueStep)new QueueWrite(0x9C, 1, 4))),                                                     // ICS
             (1, Pick(0u, 1u << 26, (1u << 26) | (1u << 30), (1u << 31) | (1u << 26), 1u << 25 | 1u << 24 | 1u << 26)
-                .Select(v => (VtdStep)new VtdWrite(0x18, v, 4))),                                                     // GCMD
-            (1, from ttm in Gen.Choose(0, 3) select (VtdStep)new VtdWrite(0x20, 0x30_0000UL | ((ulong)(uint)ttm << 10), 8)),
+                .Select(v => (QueueStep)new QueueWrite(0x18, v, 4))),                                                     // GCMD
+            (1, from ttm in Gen.Choose(0, 3) select (QueueStep)new QueueWrite(0x20, 0x30_0000UL | ((ulong)(uint)ttm << 10), 8)),
             (1, from dw in Chance(50)
                 from qs in Gen.Choose(0, 1)
                 from b in Pick(VtdDifferential.QueueRegion, VtdDifferential.QueueRegion + 0x1000)
-                select (VtdStep)new VtdWrite(0x90, b | (dw ? 1UL << 11 : 0) | (uint)qs, 8)),                           // IQA
-            (2, from t in Gen.Choose(0, 0x2100) select (VtdStep)new VtdWrite(0x88, (ulong)(uint)t & ~0xFUL, 4)),     // IQT, any value
-            (1, from off in Gen.Choose(0, 0x1004) from v in U64 from size in Pick(1, 2, 4, 8, 16) select (VtdStep)new VtdWrite((uint)off, v, size)));
+                select (QueueStep)new QueueWrite(0x90, b | (dw ? 1UL << 11 : 0) | (uint)qs, 8)),                           // IQA
+            (2, from t in Gen.Choose(0, 0x2100) select (QueueStep)new QueueWrite(0x88, (ulong)(uint)t & ~0xFUL, 4)),     // IQT, any value
+            (1, from off in Gen.Choose(0, 0x1004) from v in U64 from size in Pick(1, 2, 4, 8, 16) select (QueueStep)new QueueWrite((uint)off, v, size)));
 
-    private static Gen<VtdStep> Step => Gen.Frequency(
+    private static Gen<QueueStep> Step => Gen.Frequency(
         (40, from n in Gen.Frequency((3, Gen.Choose(1, 3)), (1, Gen.Choose(4, 10)))
              from ds in Descriptor.ArrayOf(n)
-             select (VtdStep)new VtdSubmit([.. ds])),
+             select (QueueStep)new VtdSubmit([.. ds])),
         (20, Fill),
         (12, RegisterWrite),
-        (8, Gen.Constant((VtdStep)new VtdRecover())));
+        (8, Gen.Constant((QueueStep)new QueueRecover())));
 
     public static Arbitrary<VtdScenario> Scenarios() => Arb.From(
         from preset in Gen.Frequency((5, Gen.Constant(0)), (1, Gen.Constant(1)), (1, Gen.Constant(2)), (1, Gen.Constant(3)), (1, Gen.Constant(4)))
@@ -190,7 +191,7 @@ internal static class VtdGenerators
 
     private static IEnumerable<VtdScenario> Shrink(VtdScenario s)
     {
-        ImmutableArray<VtdStep> steps = s.Steps;
+        ImmutableArray<QueueStep> steps = s.Steps;
         for (int chunk = steps.Length / 2; chunk >= 1; chunk /= 2)
         {
             for (int start = 0; start + chunk <= steps.Length; start += chunk)
@@ -210,9 +211,9 @@ internal static class VtdGenerators
             }
         }
 
-        if (s.Faults != VtdFaults.None)
+        if (s.Faults != QueueFaults.None)
         {
-            yield return s with { Faults = VtdFaults.None };
+            yield return s with { Faults = QueueFaults.None };
         }
     }
 }

@@ -1,0 +1,523 @@
+using FastInval.Internals;
+using static FastInval.AmdVi.AmdViRegisters;
+
+namespace FastInval.AmdVi;
+
+/// <summary>
+/// One AMD IOMMU (AMD-Vi) as its guest driver sees it through MMIO: the command buffer and the event log in guest
+/// memory, the control and status registers, COMPLETION_WAIT stores and interrupts, ILLEGAL_COMMAND_ERROR,
+/// COMMAND_HARDWARE_ERROR and IOTLB_INV_TIMEOUT events. Every invalidation command is executed, in buffer order, by
+/// <see cref="Engine"/> on the unit's caches, which the host fills after its own table walks and looks up on DMA.
+/// </summary>
+/// <remarks>
+/// <para><b>Register access.</b> 4-byte accesses at 4-byte aligned offsets and 8-byte accesses at 8-byte aligned offsets
+/// inside the 16 KiB window; every register is 64 bits and a 4-byte access reaches one half. Any other access is ignored
+/// on write and reads 0; unimplemented offsets and reserved bits read 0 and ignore writes. Implemented: Device Table Base,
+/// Exclusion Base/Limit (stored only), Command Buffer Base, Event Log Base, Control (bits 17:0 stored), Extended Features
+/// (read-only, see <see cref="AmdViOptions"/>), Command Buffer Head/Tail, Event Log Head/Tail, Status.</para>
+/// <para><b>Rings.</b> A base register write resets that ring's head and tail to 0; it is ignored while the ring runs
+/// (CmdBufRun / EventLogRun = 1, where the specification leaves it undefined). ComLen / EventLen 0h–7h (reserved) count
+/// as 8h. Head and tail writes keep bits 18:4 modulo the ring size. The command head is written by software only while
+/// CmdBufRun = 0, the event tail only while EventLogRun = 0.</para>
+/// <para><b>Running.</b> CmdBufRun = IommuEn ∧ CmdBufEn ∧ not stopped; EventLogRun = IommuEn ∧ EventLogEn. Commands are
+/// processed synchronously inside the write that allows it (Command Buffer Tail, Control) while CmdBufRun = 1, from the
+/// head until head = tail, wrapping to 0 at the end of the buffer. Each fetch first asks the fault plan
+/// (<see cref="FaultPlan.DecideFetchFails"/> with the unit's zero-based fetch ordinal, <see cref="CommandFetches"/>).
+/// The head moves past a command once it has been fetched and validated; invalidations between two COMPLETION_WAITs run
+/// as one engine batch, with the effect of running them one by one (see <see cref="AmdViCommandDecoder"/> for the scopes).</para>
+/// <para><b>Errors stop the buffer.</b> An illegal command (undefined opcode, absent feature, reserved bit set) writes
+/// ILLEGAL_COMMAND_ERROR with the command's address; a fetch the fault plan fails is COMMAND_HARDWARE_ERROR with Type
+/// data error, a fetch from unbacked memory one with Type master abort, both with the command's address. In each case
+/// the invalidations before the command are executed, the head stays on the command and CmdBufRun becomes 0. Software
+/// restarts by clearing CmdBufEn (or IommuEn), which clears the stop, repairing the ring (rewriting the command or moving
+/// the head, or resetting head and tail) and setting CmdBufEn again; a tail write alone does not restart.</para>
+/// <para><b>COMPLETION_WAIT</b> completes everything before it, then with S = 1 stores the 64-bit Store Data,
+/// little-endian, at Store Address; a store to unbacked memory cannot complete the wait: COMMAND_HARDWARE_ERROR (master
+/// abort, the store address), the head stays on the wait, no interrupt. With I = 1 it sets Status.ComWaitInt whatever
+/// ComWaitIntEn says and signals the interrupt when ComWaitIntEn = 1, after the store and after the head has passed the
+/// wait. S = I = 0 is a valid ordering point; F needs no action (commands run in order).</para>
+/// <para><b>Device-TLB time-outs.</b> An INVALIDATE_IOTLB_PAGES the fault plan times out leaves the device's entries in
+/// place and writes IOTLB_INV_TIMEOUT (DeviceID, the command's address) when its batch executes; the buffer goes on and
+/// the next COMPLETION_WAIT completes (the time-out is how the command completed). The plan's time-out is taken whatever
+/// Control.InvTimeOut says. A completion error from the plan has removed the entries and records nothing.</para>
+/// <para><b>Event log.</b> Events are recorded only while EventLogRun = 1 (else lost). An event is written at the tail,
+/// the tail advances and Status.EventLogInt is set (whatever EventIntEn says); the log is full when advancing would make
+/// tail = head, and then Status.EventOverflow is set and the event discarded, as is every later event until software
+/// clears EventOverflow (EventLogRun stays 1). With EventIntEn = 1 each recorded event and the overflow signal the
+/// interrupt. A log in unbacked memory loses the event (tail unchanged, no status change).</para>
+/// <para><b>Internal errors.</b> An engine status <see cref="InvalidationStatus.Invalid"/> is a FastInval bug: it asserts in
+/// debug builds, counts in <see cref="InternalErrors"/>, and the next COMPLETION_WAIT cannot give its guarantee: it is an
+/// ILLEGAL_COMMAND_ERROR with the head on it.</para>
+/// <para><b>Threading.</b> One caller at a time (the VMM's MMIO path holds a lock per unit); cache lookups on
+/// <see cref="Engine"/> may run on other threads. <b>Allocation.</b> None per register access or command.</para>
+/// </remarks>
+public sealed class AmdViIommu : IDisposable
+{
+    private const int BatchCapacity = 256;
+    private const int EntrySize = AmdViCommandLayout.Size;
+
+    private readonly GuestAddressSpace _memory;
+    private readonly InvalidationEngine _engine;
+    private readonly bool _ownsEngine;
+    private readonly Action? _interrupt;
+    private readonly AmdViCapabilities _caps;
+    private readonly ulong _efr;
+    private readonly InvalidationDescriptor[] _batch = new InvalidationDescriptor[BatchCapacity];
+    private readonly InvalidationStatus[] _statuses = new InvalidationStatus[BatchCapacity];
+    private readonly ulong[] _indices = new ulong[BatchCapacity];        // head slot of each batch entry, for the notifiers
+    private readonly ulong[] _commandAddresses = new ulong[BatchCapacity]; // for IOTLB_INV_TIMEOUT
+    private int _batchCount;
+
+    private ulong _deviceTableBase;
+    private ulong _commandBase;
+    private ulong _eventBase;
+    private ulong _control;
+    private ulong _exclusionBase;
+    private ulong _exclusionLimit;
+    private ulong _commandHead;
+    private ulong _commandTail;
+    private ulong _eventHead;
+    private ulong _eventTail;
+    private ulong _status; // RW1C bits only; the run bits are computed
+    private bool _stopped;
+    private bool _internalFailed;
+    private ulong _internalErrors;
+    private ulong _fetches;
+    private bool _processing;
+    private bool _disposed;
+
+    /// <summary>Creates a unit over <paramref name="memory"/> (where the command buffer, the event log and the
+    /// completion-wait stores live).</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="memory"/> is null.</exception>
+    public AmdViIommu(GuestMemory memory, AmdViOptions? options = null)
+        : this((GuestAddressSpace)memory, options)
+    {
+    }
+
+    /// <summary>Creates a unit over any guest address space (<see cref="GuestMemory"/>, <see cref="NativeGuestMemory"/>,
+    /// <see cref="CallbackGuestMemory"/> or the host's own). The unit builds and owns its engine (from
+    /// <see cref="AmdViOptions.Engine"/> and <see cref="AmdViOptions.FaultPlan"/>) and disposes it with itself.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="memory"/> is null.</exception>
+    public AmdViIommu(GuestAddressSpace memory, AmdViOptions? options = null)
+        : this(memory, options, null)
+    {
+    }
+
+    /// <summary>Creates a unit over <paramref name="memory"/> that executes its invalidations on
+    /// <paramref name="engine"/>, which the caller owns.</summary>
+    /// <remarks>
+    /// <para><b>Ownership.</b> The unit never disposes <paramref name="engine"/>; disposing the unit leaves it usable.
+    /// The engine's own <see cref="InvalidationEngine.FaultPlan"/> decides fetch errors and device-TLB outcomes, so
+    /// <see cref="AmdViOptions.Engine"/> and <see cref="AmdViOptions.FaultPlan"/> must be null.</para>
+    /// <para><b>Sharing.</b> Several units (AMD-Vi, VT-d, SMMUv3, iommufd) may run over one engine and then share its
+    /// caches. The engine has one writer at a time, so the host must serialize the register writes of every unit that
+    /// shares it, and its own fills, with one lock for the engine. The fault plan's ordinals then count across the
+    /// units.</para>
+    /// </remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="memory"/> or <paramref name="engine"/> is null.</exception>
+    /// <exception cref="ArgumentException"><see cref="AmdViOptions.Engine"/> or <see cref="AmdViOptions.FaultPlan"/> is set.</exception>
+    public AmdViIommu(GuestAddressSpace memory, InvalidationEngine engine, AmdViOptions? options = null)
+        : this(memory, options, engine ?? throw new ArgumentNullException(nameof(engine)))
+    {
+    }
+
+    private AmdViIommu(GuestAddressSpace memory, AmdViOptions? options, InvalidationEngine? engine)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        options ??= new AmdViOptions();
+        if (engine is not null && (options.Engine is not null || options.FaultPlan is not null))
+        {
+            ThrowHelper.Argument(nameof(options), "with a caller's engine, AmdViOptions.Engine and AmdViOptions.FaultPlan must be null (the engine has its own)");
+        }
+
+        _memory = memory;
+        _interrupt = options.Interrupt;
+        _caps = new AmdViCapabilities(options);
+        _efr = BuildExtendedFeatures(options);
+        if (engine is null)
+        {
+            EngineOptions engineOptions = options.Engine ?? new EngineOptions();
+            _engine = new InvalidationEngine(engineOptions) { FaultPlan = options.FaultPlan ?? engineOptions.FaultPlan };
+            _ownsEngine = true;
+        }
+        else
+        {
+            _engine = engine;
+        }
+    }
+
+    /// <summary>The unit's caches and executor: the host fills and looks up <see cref="InvalidationEngine.Iotlb"/>
+    /// (host page-table entries as <see cref="TranslationStage.Stage2"/> tagged with the DomainID; guest entries as
+    /// <see cref="TranslationStage.Stage1"/> or <see cref="TranslationStage.Nested"/> tagged with DomainID and PASID),
+    /// <see cref="InvalidationEngine.DeviceTlb"/> (ATS IOTLBs by DeviceID and PASID) and
+    /// <see cref="InvalidationEngine.ConfigCache"/> (device-table entries as <see cref="ConfigKinds.Context"/> and guest
+    /// CR3 entries as <see cref="ConfigKinds.PasidEntry"/> by DeviceID, interrupt-remapping entries as
+    /// <see cref="ConfigKinds.InterruptEntry"/> by DeviceID). Its <see cref="InvalidationEngine.FaultPlan"/> also decides
+    /// command-fetch errors.</summary>
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
+    public InvalidationEngine Engine
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _engine;
+        }
+    }
+
+    /// <summary>Commands fetched so far: the ordinal the fault plan sees for the next fetch.</summary>
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
+    public ulong CommandFetches
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _fetches;
+        }
+    }
+
+    /// <summary>Invalidations the engine refused as malformed (<see cref="InvalidationStatus.Invalid"/>). The decoder
+    /// never produces such a descriptor, so a non-zero count is a FastInval bug: each occurrence also asserts in debug
+    /// builds, and the next COMPLETION_WAIT is an ILLEGAL_COMMAND_ERROR with the head on it.</summary>
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
+    public ulong InternalErrors
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _internalErrors;
+        }
+    }
+
+    /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
+    internal BatchHook? TestBatchHook { get; set; }
+
+    private bool CommandBufferEnabled => (_control & (ControlIommuEn | ControlCmdBufEn)) == (ControlIommuEn | ControlCmdBufEn);
+
+    private bool CommandBufferRunning => CommandBufferEnabled && !_stopped;
+
+    private bool EventLogRunning => (_control & (ControlIommuEn | ControlEventLogEn)) == (ControlIommuEn | ControlEventLogEn);
+
+    private static ulong RingBytes(ulong baseRegister) =>
+        (ulong)EntrySize << Math.Max((int)((baseRegister & RingLengthMask) >> RingLengthShift), MinRingLength);
+
+    private static ulong BuildExtendedFeatures(AmdViOptions o) =>
+        FeatureNx | (o.InvalidateAll ? FeatureInvalidateAll : 0) |
+        (o.GuestTranslation ? FeatureGuestTranslation | (19UL << FeaturePasMaxShift) | (1UL << FeatureGlxShift) : 0);
+
+    /// <summary>Reads a register (4 or 8 bytes, naturally aligned); anything else reads 0.</summary>
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
+    public ulong ReadRegister(uint offset, int size)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (offset >= WindowSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
+        {
+            return 0;
+        }
+
+        ulong value = Read64(offset & ~7u);
+        return size == 8 ? value : (uint)(value >> ((int)(offset & 4) * 8));
+    }
+
+    /// <summary>Writes a register (4 or 8 bytes, naturally aligned); anything else is ignored. A write that lets the
+    /// command buffer make progress processes commands before it returns.</summary>
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
+    public void WriteRegister(uint offset, ulong value, int size)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (offset >= WindowSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
+        {
+            return;
+        }
+
+        uint aligned = offset & ~7u;
+        if (size == 4)
+        {
+            if (aligned == Status)
+            {
+                value = (offset & 4) == 0 ? (uint)value : 0; // write-1-to-clear: the other half writes zeros
+            }
+            else
+            {
+                ulong old = Read64(aligned);
+                value = (offset & 4) == 0 ? (old & 0xFFFF_FFFF_0000_0000UL) | (uint)value : (old & 0xFFFF_FFFFUL) | (value << 32);
+            }
+        }
+
+        Write64(aligned, value);
+    }
+
+    private ulong Read64(uint offset) => offset switch
+    {
+        DeviceTableBase => _deviceTableBase,
+        CommandBufferBase => _commandBase,
+        EventLogBase => _eventBase,
+        Control => _control,
+        ExclusionBase => _exclusionBase,
+        ExclusionLimit => _exclusionLimit,
+        ExtendedFeatures => _efr,
+        CommandBufferHead => _commandHead,
+        CommandBufferTail => _commandTail,
+        EventLogHead => _eventHead,
+        EventLogTail => _eventTail,
+        Status => _status | (EventLogRunning ? StatusEventLogRun : 0) | (CommandBufferRunning ? StatusCmdBufRun : 0),
+        _ => 0,
+    };
+
+    private void Write64(uint offset, ulong value)
+    {
+        switch (offset)
+        {
+            case DeviceTableBase:
+                _deviceTableBase = value & DeviceTableBaseMask;
+                break;
+            case CommandBufferBase:
+                if (!CommandBufferRunning)
+                {
+                    _commandBase = value & RingBaseMask;
+                    _commandHead = 0;
+                    _commandTail = 0;
+                }
+
+                break;
+            case EventLogBase:
+                if (!EventLogRunning)
+                {
+                    _eventBase = value & RingBaseMask;
+                    _eventHead = 0;
+                    _eventTail = 0;
+                }
+
+                break;
+            case Control:
+                _control = value & ControlMask;
+                if (!CommandBufferEnabled)
+                {
+                    _stopped = false; // disabling the buffer clears an error stop; enabling resumes at the head
+                }
+
+                Process();
+                break;
+            case ExclusionBase:
+                _exclusionBase = value & ExclusionBaseMask;
+                break;
+            case ExclusionLimit:
+                _exclusionLimit = value & ExclusionLimitMask;
+                break;
+            case CommandBufferHead:
+                if (!CommandBufferRunning)
+                {
+                    _commandHead = value & RingPointerMask & (RingBytes(_commandBase) - 1);
+                }
+
+                break;
+            case CommandBufferTail:
+                _commandTail = value & RingPointerMask & (RingBytes(_commandBase) - 1);
+                Process();
+                break;
+            case EventLogHead:
+                _eventHead = value & RingPointerMask & (RingBytes(_eventBase) - 1);
+                break;
+            case EventLogTail:
+                if (!EventLogRunning)
+                {
+                    _eventTail = value & RingPointerMask & (RingBytes(_eventBase) - 1);
+                }
+
+                break;
+            case Status:
+                _status &= ~(value & StatusWriteOneToClear);
+                break;
+        }
+    }
+
+    /// <summary>Processes commands while the buffer runs and is not empty.</summary>
+    private void Process()
+    {
+        if (_processing)
+        {
+            return;
+        }
+
+        _processing = true;
+        try
+        {
+            while (!_disposed && CommandBufferRunning && _commandHead != _commandTail)
+            {
+                Step();
+            }
+
+            Flush();
+        }
+        finally
+        {
+            _processing = false;
+            Flush(); // a guest-memory callback threw: what was fetched is still executed
+            if (_disposed && _ownsEngine)
+            {
+                _engine.Dispose(); // disposed from a callback: the engine outlived the loop that was using it
+            }
+        }
+    }
+
+    /// <summary>Fetches, decodes and executes (or queues) the command at the head; advances the head or stops.</summary>
+    private void Step()
+    {
+        ulong bufferBytes = RingBytes(_commandBase);
+        ulong address = (_commandBase & RingBaseAddressMask) + _commandHead;
+        Span<byte> bytes = stackalloc byte[EntrySize];
+        ulong ordinal = _fetches++;
+        if (_engine.FaultPlan.DecideFetchFails(ordinal, address))
+        {
+            Stop(AmdViEvent.CommandHardwareError(AmdViHardwareErrorType.DataError, address));
+            return;
+        }
+
+        if (!_memory.TryRead(address, bytes))
+        {
+            Stop(AmdViEvent.CommandHardwareError(AmdViHardwareErrorType.MasterAbort, address));
+            return;
+        }
+
+        AmdViCommand command = AmdViCommand.Read(bytes);
+        Span<InvalidationDescriptor> decoded = stackalloc InvalidationDescriptor[AmdViCommandDecoder.MaxOutput];
+        switch (AmdViCommandDecoder.Decode(command, _caps, decoded, out int count))
+        {
+            case AmdViDecodeOutcome.Invalidation:
+                if (_batchCount + count > BatchCapacity)
+                {
+                    Flush();
+                }
+
+                for (int i = 0; i < count; i++)
+                {
+                    _batch[_batchCount] = decoded[i];
+                    _indices[_batchCount] = _commandHead / EntrySize;
+                    _commandAddresses[_batchCount] = address;
+                    _batchCount++;
+                }
+
+                _commandHead = (_commandHead + EntrySize) & (bufferBytes - 1);
+                return;
+            case AmdViDecodeOutcome.Wait:
+                Flush();
+                if (_internalFailed)
+                {
+                    _internalFailed = false;
+                    Stop(AmdViEvent.IllegalCommand(address)); // an earlier invalidation failed inside FastInval
+                    return;
+                }
+
+                if (command.Store && !_memory.TryWriteUInt64(command.StoreAddress, command.StoreData))
+                {
+                    Stop(AmdViEvent.CommandHardwareError(AmdViHardwareErrorType.MasterAbort, command.StoreAddress));
+                    return;
+                }
+
+                _commandHead = (_commandHead + EntrySize) & (bufferBytes - 1);
+                if (command.Interrupt)
+                {
+                    _status |= StatusComWaitInt;
+                    if ((_control & ControlComWaitIntEn) != 0)
+                    {
+                        _interrupt?.Invoke();
+                    }
+                }
+
+                return;
+            default:
+                Stop(AmdViEvent.IllegalCommand(address));
+                return;
+        }
+    }
+
+    /// <summary>Executes what was fetched before the failing command, stops the buffer on it and records the event.</summary>
+    private void Stop(in AmdViEvent e)
+    {
+        Flush();
+        _stopped = true;
+        Record(e);
+    }
+
+    /// <summary>Executes the queued invalidations as one engine batch and records IOTLB_INV_TIMEOUT for each time-out.</summary>
+    private void Flush()
+    {
+        int n = _batchCount;
+        if (n == 0)
+        {
+            return;
+        }
+
+        _batchCount = 0;
+        TestBatchHook?.Invoke(_batch.AsSpan(0, n));
+        BatchResult result = _engine.Execute(_batch.AsSpan(0, n), _statuses, InvalidationSource.AmdViCommandBuffer, _indices.AsSpan(0, n));
+        if (result.Invalid != 0)
+        {
+            FastAssert.True(result.Invalid == 0, "the AMD-Vi decoder produced a descriptor the engine rejects");
+            _internalErrors += (ulong)result.Invalid;
+            _internalFailed = true;
+        }
+
+        if (result.TimedOut == 0)
+        {
+            return;
+        }
+
+        for (int i = 0; i < n; i++)
+        {
+            if (_statuses[i] == InvalidationStatus.TimedOut)
+            {
+                Record(AmdViEvent.IotlbInvalidationTimeout((ushort)_batch[i].SourceId, _commandAddresses[i]));
+            }
+        }
+    }
+
+    /// <summary>Writes one event-log entry (or notes the overflow) and signals the interrupt when enabled.</summary>
+    private void Record(in AmdViEvent e)
+    {
+        if (!EventLogRunning || (_status & StatusEventOverflow) != 0)
+        {
+            return; // lost: no log running, or discarded until software clears the overflow
+        }
+
+        ulong next = (_eventTail + EntrySize) & (RingBytes(_eventBase) - 1);
+        if (next == _eventHead)
+        {
+            _status |= StatusEventOverflow;
+        }
+        else
+        {
+            Span<byte> bytes = stackalloc byte[EntrySize];
+            e.Write(bytes);
+            if (!_memory.TryWrite((_eventBase & RingBaseAddressMask) + _eventTail, bytes))
+            {
+                return; // nothing backs the log: the event is lost
+            }
+
+            _eventTail = next;
+            _status |= StatusEventLogInt;
+        }
+
+        if ((_control & ControlEventIntEn) != 0)
+        {
+            _interrupt?.Invoke();
+        }
+    }
+
+    /// <summary>Disposes the unit and, if the unit built it, its engine (a caller's engine is left alone). Afterwards
+    /// every member but <see cref="Dispose"/> (which may be called again) throws <see cref="ObjectDisposedException"/>.
+    /// Called from an interrupt callback during processing, it stops the buffer after the command being completed
+    /// (earlier invalidations are still executed) and disposes the engine when the register write returns.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        if (_ownsEngine && !_processing)
+        {
+            _engine.Dispose();
+        }
+    }
+}
