@@ -10,7 +10,7 @@ run() {
   if "$@" > "$out/$name.log" 2>&1; then echo "native $name: ok"; ok=$((ok + 1))
   else echo "native $name: FAIL"; sed 's/^/    /' "$out/$name.log" | tail -40; bad=$((bad + 1)); fi
 }
-mkdir -p "$out/test" "$out/example"
+mkdir -p "$out/test" "$out/example" "$out/rust-example"
 for t in "$out"/tests/*; do [ -x "$t" ] && run "test/$(basename "$t")" "$t"; done
 for e in "$out"/examples/*; do [ -x "$e" ] && run "example/$(basename "$e")" "$e"; done
 
@@ -22,6 +22,8 @@ run "differential" env FASTINVAL_NATIVE_LIB="$PWD/$out/libfastinval.so" \
 if command -v cargo >/dev/null 2>&1; then
   run "rust" env FASTINVAL_LIB_DIR="$PWD/$out" CARGO_TARGET_DIR="$PWD/$out/rust-target" \
     cargo test --offline --manifest-path bindings/rust/fastinval/Cargo.toml
+  run "rust-example/vtd_vmm" env FASTINVAL_LIB_DIR="$PWD/$out" CARGO_TARGET_DIR="$PWD/$out/rust-target" \
+    cargo run --offline -q --manifest-path bindings/rust/fastinval/Cargo.toml --example vtd_vmm
 else
   echo "native rust: FAIL"; echo "    cargo is not installed"; bad=$((bad + 1))
 fi

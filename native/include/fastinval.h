@@ -428,6 +428,300 @@ int fastinval_iommufd_detach_device(fastinval_iommufd_t ctx, uint32_t dev_id);
  * Returns 0, -EBADF, -ENOENT. */
 int fastinval_iommufd_remove_device(fastinval_iommufd_t ctx, uint32_t dev_id);
 
+/* ==== VT-d and SMMUv3 units ====================================================================================== */
+/*
+ * A unit is one emulated IOMMU as its guest driver sees it through MMIO: a VT-d remapping unit (invalidation queue,
+ * wait descriptors, IQE / ITE / ICE in FSTS) or an SMMUv3 (command queue, CMD_SYNC, GERROR, CERROR_*). The guest's
+ * queue lives in guest memory, reached through a guest-memory handle. A unit runs its invalidations on an engine: its
+ * own (the default) or a caller's engine handle, which several units may then share.
+ *
+ * HANDLES AND LIFETIMES
+ *   fastinval_guest_memory_t  valid from create until destroy returns 0. A unit made over it keeps its own reference to
+ *                             the address space: destroying the handle ends the handle only, the unit goes on. The host
+ *                             memory behind a mapped range must stay valid until the range is unmapped or every unit
+ *                             over the address space is destroyed. The callbacks and their user pointer likewise.
+ *   fastinval_vtd_t,          valid from create until destroy returns 0. A unit's handle may be passed wherever an
+ *   fastinval_smmu_t          engine handle is taken (fills, lookups, fastinval_execute, counts, fault plan, notifier
+ *                             subscribe): it names the unit's engine (fastinval_engine_destroy refuses it: -EBADF).
+ *                             A unit made over a caller's engine handle keeps that handle from being destroyed
+ *                             (fastinval_engine_destroy gives -EBUSY) until the unit is destroyed.
+ *   fastinval_notifier_t      valid from subscribe until unsubscribe returns 0. Destroying the unit or engine does not
+ *                             end it: after that it receives nothing, and must still be unsubscribed to free its slot.
+ *
+ * THREADING
+ *   Every function may be called from any thread. The calls on one unit (register read and write, save, restore, reset,
+ *   destroy) are serialized inside the library by one lock per unit; units made over one caller's engine share one lock.
+ *   Lookups on a unit's engine never wait for that lock. A register write that lets the queue run processes it before
+ *   it returns, on the calling thread.
+ *
+ * CALLBACKS (guest-memory read/write, interrupt, notifier)
+ *   Every callback runs synchronously on the thread whose call caused it (a register write, for the notifier also a
+ *   fastinval_execute), inside that call, holding the unit's lock. It must return (it must not longjmp or throw a C++
+ *   exception across the library). It may call: lookups and fills on any engine; register reads of the same unit;
+ *   register writes of the same unit (applied, but they start no processing: the queue runs on in the outer call);
+ *   fastinval_notifier_unsubscribe (also of the notifier being called: no later call of it starts); any call on other
+ *   handles that does not wait for a thread that waits for this unit's lock. It must not destroy, save, restore or reset
+ *   the unit whose call is running (-EBUSY) and must not execute invalidations on the engine that is notifying (a
+ *   notifier's fastinval_execute on that engine is refused with -EINVAL).
+ */
+
+typedef uint64_t fastinval_guest_memory_t;
+typedef uint64_t fastinval_vtd_t;
+typedef uint64_t fastinval_smmu_t;
+typedef uint64_t fastinval_notifier_t;
+
+/*
+ * Guest-memory callbacks: copy @len bytes (never 0, never crossing 2^64) between guest-physical @gpa and the library's
+ * buffer. Return 0 when every byte was accessible, any other value for a guest fault - and then write nothing. The
+ * library turns a fault into the architected error (VT-d IQE, SMMUv3 CERROR_ABT / GERROR.MSI_CMDQ_ABT_ERR).
+ */
+typedef int (*fastinval_guest_read_fn)(void *user, uint64_t gpa, void *dst, size_t len);
+typedef int (*fastinval_guest_write_fn)(void *user, uint64_t gpa, const void *src, size_t len);
+
+/* Kinds of fastinval_interrupt_fn calls. An MSI carries (address, data); the SMMUv3 wired outputs carry 0, 0. */
+enum fastinval_interrupt_kind {
+    FASTINVAL_INTERRUPT_MSI = 0,          /* VT-d fault / completion events, SMMUv3 CMD_SYNC and GERROR MSIs */
+    FASTINVAL_INTERRUPT_SMMU_GERROR = 1,  /* SMMUv3 global-error wired interrupt (IRQ_CTRL.GERROR_IRQEN, no MSI) */
+    FASTINVAL_INTERRUPT_SMMU_CMD_SYNC = 2,/* SMMUv3 CMD_SYNC with CS = SIG_IRQ */
+    FASTINVAL_INTERRUPT_SMMU_EVENT = 3    /* SMMUv3 CMD_SYNC with CS = SIG_SEV: a wake-up event */
+};
+typedef void (*fastinval_interrupt_fn)(void *user, uint32_t kind, uint64_t address, uint32_t data);
+
+/* VT-d capability flags (fastinval_vtd_options.flags). 0 gives the default part: everything on, caching mode off. */
+#define FASTINVAL_VTD_NO_SCALABLE_MODE       0x001u /* ECAP.SMTS off: 128-bit descriptors only */
+#define FASTINVAL_VTD_NO_PASID               0x002u /* ECAP.PASID off */
+#define FASTINVAL_VTD_NO_DEVICE_TLB          0x004u /* ECAP.DT off: device-TLB descriptors are invalid types */
+#define FASTINVAL_VTD_NO_THROTTLING          0x008u /* ECAP.DIT off: PFSID fields reserved */
+#define FASTINVAL_VTD_NO_PAGE_REQUEST_DRAIN  0x010u /* ECAP.PDS off: the wait descriptor's PD bit reserved */
+#define FASTINVAL_VTD_NO_INTERRUPT_REMAPPING 0x020u /* ECAP.IR off: the IEC descriptor is an invalid type */
+#define FASTINVAL_VTD_NO_DRAIN_READS         0x040u /* CAP.DRD off */
+#define FASTINVAL_VTD_NO_DRAIN_WRITES        0x080u /* CAP.DWD off */
+#define FASTINVAL_VTD_CACHING_MODE           0x100u /* CAP.CM on */
+#define FASTINVAL_VTD_MAMV_ZERO              0x200u /* CAP.MAMV = 0 (max_address_mask must then be 0) */
+#define FASTINVAL_VTD_MHMV_ZERO              0x400u /* ECAP.MHMV = 0 (max_handle_mask must then be 0) */
+
+/* VT-d unit options. size must be sizeof(struct fastinval_vtd_options); a zeroed struct with size set (or NULL) is the
+ * default part. With an engine handle given to fastinval_vtd_create, engine.size must be 0 and fault_plan NULL. */
+struct fastinval_vtd_options {
+    uint32_t size;
+    uint32_t flags;                             /* FASTINVAL_VTD_* */
+    uint8_t host_address_width;                 /* HAW 32-64; 0 = 48 */
+    uint8_t max_address_mask;                   /* CAP.MAMV 1-63; 0 = 18 */
+    uint8_t max_handle_mask;                    /* ECAP.MHMV 1-15; 0 = 15 */
+    uint8_t reserved0;                          /* must be 0 */
+    uint32_t reserved1;                         /* must be 0 */
+    struct fastinval_engine_options engine;     /* the unit's own engine; size 0 = defaults */
+    const struct fastinval_fault_plan *fault_plan; /* copied; NULL = none. Also decides descriptor-fetch errors */
+    fastinval_interrupt_fn interrupt;           /* every MSI the unit sends (FEUADDR:FEADDR/FEDATA, IEUADDR:IEADDR/IEDATA); NULL = none */
+    void *interrupt_user;                       /* passed to interrupt; must be NULL without it */
+};
+
+/* SMMUv3 capability flags (fastinval_smmu_options.flags). 0 gives the default part (SMMUv3.1 with RIL, both stages,
+ * ATS, MSI, SEV, 16-bit ASID and VMID, 20-bit SubstreamIDs, strict RES0 checks; no PRI, no stall). */
+#define FASTINVAL_SMMU_NO_STAGE1             0x001u
+#define FASTINVAL_SMMU_NO_STAGE2             0x002u
+#define FASTINVAL_SMMU_NO_RANGE_INVALIDATION 0x004u /* IDR3.RIL off */
+#define FASTINVAL_SMMU_NO_ATS                0x008u /* CMD_ATC_INV is CERROR_ILL */
+#define FASTINVAL_SMMU_PRI                   0x010u /* IDR0.PRI on */
+#define FASTINVAL_SMMU_STALL                 0x020u /* stall model allows stalling */
+#define FASTINVAL_SMMU_NO_MSI                0x040u
+#define FASTINVAL_SMMU_NO_SEV                0x080u
+#define FASTINVAL_SMMU_NO_ASID16             0x100u
+#define FASTINVAL_SMMU_NO_VMID16             0x200u
+#define FASTINVAL_SMMU_LAX_RESERVED          0x400u /* ignore non-zero RES0 command fields (as QEMU) */
+#define FASTINVAL_SMMU_NO_SUBSTREAMS         0x800u /* IDR1.SSIDSIZE = 0 (substream_id_bits must then be 0) */
+
+/* SMMUv3 options. size must be sizeof(struct fastinval_smmu_options); the engine rules are those of the VT-d options. */
+struct fastinval_smmu_options {
+    uint32_t size;
+    uint32_t flags;                             /* FASTINVAL_SMMU_* */
+    uint8_t substream_id_bits;                  /* IDR1.SSIDSIZE 1-20; 0 = 20 */
+    uint8_t stream_id_bits;                     /* IDR1.SIDSIZE 1-32; 0 = 16 */
+    uint8_t max_cmdq_log2;                      /* IDR1.CMDQS 1-19; 0 = 19 */
+    uint8_t output_address_bits;                /* IDR5.OAS: 32, 36, 40, 42, 44, 48 or 52; 0 = 48 */
+    uint32_t reserved;                          /* must be 0 */
+    struct fastinval_engine_options engine;
+    const struct fastinval_fault_plan *fault_plan; /* also decides command-fetch errors */
+    fastinval_interrupt_fn interrupt;           /* MSIs (CMD_SYNC, GERROR) and the wired outputs; NULL = none */
+    void *interrupt_user;
+};
+
+/* Sources of a notifier record (where its descriptor came from, and what source_index counts). */
+enum fastinval_record_source {
+    FASTINVAL_SOURCE_ENGINE = 0,      /* fastinval_execute: the position in the batch */
+    FASTINVAL_SOURCE_VTD_QUEUE = 1,   /* a VT-d invalidation queue: the descriptor's slot (IQH / descriptor width) */
+    FASTINVAL_SOURCE_SMMU_CMDQ = 2,   /* an SMMUv3 command queue: the CONS index the command was consumed at */
+    FASTINVAL_SOURCE_IOMMUFD = 3      /* an IOMMU_HWPT_INVALIDATE entry: its position in the request array */
+};
+
+/*
+ * struct fastinval_invalidation_record - what an engine really invalidated: the executed descriptor (exactly the
+ * entries it removed), its outcome (FASTINVAL_STATUS_OK or _COMPLETION_ERROR: timed-out and invalid descriptors changed
+ * nothing and give no record) and its source. 48 bytes, the engine's own layout (no copy is made for the callback).
+ */
+struct fastinval_invalidation_record {
+    struct fastinval_descriptor descriptor;
+    uint64_t source_index;
+    uint8_t source;                   /* enum fastinval_record_source */
+    uint8_t status;                   /* enum fastinval_status */
+    uint8_t reserved[6];              /* 0 */
+};
+
+/* Notifier filter: which records a subscriber receives. scopes 0 = every cache; a criterion applies only when its
+ * FASTINVAL_FILTER_* flag is set. A record is delivered unless it provably removes no entry the filter selects (the
+ * rules of docs/notifiers.md). size must be sizeof(struct fastinval_notifier_filter). */
+#define FASTINVAL_NOTIFY_IOTLB      0x1u
+#define FASTINVAL_NOTIFY_DEVICE_TLB 0x2u
+#define FASTINVAL_NOTIFY_CONFIG     0x4u
+#define FASTINVAL_FILTER_DOMAIN        0x1u /* domain_id */
+#define FASTINVAL_FILTER_ADDRESS_SPACE 0x2u /* address_space_id (at most FASTINVAL_ADDRESS_SPACE_MAX, or _NONE) */
+#define FASTINVAL_FILTER_SOURCE        0x4u /* source_id */
+#define FASTINVAL_FILTER_RANGE         0x8u /* [first, last], first <= last */
+struct fastinval_notifier_filter {
+    uint32_t size;
+    uint8_t scopes;                   /* FASTINVAL_NOTIFY_* */
+    uint8_t flags;                    /* FASTINVAL_FILTER_* */
+    uint16_t domain_id;
+    uint32_t address_space_id;
+    uint32_t source_id;
+    uint64_t first;
+    uint64_t last;
+};
+
+/* Called once per executed batch (a fastinval_execute, a VT-d queue run between two waits, an SMMUv3 run between two
+ * CMD_SYNCs, an iommufd chunk) with that batch's records that pass the filter, in execution order, count >= 1; after the
+ * whole batch was applied and before the wait / CMD_SYNC that follows completes. @records is valid only during the call. */
+typedef void (*fastinval_notify_fn)(void *user, const struct fastinval_invalidation_record *records, size_t count);
+
+FASTINVAL_STATIC_ASSERT(sizeof(struct fastinval_vtd_options) == 64, "VT-d options are 64 bytes (LP64)");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_vtd_options, host_address_width) == 8, "VT-d HAW at 8");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_vtd_options, engine) == 16, "VT-d engine options at 16");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_vtd_options, fault_plan) == 40, "VT-d fault plan at 40");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_vtd_options, interrupt) == 48, "VT-d interrupt at 48");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_vtd_options, interrupt_user) == 56, "VT-d interrupt user at 56");
+FASTINVAL_STATIC_ASSERT(sizeof(struct fastinval_smmu_options) == 64, "SMMUv3 options are 64 bytes (LP64)");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_smmu_options, substream_id_bits) == 8, "SMMU SSID bits at 8");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_smmu_options, engine) == 16, "SMMU engine options at 16");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_smmu_options, interrupt) == 48, "SMMU interrupt at 48");
+FASTINVAL_STATIC_ASSERT(sizeof(struct fastinval_invalidation_record) == 48, "record is 48 bytes");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_invalidation_record, descriptor) == 0, "record descriptor at 0");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_invalidation_record, source_index) == 32, "record source_index at 32");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_invalidation_record, source) == 40, "record source at 40");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_invalidation_record, status) == 41, "record status at 41");
+FASTINVAL_STATIC_ASSERT(sizeof(struct fastinval_notifier_filter) == 32, "notifier filter is 32 bytes");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_notifier_filter, address_space_id) == 8, "filter address space at 8");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_notifier_filter, first) == 16, "filter first at 16");
+
+/* Sizes of the state images (fastinval_vtd_save_state / fastinval_smmu_save_state of this library version). */
+#define FASTINVAL_VTD_STATE_SIZE  136
+#define FASTINVAL_SMMU_STATE_SIZE 128
+
+/* ---- Guest memory ---- */
+
+/* fastinval_guest_memory_create - an empty guest-physical address space over pointer ranges (fastinval_guest_memory_map).
+ * Returns 0, -EFAULT (out NULL), -ENOMEM, -EMFILE. */
+int fastinval_guest_memory_create(fastinval_guest_memory_t *out);
+
+/* fastinval_guest_memory_create_callbacks - an address space reached through @read and @write (the VMM's own DMA
+ * accessors), called with @user. Returns 0, -EFAULT (a callback or out NULL), -ENOMEM, -EMFILE. */
+int fastinval_guest_memory_create_callbacks(fastinval_guest_read_fn read, fastinval_guest_write_fn write, void *user,
+                                            fastinval_guest_memory_t *out);
+
+/* fastinval_guest_memory_destroy - end the handle (units made over it keep the address space). Returns 0, -EBADF, -EBUSY. */
+int fastinval_guest_memory_destroy(fastinval_guest_memory_t mem);
+
+/*
+ * fastinval_guest_memory_map - map @length bytes of this process's memory at @host (an mmap'd RAM block, any size) at
+ * guest-physical @gpa. The library never frees or pins it; accesses copy to and from it directly. Ranges may not
+ * overlap; an access may span adjacent ranges. May run while units use the address space.
+ * Returns 0, -EBADF, -EFAULT (host NULL), -EINVAL (length 0, wraps past 2^64, overlaps a mapping, or a callback space).
+ */
+int fastinval_guest_memory_map(fastinval_guest_memory_t mem, uint64_t gpa, void *host, uint64_t length);
+
+/* fastinval_guest_memory_unmap - remove the range that starts at @gpa. It does not wait for accesses already under way on
+ * other threads. Returns 0, -EBADF, -ENOENT (no range starts there), -EINVAL (a callback space). */
+int fastinval_guest_memory_unmap(fastinval_guest_memory_t mem, uint64_t gpa);
+
+/* fastinval_guest_memory_read / _write - copy @len bytes between guest-physical @gpa and @buf, all or nothing (as a unit
+ * does). Returns 0, -EBADF, -EFAULT (buf NULL with len > 0, or a guest fault: some byte unmapped), -EINVAL (len > INT32_MAX). */
+int fastinval_guest_memory_read(fastinval_guest_memory_t mem, uint64_t gpa, void *buf, size_t len);
+int fastinval_guest_memory_write(fastinval_guest_memory_t mem, uint64_t gpa, const void *buf, size_t len);
+
+/* ---- Units ---- */
+
+/*
+ * fastinval_vtd_create / fastinval_smmu_create - a unit at power-on state over the address space @mem.
+ * @options: NULL for the default part.
+ * @engine:  0 for the unit's own engine (from options->engine and ->fault_plan, destroyed with the unit), or an engine
+ *           handle (not a unit's) whose caches the unit then shares with the engine's other users.
+ * Returns 0, -EFAULT (out NULL), -EBADF (mem or engine), -EINVAL (size, reserved field, unknown flag, value out of range,
+ * engine options or fault plan given with an engine handle), -ENOMEM, -EMFILE.
+ */
+int fastinval_vtd_create(fastinval_guest_memory_t mem, const struct fastinval_vtd_options *options,
+                         fastinval_engine_t engine, fastinval_vtd_t *out);
+int fastinval_smmu_create(fastinval_guest_memory_t mem, const struct fastinval_smmu_options *options,
+                          fastinval_engine_t engine, fastinval_smmu_t *out);
+
+/* fastinval_vtd_destroy / fastinval_smmu_destroy - destroy the unit (and its own engine). Returns 0, -EBADF, -EBUSY (a
+ * call on the unit, or on its handle used as an engine handle, is in flight: also from inside its own callbacks). */
+int fastinval_vtd_destroy(fastinval_vtd_t unit);
+int fastinval_smmu_destroy(fastinval_smmu_t unit);
+
+/*
+ * fastinval_vtd_read / _write, fastinval_smmu_read / _write - an MMIO access of @size 4 or 8 bytes at @offset in the
+ * unit's register window (VT-d: 4 KiB; SMMUv3: page 0, 64 KiB). An 8-byte access to a pair of 32-bit registers is the
+ * low one then the high one. A guest access the unit does not claim (misaligned, outside the window, unimplemented)
+ * reads 0 and ignores the write, and still returns 0: it is the guest's business. A write that lets the queue run (VT-d
+ * IQT, GCMD.QIE, FSTS clearing IQE / ITE; SMMUv3 CMDQ_PROD, CR0.CMDQEN, GERRORN) processes it before returning.
+ * Returns 0, -EBADF, -EFAULT (value NULL), -EINVAL (size not 4 or 8: a VMM answers other guest sizes itself).
+ */
+int fastinval_vtd_read(fastinval_vtd_t unit, uint32_t offset, uint32_t size, uint64_t *value);
+int fastinval_vtd_write(fastinval_vtd_t unit, uint32_t offset, uint32_t size, uint64_t value);
+int fastinval_smmu_read(fastinval_smmu_t unit, uint32_t offset, uint32_t size, uint64_t *value);
+int fastinval_smmu_write(fastinval_smmu_t unit, uint32_t offset, uint32_t size, uint64_t value);
+
+/*
+ * fastinval_vtd_save_state / fastinval_smmu_save_state - write the unit's versioned state image (registers, queue
+ * positions, pending errors; not the caches) into @buf. With @size 0 (buf may be NULL) only the image size is returned.
+ * Take it between register accesses, with the guest stopped.
+ * Returns the image size (> 0), -EBADF, -EFAULT (buf NULL with size > 0), -ERANGE (size too small: nothing written),
+ * -EBUSY (from inside the unit's callback).
+ */
+int fastinval_vtd_save_state(fastinval_vtd_t unit, void *buf, size_t size);
+int fastinval_smmu_save_state(fastinval_smmu_t unit, void *buf, size_t size);
+
+/* fastinval_vtd_restore_state / fastinval_smmu_restore_state - replace the registers and queue state with an image saved
+ * by a unit with the same options; nothing is processed and no interrupt sent by the restore itself. The image is checked
+ * whole first: a bad one changes nothing. Returns 0, -EBADF, -EFAULT (image NULL), -EINVAL (short, wrong magic, version,
+ * size or capabilities, impossible values), -EBUSY (from inside the unit's callback). */
+int fastinval_vtd_restore_state(fastinval_vtd_t unit, const void *image, size_t size);
+int fastinval_smmu_restore_state(fastinval_smmu_t unit, const void *image, size_t size);
+
+/* fastinval_vtd_reset / fastinval_smmu_reset - power-on state; the unit's own engine is emptied too (a caller's engine is
+ * left to its owner). Returns 0, -EBADF, -EBUSY (from inside the unit's callback). */
+int fastinval_vtd_reset(fastinval_vtd_t unit);
+int fastinval_smmu_reset(fastinval_smmu_t unit);
+
+/* ---- Notifiers ---- */
+
+/*
+ * fastinval_notifier_subscribe - call @fn(@user, records, count) for the records of every batch @target's engine
+ * executes from now on that pass @filter (NULL = everything). @target: an engine handle, or a unit's handle (its engine).
+ * Returns 0, -EBADF, -EFAULT (fn or out NULL), -EINVAL (filter size, unknown bits, an address space that is no id, an
+ * empty range), -ENOMEM, -EMFILE.
+ */
+int fastinval_notifier_subscribe(fastinval_engine_t target, const struct fastinval_notifier_filter *filter,
+                                 fastinval_notify_fn fn, void *user, fastinval_notifier_t *out);
+
+/*
+ * fastinval_notifier_unsubscribe - from any thread. From another thread than a running call of this notifier, it
+ * returns once that call has returned; from inside it, at once. Either way no call of it starts afterwards.
+ * Returns 0, -EBADF.
+ */
+int fastinval_notifier_unsubscribe(fastinval_notifier_t notifier);
+
+/* ==== end of VT-d and SMMUv3 units ================================================================================ */
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,6 +6,20 @@ internal enum HandleKind : byte
 {
     Engine = 1,
     Iommufd = 2,
+
+    // The units' section of the ABI (NativeExports.Units.cs) numbers its kinds from 16.
+    GuestMemory = 16,
+    Vtd = 17,
+    Smmu = 18,
+    Notifier = 19,
+}
+
+/// <summary>An object whose handle may stand for its engine: entering such a handle as <see cref="HandleKind.Engine"/>
+/// yields <see cref="Engine"/> (a unit's handle passed to the engine calls names the unit's caches).</summary>
+internal interface IEngineHolder
+{
+    /// <summary>The engine the handle stands for.</summary>
+    InvalidationEngine Engine { get; }
 }
 
 /// <summary>
@@ -79,12 +93,14 @@ internal static class HandleTable
     }
 
     /// <summary>Enters a call on <paramref name="handle"/>: 0 and the object, or -EBADF. Every 0 must be paired with
-    /// <see cref="Leave"/>.</summary>
+    /// <see cref="Leave"/>. Asked for <see cref="HandleKind.Engine"/>, the handle of a VT-d or SMMUv3 unit enters that
+    /// unit (so it cannot be destroyed during the call) and yields its engine.</summary>
     public static int Enter<T>(ulong handle, HandleKind kind, out T? target)
         where T : class
     {
         target = null;
-        Slot? slot = Find(handle, kind);
+        HandleKind actual = (HandleKind)(byte)(handle >> KindShift);
+        Slot? slot = Find(handle, kind == HandleKind.Engine && actual is HandleKind.Vtd or HandleKind.Smmu ? actual : kind);
         if (slot is null)
         {
             return -NativeErrno.EBADF;
@@ -105,7 +121,13 @@ internal static class HandleTable
             }
         }
 
-        if (slot.Target is not T t)
+        object? found = slot.Target;
+        if (kind != slot.Kind && found is IEngineHolder holder)
+        {
+            found = holder.Engine;
+        }
+
+        if (found is not T t)
         {
             Interlocked.Decrement(ref slot.State);
             return -NativeErrno.EBADF;

@@ -3,6 +3,7 @@ namespace FastInval.Native;
 /// <summary>The Linux errno numbers the C ABI answers with (negated), and the mapping of host-misuse exceptions.</summary>
 internal static class NativeErrno
 {
+    public const int ENOENT = 2;
     public const int EIO = 5;
     public const int EBADF = 9;
     public const int ENOMEM = 12;
@@ -12,6 +13,7 @@ internal static class NativeErrno
     public const int EINVAL = 22;
     public const int EMFILE = 24;
     public const int ENOSPC = 28;
+    public const int ERANGE = 34;
     public const int ENOSYS = 38;
 
     /// <summary>The code an exception that reached an entry point becomes: nothing but a code crosses the boundary.</summary>

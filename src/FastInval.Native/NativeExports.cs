@@ -11,7 +11,7 @@ namespace FastInval.Native;
 /// Pointers given to the engine calls are used directly (a NULL is -EFAULT); the iommufd ioctl reads and writes its
 /// argument through <see cref="ProcessMemory"/>, so any bad pointer there is -EFAULT as in the kernel.
 /// </summary>
-internal static unsafe class NativeExports
+internal static unsafe partial class NativeExports
 {
     /// <summary>ABI version: major 16–23, minor 8–15, patch 0–7.</summary>
     public const uint AbiVersion = (0u << 16) | (1u << 8) | 0u;
@@ -81,7 +81,7 @@ internal static unsafe class NativeExports
     {
         try
         {
-            int rc = HandleTable.Remove(handle, HandleKind.Engine, out object? target);
+            int rc = RemoveEngineHandle(handle, out object? target); // -EBUSY while units run on it
             if (rc == 0)
             {
                 ((InvalidationEngine)target!).Dispose();

@@ -5,11 +5,17 @@
 //! * [`Iommufd`]: an emulated open `/dev/iommu` whose [`Iommufd::ioctl`] answers the kernel's iommufd requests with
 //!   this process's own pointers (a bad pointer is `EFAULT`, never a signal).
 //!
+//! * [`Unit`]: a VT-d or SMMUv3 unit over [`GuestMemory`] (the VMM's RAM slices or its own accessor), driven by MMIO,
+//!   with interrupt and invalidation-notifier closures and migration state (see [`units`]).
+//!
 //! Every failure is an [`Error`] carrying the library's errno. Threading follows the C ABI: lookups take `&self` and may
 //! run on several threads; fills, execute and the fault plan take `&mut self` (the C ABI requires them serialized).
 //! No dependencies; link with `native/build.sh`'s `artifacts/native` (or set `FASTINVAL_LIB_DIR`).
 
 pub mod sys;
+pub mod units;
+
+pub use units::{GuestAccess, GuestMemory, Interrupt, InvalidationRecord, NotifierFilter, SmmuOptions, Subscription, Unit, VtdOptions};
 
 use std::ffi::CStr;
 use std::fmt;
@@ -38,6 +44,7 @@ pub mod errno {
     pub const EINVAL: i32 = 22;
     pub const ENOTTY: i32 = 25;
     pub const ENOENT: i32 = 2;
+    pub const ERANGE: i32 = 34;
 }
 
 impl fmt::Display for Error {
@@ -197,20 +204,7 @@ impl Engine {
         let rc = match plan {
             None => unsafe { sys::fastinval_engine_set_fault_plan(self.handle, std::ptr::null()) },
             Some(p) => {
-                let raw = sys::fastinval_fault_plan {
-                    size: std::mem::size_of::<sys::fastinval_fault_plan>() as u32,
-                    reserved: 0,
-                    seed: p.seed,
-                    timeout_per_million: p.timeout_per_million,
-                    completion_error_per_million: p.completion_error_per_million,
-                    timeout_source_ids: p.timeout_source_ids.as_ptr(),
-                    timeout_ordinals: p.timeout_ordinals.as_ptr(),
-                    completion_error_ordinals: p.completion_error_ordinals.as_ptr(),
-                    timeout_source_id_count: len32(p.timeout_source_ids.len())?,
-                    timeout_ordinal_count: len32(p.timeout_ordinals.len())?,
-                    completion_error_ordinal_count: len32(p.completion_error_ordinals.len())?,
-                    reserved2: 0,
-                };
+                let raw = raw_fault_plan(p)?;
                 unsafe { sys::fastinval_engine_set_fault_plan(self.handle, &raw) }
             }
         };
@@ -270,6 +264,24 @@ impl Drop for Engine {
         // -EBUSY cannot happen: &mut self means no call of ours is in flight.
         unsafe { sys::fastinval_engine_destroy(self.handle) };
     }
+}
+
+/// The C struct of `p`; its pointers borrow `p`'s vectors (the library copies them during the call).
+fn raw_fault_plan(p: &FaultPlan) -> Result<sys::fastinval_fault_plan> {
+    Ok(sys::fastinval_fault_plan {
+        size: std::mem::size_of::<sys::fastinval_fault_plan>() as u32,
+        reserved: 0,
+        seed: p.seed,
+        timeout_per_million: p.timeout_per_million,
+        completion_error_per_million: p.completion_error_per_million,
+        timeout_source_ids: p.timeout_source_ids.as_ptr(),
+        timeout_ordinals: p.timeout_ordinals.as_ptr(),
+        completion_error_ordinals: p.completion_error_ordinals.as_ptr(),
+        timeout_source_id_count: len32(p.timeout_source_ids.len())?,
+        timeout_ordinal_count: len32(p.timeout_ordinals.len())?,
+        completion_error_ordinal_count: len32(p.completion_error_ordinals.len())?,
+        reserved2: 0,
+    })
 }
 
 fn len32(n: usize) -> Result<u32> {
