@@ -11,7 +11,7 @@ namespace FastInval.Native;
 /// Pointers given to the engine calls are used directly (a NULL is -EFAULT); the iommufd ioctl reads and writes its
 /// argument through <see cref="ProcessMemory"/>, so any bad pointer there is -EFAULT as in the kernel.
 /// </summary>
-internal static unsafe class NativeExports
+internal static unsafe partial class NativeExports
 {
     /// <summary>ABI version: major 16–23, minor 8–15, patch 0–7.</summary>
     public const uint AbiVersion = (0u << 16) | (1u << 8) | 0u;
