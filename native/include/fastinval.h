@@ -721,6 +721,33 @@ int fastinval_notifier_subscribe(fastinval_engine_t target, const struct fastinv
 int fastinval_notifier_unsubscribe(fastinval_notifier_t notifier);
 
 /* ==== end of VT-d and SMMUv3 units ================================================================================ */
+/* ---- iommufd state: migration and reset ------------------------------------------------------------------------ */
+
+/*
+ * fastinval_iommufd_save_state - write the context's state image (its object table: every object with its id and
+ * links, tombstoned ids, the options that change answers; format in docs/migration.md) into @buf.
+ * @buf:    the caller's buffer of @size bytes; NULL with @size 0 asks for the size only.
+ * @needed: receives the image size in bytes (also when the buffer is too small).
+ * Call it between ioctls on the context. The image holds user addresses, never user memory, and no cached entries.
+ * Returns 0, -EBADF, -EFAULT (@needed NULL, or @buf NULL with @size > 0), -ERANGE (@size below the image size:
+ * nothing written).
+ */
+int fastinval_iommufd_save_state(fastinval_iommufd_t ctx, void *buf, size_t size, size_t *needed);
+
+/*
+ * fastinval_iommufd_restore_state - fill a fresh context (just created, or after fastinval_iommufd_reset) with the
+ * object table of an image from fastinval_iommufd_save_state of a context with the same options: later ioctls answer
+ * with the ids and errnos the source would have given. The image is checked whole first: on any error nothing changes.
+ * Returns 0, -EBADF, -EFAULT (@image NULL with @size > 0), -EINVAL (a truncated, corrupt or foreign image, or one from
+ * a context with other options), -EEXIST (the context is not fresh: it holds objects or tombstoned ids; checked first).
+ */
+int fastinval_iommufd_restore_state(fastinval_iommufd_t ctx, const void *image, size_t size);
+
+/*
+ * fastinval_iommufd_reset - return the context to the state of a freshly created one: every object destroyed (bound
+ * devices too), ids restarting at 1, the engines' caches emptied. Returns 0, -EBADF.
+ */
+int fastinval_iommufd_reset(fastinval_iommufd_t ctx);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Numerics;
 
 namespace FastInval.Internals;
 
@@ -49,4 +50,22 @@ internal static class StateImage
 
     /// <summary>The little-endian u64 at <paramref name="offset"/>.</summary>
     public static ulong U64(ReadOnlySpan<byte> image, int offset) => BinaryPrimitives.ReadUInt64LittleEndian(image[offset..]);
+
+    /// <summary>Continues the CRC-32C (Castagnoli) <paramref name="crc"/> over <paramref name="data"/>, without the initial
+    /// and final inversion (images whose size varies carry one, see the iommufd image).</summary>
+    public static uint Crc32C(uint crc, ReadOnlySpan<byte> data)
+    {
+        int i = 0;
+        for (; i + 8 <= data.Length; i += 8)
+        {
+            crc = BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(data[i..]));
+        }
+
+        for (; i < data.Length; i++)
+        {
+            crc = BitOperations.Crc32C(crc, data[i]);
+        }
+
+        return crc;
+    }
 }

@@ -97,7 +97,15 @@ public sealed partial class Iommufd : IDisposable
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            return Dispatch(request, arg);
+            _dispatching = true;
+            try
+            {
+                return Dispatch(request, arg);
+            }
+            finally
+            {
+                _dispatching = false;
+            }
         }
     }
 
@@ -113,7 +121,15 @@ public sealed partial class Iommufd : IDisposable
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            return DispatchAt(request, argAddress);
+            _dispatching = true;
+            try
+            {
+                return DispatchAt(request, argAddress);
+            }
+            finally
+            {
+                _dispatching = false;
+            }
         }
     }
 

@@ -161,28 +161,11 @@ public static class IommufdDifferential
     {
         byte[] fastArray = [.. call.Array];
         byte[] refArray = [.. call.Array];
-        int mapped = call.Pointer == PointerKind.Truncated ? Math.Max(0, fastArray.Length - call.Truncate) : fastArray.Length;
+        int mapped = MappedLength(call);
         ulong address = t.Memory.Map(fastArray.AsMemory(0, mapped));
         memory.Map(address, refArray, mapped);
-        ulong uptr = call.Pointer switch
-        {
-            PointerKind.Null => 0,
-            PointerKind.Unmapped => address + (((ulong)mapped + 4095) & ~4095UL) + 8,
-            PointerKind.Offset => address + 8,
-            _ => address,
-        };
-
-        byte[] header = new byte[40];
-        BinaryPrimitives.WriteUInt32LittleEndian(header, (uint)call.Size);
-        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(4), targets[call.Target]);
-        BinaryPrimitives.WriteUInt64LittleEndian(header.AsSpan(8), uptr);
-        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(16), call.Type);
-        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(20), call.EntryLen);
-        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(24), call.EntryNum);
-        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(28), call.Reserved);
-        header[32] = call.TailByte;
-        byte[] fastArg = header[..call.ArgLength];
-        byte[] refArg = header[..call.ArgLength];
+        byte[] fastArg = Argument(call, targets[call.Target], address);
+        byte[] refArg = [.. fastArg];
 
         int fastRc = t.Fd.Ioctl(IommufdRequest.HwptInvalidate, fastArg);
         int refRc = r.Invalidate(refArg);
@@ -206,6 +189,35 @@ public static class IommufdDifferential
             : Slots(t.Fd, MockSelftest.OpMdCheckIotlb, t.MockNested, ((MockNestedTarget)r.Objects[t.MockNested]).Iotlb, "mock IOTLB")
               ?? Slots(t.Fd, MockSelftest.OpMdCheckIotlb, t.MockNested2, ((MockNestedTarget)r.Objects[t.MockNested2]).Iotlb, "mock IOTLB (vIOMMU)")
               ?? Slots(t.Fd, MockSelftest.OpDevCheckCache, t.MockDevice, ((MockViommuTarget)r.Objects[t.MockViommu]).DeviceCaches[Topology.MockVirtualId], "mock device cache");
+    }
+
+    /// <summary>How many bytes of the call's array are mapped (all but the last <see cref="InvalidateCall.Truncate"/> for a
+    /// truncated pointer).</summary>
+    public static int MappedLength(InvalidateCall call) =>
+        call.Pointer == PointerKind.Truncated ? Math.Max(0, call.Array.Length - call.Truncate) : call.Array.Length;
+
+    /// <summary>The IOMMU_HWPT_INVALIDATE argument of <paramref name="call"/> on <paramref name="hwptId"/>, its array mapped
+    /// at <paramref name="address"/>: the header framed as the call says, data_uptr as its pointer kind says.</summary>
+    public static byte[] Argument(InvalidateCall call, uint hwptId, ulong address)
+    {
+        ulong uptr = call.Pointer switch
+        {
+            PointerKind.Null => 0,
+            PointerKind.Unmapped => address + (((ulong)MappedLength(call) + 4095) & ~4095UL) + 8,
+            PointerKind.Offset => address + 8,
+            _ => address,
+        };
+
+        byte[] header = new byte[40];
+        BinaryPrimitives.WriteUInt32LittleEndian(header, (uint)call.Size);
+        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(4), hwptId);
+        BinaryPrimitives.WriteUInt64LittleEndian(header.AsSpan(8), uptr);
+        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(16), call.Type);
+        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(20), call.EntryLen);
+        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(24), call.EntryNum);
+        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(28), call.Reserved);
+        header[32] = call.TailByte;
+        return header[..call.ArgLength];
     }
 
     /// <summary>Compares the 4 slots of a mock object with the reference's through the public IOMMU_TEST_CMD check op
