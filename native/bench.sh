@@ -19,3 +19,18 @@ mkdir -p "$dir"
   echo "# native/bench.sh, $(date -u +%Y-%m-%d), best of 7 runs, ns per call; load average at start: $(cut -d" " -f1-3 /proc/loadavg)"
   "$out/abi_bench"
 } | tee "$dir/native-abi.txt"
+
+# The user-space /dev/iommu: ioctl(IOMMU_HWPT_INVALIDATE) of a 1,024-entry VT-d S1 array through the preload and through
+# the C ABI (bench/native/preload_bench.c, interleaved), then the same array through Iommufd.Ioctl in .NET
+# (BenchmarkDotNet's IommufdInvalidateBenchmarks.Ioctl, short job, Entries=1024), in one run of this script.
+"$cc" -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -I tests/native bench/native/preload_bench.c -ldl -o "$out/preload_bench"
+{
+  echo "# 1,024-entry VT-d S1 IOMMU_HWPT_INVALIDATE: $cpu (family $family model $model), $(nproc) vCPU, $(uname -r)"
+  echo "# native/bench.sh, $(date -u "+%Y-%m-%d %H:%M") UTC; load average before the C rows: $(cut -d" " -f1-3 /proc/loadavg)"
+  FASTINVAL_IOMMUFD_DEVICES=vtd:0x100 LD_PRELOAD="$PWD/$out/libiommufd-preload.so" LD_LIBRARY_PATH="$PWD/$out" \
+    "$out/preload_bench"
+  echo "# load average before the .NET row: $(cut -d" " -f1-3 /proc/loadavg)"
+  dotnet run --project bench/FastInval.Benchmarks -c Release -- --filter '*IommufdInvalidateBenchmarks.Ioctl' -j short \
+    --artifacts "$out/bdn-preload" > "$out/bdn-preload.log" 2>&1 || { echo "BenchmarkDotNet failed (see $out/bdn-preload.log)"; exit 1; }
+  grep -E "^\| 'FastInval Ioctl' +\| 1024 " "$out/bdn-preload.log" | awk -F'|' '{gsub(/ /,"",$4); print ".NET     " $4 "/ioctl  (Iommufd.Ioctl, emulated user memory, IOTLB of 1,024 entries)"}'
+} | tee "$dir/native-preload.txt"

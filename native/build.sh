@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the C ABI into artifacts/native/: libfastinval.so (NativeAOT), fastinval.h, the C tests (tests/native) and the C
-# examples (examples/c) as executables under artifacts/native/tests and artifacts/native/examples. Run native/test.sh after.
+# Builds the C ABI into artifacts/native/: libfastinval.so (NativeAOT), fastinval.h, libiommufd-preload.so (the user-space
+# /dev/iommu, native/preload), the C tests (tests/native) and the C examples (examples/c) as executables under
+# artifacts/native/tests and artifacts/native/examples. Programs named preload_*.c are plain iommufd programs: they are
+# built without libfastinval.so and run under LD_PRELOAD=libiommufd-preload.so. Run native/test.sh after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=artifacts/native
@@ -36,12 +38,24 @@ cp "$out/header-check.c" "$out/header-check.cpp"
 echo "fastinval.h: C11 and C++17 clean"
 
 cflags=(-std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -I"$out" -I tests/native)
+
+# The user-space /dev/iommu: loads libfastinval.so itself (lazily, from its own directory), so it does not link it.
+"$cc" "${cflags[@]}" -fPIC -shared -fvisibility=hidden native/preload/iommufd_preload.c -ldl -lpthread \
+  -o "$out/libiommufd-preload.so"
+echo "libiommufd-preload.so built"
+
 for src in tests/native/*.c; do
   name=$(basename "$src" .c)
-  "$cc" "${cflags[@]}" "$src" -L"$out" -lfastinval -lpthread -Wl,-rpath,'$ORIGIN/..' -o "$out/tests/$name"
+  case "$name" in
+    preload_*) "$cc" "${cflags[@]}" "$src" -lpthread -o "$out/tests/$name" ;;
+    *) "$cc" "${cflags[@]}" "$src" -L"$out" -lfastinval -lpthread -Wl,-rpath,'$ORIGIN/..' -o "$out/tests/$name" ;;
+  esac
 done
 for src in examples/c/*.c; do
   name=$(basename "$src" .c)
-  "$cc" "${cflags[@]}" "$src" -L"$out" -lfastinval -Wl,-rpath,'$ORIGIN/..' -o "$out/examples/$name"
+  case "$name" in
+    preload_*) "$cc" "${cflags[@]}" "$src" -o "$out/examples/$name" ;;
+    *) "$cc" "${cflags[@]}" "$src" -L"$out" -lfastinval -Wl,-rpath,'$ORIGIN/..' -o "$out/examples/$name" ;;
+  esac
 done
 echo "built: $(ls "$out/tests" | tr '\n' ' ')| examples: $(ls "$out/examples" | tr '\n' ' ')"

@@ -11,8 +11,20 @@ run() {
   else echo "native $name: FAIL"; sed 's/^/    /' "$out/$name.log" | tail -40; bad=$((bad + 1)); fi
 }
 mkdir -p "$out/test" "$out/example" "$out/rust-example"
-for t in "$out"/tests/*; do [ -x "$t" ] && run "test/$(basename "$t")" "$t"; done
-for e in "$out"/examples/*; do [ -x "$e" ] && run "example/$(basename "$e")" "$e"; done
+# Programs named preload_* are plain iommufd programs (open("/dev/iommu"), ioctl): they run under the preload.
+preload="$PWD/$out/libiommufd-preload.so"
+runall() {
+  local kind=$1 p
+  for p in "$out/$kind"s/*; do
+    [ -x "$p" ] || continue
+    case "$(basename "$p")" in
+      preload_*) run "$kind/$(basename "$p")" env LD_PRELOAD="$preload" "$p" ;;
+      *) run "$kind/$(basename "$p")" "$p" ;;
+    esac
+  done
+}
+runall test
+runall example
 
 # The differential: the same random batches through libfastinval.so (loaded by path) and the .NET API.
 dotnet build tests/FastInval.Tests -c Release -nologo -v q > "$out/dotnet-build.log" 2>&1 || true

@@ -748,6 +748,27 @@ int fastinval_iommufd_restore_state(fastinval_iommufd_t ctx, const void *image, 
  * devices too), ids restarting at 1, the engines' caches emptied. Returns 0, -EBADF.
  */
 int fastinval_iommufd_reset(fastinval_iommufd_t ctx);
+/* ---- iommufd fault queues (the files of IOMMU_FAULT_QUEUE_ALLOC; used by libiommufd-preload.so) ------------- */
+
+/*
+ * IOMMU_FAULT_QUEUE_ALLOC answers out_fault_id and out_fault_fd, a real descriptor of this process (a memfd used as a
+ * token) that holds a reference on the fault object until fastinval_iommufd_fault_close(). read(2)/write(2) on it are
+ * these calls (libiommufd-preload.so routes them here); on the bare descriptor they would reach the memfd.
+ *
+ * fastinval_iommufd_fault_read - read(fault_fd, buf, count): @count must be a multiple of 40 (else -ESPIPE); writes as
+ *   many queued struct iommu_hwpt_pgfault records as fit, each with a cookie for its response. Returns the bytes written
+ *   (0 when none is queued: never blocks), -EFAULT (first record unwritable), -EBADF (bad handle, or @fault_id names no
+ *   fault object with an open descriptor).
+ * fastinval_iommufd_fault_write - write(fault_fd, buf, count): @count a multiple of 8 (else -ESPIPE); each struct
+ *   iommu_hwpt_page_response must have code 0 (SUCCESS) or 1 (INVALID) and name an unanswered cookie (else -EINVAL).
+ *   Returns the bytes taken before the first bad response, or its errno when it is the first (-EINVAL, -EFAULT), -EBADF.
+ * fastinval_iommufd_fault_close - close(fault_fd): faults still pending are answered, the descriptor is closed (do not
+ *   close(2) it as well) and its reference dropped. Returns 0, -EBADF.
+ * None of them sets errno.
+ */
+int64_t fastinval_iommufd_fault_read(fastinval_iommufd_t ctx, uint32_t fault_id, void *buf, size_t count);
+int64_t fastinval_iommufd_fault_write(fastinval_iommufd_t ctx, uint32_t fault_id, const void *buf, size_t count);
+int fastinval_iommufd_fault_close(fastinval_iommufd_t ctx, uint32_t fault_id);
 
 #ifdef __cplusplus
 }

@@ -27,14 +27,26 @@ public static class Errno
     /// <summary>File exists: duplicate virtual id, or a device that already has a vDEVICE.</summary>
     public const int EEXIST = 17;
 
+    /// <summary>No such device: IOMMU_VFIO_IOAS GET without a compatibility IOAS.</summary>
+    public const int ENODEV = 19;
+
     /// <summary>Invalid argument.</summary>
     public const int EINVAL = 22;
 
     /// <summary>Inappropriate ioctl: unknown request code.</summary>
     public const int ENOTTY = 25;
 
+    /// <summary>Bad file descriptor: a fault-queue read, write or close on a descriptor that is not open.</summary>
+    public const int EBADF = 9;
+
     /// <summary>No space left: the domain-id (DID / VMID) space is exhausted.</summary>
     public const int ENOSPC = 28;
+
+    /// <summary>Illegal seek: a fault-queue read or write whose length is not a multiple of the record size.</summary>
+    public const int ESPIPE = 29;
+
+    /// <summary>Value too large: an IOVA or length at or above ULONG_MAX (IOAS_MAP, IOAS_COPY, IOAS_UNMAP).</summary>
+    public const int EOVERFLOW = 75;
 
     /// <summary>Operation not supported.</summary>
     public const int EOPNOTSUPP = 95;
@@ -53,9 +65,13 @@ public static class Errno
         EFAULT => nameof(EFAULT),
         EBUSY => nameof(EBUSY),
         EEXIST => nameof(EEXIST),
+        ENODEV => nameof(ENODEV),
         EINVAL => nameof(EINVAL),
         ENOTTY => nameof(ENOTTY),
+        EBADF => nameof(EBADF),
         ENOSPC => nameof(ENOSPC),
+        ESPIPE => nameof(ESPIPE),
+        EOVERFLOW => nameof(EOVERFLOW),
         EOPNOTSUPP => nameof(EOPNOTSUPP),
         ETIMEDOUT => nameof(ETIMEDOUT),
         int other => "errno " + other.ToString(System.Globalization.CultureInfo.InvariantCulture),

@@ -62,8 +62,8 @@ public sealed partial class Iommufd
     /// <summary>
     /// IOMMU_HWPT_ALLOC (hw_pagetable.c, newest order): __reserved (EOPNOTSUPP); data type vs length (EINVAL); dev_id
     /// (ENOENT); pt_id of any type (missing: EINVAL); then by pt type: IOAS → paging HWPT, paging HWPT → nested (parent
-    /// path), vIOMMU → nested (vIOMMU path), anything else EINVAL; then FAULT_ID_VALID's fault lookup (FastInval has no
-    /// fault objects: ENOENT, the new HWPT is aborted); respond.
+    /// path), vIOMMU → nested (vIOMMU path), anything else EINVAL; then FAULT_ID_VALID's fault_id must name a fault object
+    /// (ENOENT, the new HWPT is aborted), which the HWPT holds; respond.
     /// </summary>
     private int HwptAllocCommand(Span<byte> cmd, Span<byte> arg, uint size)
     {
@@ -121,10 +121,15 @@ public sealed partial class Iommufd
 
         if ((flags & HwptAllocFlags.FaultIdValid) != 0)
         {
-            // The fault object lookup (IOMMU_FAULT_QUEUE_ALLOC is not modelled, so no id names one): abort the new HWPT.
-            Release(hwpt!);
-            Abort(id);
-            return -Errno.ENOENT;
+            if (Lookup(UserCopy.U32(cmd, 40)) is not FaultObject fault)
+            {
+                Release(hwpt!);
+                Abort(id);
+                return -Errno.ENOENT;
+            }
+
+            hwpt!.Fault = fault;
+            Get(fault);
         }
 
         UserCopy.PutU32(cmd, 16, id);

@@ -6,7 +6,8 @@ public sealed partial class Iommufd
     private const uint MockDeviceFlagsAllowed = MockSelftest.DeviceNoDirty | MockSelftest.DevicePasid;
 
     /// <summary>struct iommu_test_cmd: op @4, id @8, union @16. Ops other than MOCK_DOMAIN(_FLAGS), MOCK_DOMAIN_REPLACE,
-    /// MD_CHECK_IOTLB and DEV_CHECK_CACHE are not modelled: EOPNOTSUPP, the kernel's answer for an unknown op.</summary>
+    /// MD_CHECK_REFS, SET_TEMP_MEMORY_LIMIT, MD_CHECK_IOTLB, TRIGGER_IOPF and DEV_CHECK_CACHE are not modelled: EOPNOTSUPP,
+    /// the kernel's answer for an unknown op.</summary>
     private int TestCommand(Span<byte> cmd, Span<byte> arg, uint size)
     {
         uint op = UserCopy.U32(cmd, 4);
@@ -15,6 +16,9 @@ public sealed partial class Iommufd
         {
             MockSelftest.OpMockDomain or MockSelftest.OpMockDomainFlags => MockDomain(cmd, arg, size, op, id),
             MockSelftest.OpMockDomainReplace => MockDomainReplace(cmd, arg, size, id),
+            MockSelftest.OpMdCheckRefs => CheckRefs(UserCopy.U64(cmd, 16), UserCopy.U64(cmd, 24), UserCopy.U32(cmd, 32)),
+            MockSelftest.OpSetTempMemoryLimit => SetTempMemoryLimit(UserCopy.U32(cmd, 16)),
+            MockSelftest.OpTriggerIopf => TriggerIopf(cmd),
             MockSelftest.OpMdCheckIotlb => CheckIotlb(id, UserCopy.U32(cmd, 16), UserCopy.U32(cmd, 20)),
             MockSelftest.OpDevCheckCache => CheckDeviceCache(id, UserCopy.U32(cmd, 16), UserCopy.U32(cmd, 20)),
             _ => -Errno.EOPNOTSUPP,
@@ -124,4 +128,45 @@ public sealed partial class Iommufd
 
         return 0;
     }
+
+    /// <summary>
+    /// iommufd_test_md_check_refs: length and uptr page-aligned (EINVAL); every page of [uptr, uptr + length) must be
+    /// mapped (EFAULT) and pinned <paramref name="refs"/> times (EIO otherwise). The emulation pins no user pages
+    /// (IOAS_MAP is not modelled), so every page's pin count is 0.
+    /// </summary>
+    private int CheckRefs(ulong length, ulong uptr, uint refs)
+    {
+        ulong page = (ulong)Environment.SystemPageSize;
+        if (length % page != 0 || uptr % page != 0)
+        {
+            return -Errno.EINVAL;
+        }
+
+        Span<byte> probe = stackalloc byte[1];
+        for (ulong offset = 0; offset < length; offset += page)
+        {
+            if (!_space.TryRead(uptr + offset, probe))
+            {
+                return -Errno.EFAULT;
+            }
+
+            if (refs != 0)
+            {
+                return -Errno.EIO;
+            }
+        }
+
+        return 0;
+    }
+
+    /// <summary>IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT: the page-array size limit of the selftest's page tables; recorded
+    /// (<see cref="TestMemoryLimit"/>; nothing here pins pages, so nothing it limits) and 0.</summary>
+    private int SetTempMemoryLimit(uint limit)
+    {
+        TestMemoryLimit = limit;
+        return 0;
+    }
+
+    /// <summary>The last IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT value (0 before any).</summary>
+    internal uint TestMemoryLimit { get; private set; }
 }

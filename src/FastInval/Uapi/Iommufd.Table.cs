@@ -75,6 +75,11 @@ public sealed partial class Iommufd
 
     private void Release(IommufdObject o)
     {
+        if (o is HwptObject { Fault: { } fault })
+        {
+            Put(fault);
+        }
+
         switch (o)
         {
             case HwptPagingObject p:
@@ -209,6 +214,16 @@ public sealed partial class Iommufd
 
             foreach (IommufdObject o in live)
             {
+                if (o is HwptObject { Fault: { } fault })
+                {
+                    Hold(o, fault);
+                }
+
+                if (o is FaultObject { Descriptor: >= 0 } file)
+                {
+                    expected[file]++; // the open descriptor
+                }
+
                 switch (o)
                 {
                     case HwptPagingObject p:

@@ -146,6 +146,12 @@ public static class MockSelftest
     /// <summary>IOMMU_TEST_OP_MOCK_DOMAIN: create a mock device and attach it to an IOAS or HWPT.</summary>
     public const uint OpMockDomain = 2;
 
+    /// <summary>IOMMU_TEST_OP_MD_CHECK_REFS: compare the pin count of every page of a user range.</summary>
+    public const uint OpMdCheckRefs = 4;
+
+    /// <summary>IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT: set the selftest's page-array limit.</summary>
+    public const uint OpSetTempMemoryLimit = 9;
+
     /// <summary>IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE: re-attach a mock device (by its selftest object id).</summary>
     public const uint OpMockDomainReplace = 10;
 
@@ -154,6 +160,9 @@ public static class MockSelftest
 
     /// <summary>IOMMU_TEST_OP_MD_CHECK_IOTLB: compare one IOTLB slot of a mock nested HWPT.</summary>
     public const uint OpMdCheckIotlb = 14;
+
+    /// <summary>IOMMU_TEST_OP_TRIGGER_IOPF: report an I/O page fault of a device to the fault queue of its HWPT.</summary>
+    public const uint OpTriggerIopf = 15;
 
     /// <summary>IOMMU_TEST_OP_DEV_CHECK_CACHE: compare one cache slot of a mock device.</summary>
     public const uint OpDevCheckCache = 16;

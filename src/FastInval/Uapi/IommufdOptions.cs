@@ -60,4 +60,7 @@ public enum IommufdObjectType
 
     /// <summary>A selftest object owning a mock device (IOMMU_TEST_OP_MOCK_DOMAIN's out_stdev_id).</summary>
     Selftest = 7,
+
+    /// <summary>A fault queue (IOMMU_FAULT_QUEUE_ALLOC).</summary>
+    Fault = 8,
 }

@@ -34,6 +34,9 @@ internal abstract class HwptObject : IommufdObject
 
     /// <summary>Devices attached (RID) to this HWPT, in attach order.</summary>
     public readonly List<DeviceObject> Devices = [];
+
+    /// <summary>The fault object of IOMMU_HWPT_FAULT_ID_VALID (held), or null.</summary>
+    public FaultObject? Fault;
 }
 
 internal sealed class HwptPagingObject : HwptObject

@@ -63,4 +63,7 @@ internal static class UserCopy
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void PutU32(Span<byte> s, int offset, uint value) => BinaryPrimitives.WriteUInt32LittleEndian(s[offset..], value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void PutU64(Span<byte> s, int offset, ulong value) => BinaryPrimitives.WriteUInt64LittleEndian(s[offset..], value);
 }

@@ -75,8 +75,6 @@ public class DispatchTests
     }
 
     [Theory]
-    [InlineData(0x3B82u)]        // IOMMU_IOAS_ALLOW_IOVAS: in the table, not implemented by FastInval
-    [InlineData(0x3B8Eu)]        // IOMMU_FAULT_QUEUE_ALLOC
     [InlineData(0xC0083B80u)]    // _IOWR(';', 0x80, 8): right number, wrong direction and size bits
     [InlineData(0x4B80u)]        // another ioctl type with iommufd's number
     public void Ioctl_NumberInTableButRequestMismatch_SizeReadFirstThenEnotty(uint request)

@@ -35,7 +35,7 @@ public class IoctlFuzzProperties
     private static readonly int[] KnownErrnos =
     [
         0, -Errno.ENOENT, -Errno.EIO, -Errno.E2BIG, -Errno.ENOMEM, -Errno.EFAULT, -Errno.EBUSY, -Errno.EEXIST, -Errno.EINVAL,
-        -Errno.ENOTTY, -Errno.ENOSPC, -Errno.EOPNOTSUPP, -Errno.ETIMEDOUT,
+        -Errno.ENOTTY, -Errno.ENOSPC, -Errno.EOPNOTSUPP, -Errno.ETIMEDOUT, -Errno.ENODEV, -Errno.EOVERFLOW,
     ];
 
     private static readonly uint[] Requests =
