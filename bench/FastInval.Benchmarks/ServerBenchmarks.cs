@@ -63,7 +63,7 @@ public class ServerBenchmarks : IDisposable
         _session.Process(new ReadOnlySequence<byte>([.. Hello(), .. Create(), .. fill]), setup, int.MaxValue, out _, out _);
         var recordingCore = new ServerCore(new ServerOptions { SocketPath = "/nonexistent/bench.sock" });
         _trace = new FastInval.Host.Traces.TraceWriter(Stream.Null, FastInval.Host.Traces.TraceHeader.For(recordingCore.Options));
-        _recordingSession = new Session(recordingCore, _trace);
+        _recordingSession = new Session(recordingCore, trace: _trace);
         _recordingSession.Process(new ReadOnlySequence<byte>([.. Hello(), .. Create(), .. fill]), setup, int.MaxValue, out _, out _);
 
         _directory = Directory.CreateTempSubdirectory("fastinval-bench-").FullName;

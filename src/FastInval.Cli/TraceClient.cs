@@ -23,7 +23,7 @@ internal sealed class TraceClient : IDisposable
     public TraceClient(TraceWriter trace)
     {
         _core = new ServerCore(trace.Header.ToServerOptions());
-        _session = new Session(_core, trace);
+        _session = new Session(_core, trace: trace);
         Operations++;
         Call(MessageType.Hello, 0, [1, 0, 0, 0, 0, 0, 0, 0]);
     }

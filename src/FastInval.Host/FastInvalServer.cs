@@ -281,13 +281,16 @@ public sealed class FastInvalServer : IAsyncDisposable
         {
             _server = server;
             _socket = socket;
-            var stream = new NetworkStream(socket, ownsSocket: false);
+            Inbox = new FdInbox();
+            var stream = new FdSocketStream(socket, Inbox); // recvmsg: bytes and the descriptors sent with them
             _reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 4096, leaveOpen: true));
             _writer = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024, leaveOpen: true));
             Stream = stream;
         }
 
-        private NetworkStream Stream { get; }
+        private FdSocketStream Stream { get; }
+
+        private FdInbox Inbox { get; }
 
         public Task? Run { get; set; }
 
@@ -303,7 +306,7 @@ public sealed class FastInvalServer : IAsyncDisposable
 
         public async Task RunAsync()
         {
-            var session = new Session(_server._core, _server.Options.Trace);
+            var session = new Session(_server._core, Inbox, _server.Options.Trace);
             int maxFrames = _server.Options.MaxOutstandingRequests;
             try
             {

@@ -28,13 +28,13 @@ public static class MessageType
     /// <summary>Figures of a unit, or of the server with unit id 0.</summary>
     public const ushort Stats = 0x0014;
 
-    /// <summary>Reserved: register read of a VT-d or SMMUv3 unit.</summary>
+    /// <summary>Register read of a VT-d or SMMUv3 unit (1.1).</summary>
     public const ushort RegisterRead = 0x0020;
 
-    /// <summary>Reserved: register write of a VT-d or SMMUv3 unit.</summary>
+    /// <summary>Register write of a VT-d or SMMUv3 unit (1.1).</summary>
     public const ushort RegisterWrite = 0x0021;
 
-    /// <summary>Reserved: an iommufd ioctl.</summary>
+    /// <summary>An iommufd ioctl on an iommufd-context unit (1.1).</summary>
     public const ushort IommufdIoctl = 0x0030;
 
     /// <summary>Reserved: map a unit's caches through a memfd.</summary>
@@ -46,19 +46,19 @@ public static class MessageType
     /// <summary>Last reserved event type.</summary>
     public const ushort LastEvent = 0x7FFE;
 
-    /// <summary>Reserved event: VT-d invalidation wait completion.</summary>
+    /// <summary>Event: a VT-d invalidation-completion interrupt (1.1).</summary>
     public const ushort EventVtdCompletion = 0x4001;
 
-    /// <summary>Reserved event: VT-d fault event (IQE, ITE, ICE).</summary>
+    /// <summary>Event: a VT-d fault-event interrupt (IQE, ITE, ICE) (1.1).</summary>
     public const ushort EventVtdFault = 0x4002;
 
-    /// <summary>Reserved event: SMMU CMD_SYNC MSI.</summary>
+    /// <summary>Event: an SMMU CMD_SYNC completion signal (MSI, wired or SEV) (1.1).</summary>
     public const ushort EventSmmuCmdSyncMsi = 0x4003;
 
-    /// <summary>Reserved event: SMMU global error.</summary>
+    /// <summary>Event: an SMMU global-error interrupt (1.1).</summary>
     public const ushort EventSmmuGerror = 0x4004;
 
-    /// <summary>Reserved event: a device-TLB invalidation timed out.</summary>
+    /// <summary>Event: a device-TLB invalidation timed out (1.1).</summary>
     public const ushort EventDeviceTlbTimeout = 0x4005;
 
     /// <summary>Set in a reply's type.</summary>
@@ -109,6 +109,18 @@ public enum ErrorCode : ushort
 
     /// <summary>A fault of the server itself.</summary>
     Internal = 12,
+
+    /// <summary>The frame did not arrive with exactly the descriptors it declares, or one cannot be mapped (1.1).</summary>
+    BadFd = 13,
+
+    /// <summary>A file is shorter than the region mapped from it (1.1).</summary>
+    ShortFile = 14,
+
+    /// <summary>Two regions of a CREATE overlap in the guest-physical address space (1.1).</summary>
+    Overlap = 15,
+
+    /// <summary>The request is not served by the addressed unit's kind (1.1).</summary>
+    WrongKind = 16,
 }
 
 /// <summary>Unit kinds of CREATE.</summary>
@@ -117,13 +129,13 @@ public enum UnitKind : ushort
     /// <summary>An invalidation engine (IOTLB, device TLB, configuration cache) driven by descriptors.</summary>
     Engine = 1,
 
-    /// <summary>Reserved: an iommufd context.</summary>
+    /// <summary>An iommufd context over shared user memory (1.1).</summary>
     Iommufd = 2,
 
-    /// <summary>Reserved: a VT-d unit over shared guest memory.</summary>
+    /// <summary>A VT-d unit over shared guest memory (1.1).</summary>
     Vtd = 3,
 
-    /// <summary>Reserved: an SMMUv3 unit over shared guest memory.</summary>
+    /// <summary>An SMMUv3 unit over shared guest memory (1.1).</summary>
     SmmuV3 = 4,
 }
 
@@ -147,7 +159,7 @@ public static class ProtocolConstants
     public const ushort Major = 1;
 
     /// <summary>Highest minor version spoken.</summary>
-    public const ushort Minor = 0;
+    public const ushort Minor = 1;
 
     /// <summary>Bytes of a frame header.</summary>
     public const int HeaderSize = 16;
@@ -164,8 +176,32 @@ public static class ProtocolConstants
     /// <summary>Bytes of the HELLO request payload.</summary>
     public const int HelloRequestSize = 8;
 
-    /// <summary>Bytes of the HELLO reply payload.</summary>
-    public const int HelloReplySize = 32;
+    /// <summary>Bytes of the HELLO reply payload (1.1: 40, with max_events_per_request and max_fds_per_frame).</summary>
+    public const int HelloReplySize = 40;
+
+    /// <summary>Bytes of the HELLO reply payload when 1.0 is agreed.</summary>
+    public const int HelloReplySize10 = 32;
+
+    /// <summary>HELLO server flag: VT-d, SMMUv3 and iommufd units over shared memory are served (1.1).</summary>
+    public const uint ServerFlagSharedMemoryUnits = 1;
+
+    /// <summary>Event frames one request may cause; further events are counted as dropped in its reply (1.1).</summary>
+    public const int MaxEventsPerRequest = 64;
+
+    /// <summary>Bytes of an event frame's payload (1.1).</summary>
+    public const int EventPayloadSize = 32;
+
+    /// <summary>Most shared-memory regions of one CREATE (1.1).</summary>
+    public const int MaxRegions = 8;
+
+    /// <summary>Most devices an iommufd CREATE binds (1.1).</summary>
+    public const int MaxIommufdDevices = 64;
+
+    /// <summary>Bytes of a VT-d / SMMUv3 / iommufd options prefix, and of one region (1.1).</summary>
+    public const int UnitOptionsPrefixSize = 16, RegionSize = 24, IommufdDeviceSize = 8;
+
+    /// <summary>Event delivery: an MSI, a wired interrupt, an SMMU SEV wake-up (1.1).</summary>
+    public const byte DeliveryMsi = 1, DeliveryWired = 2, DeliveryWakeUp = 3;
 
     /// <summary>Bytes of CREATE's fixed payload.</summary>
     public const int CreateRequestSize = 24;

@@ -11,18 +11,23 @@ namespace FastInval.Host;
 /// destroys them when disposed. Not thread-safe: one connection's frames are handled in order, on one thread at a time.
 /// Handling a FILL, LOOKUP, EXECUTE or STATS request allocates nothing once the pool and the output are warm.
 /// </summary>
-internal sealed class Session : IDisposable
+internal sealed partial class Session : IDisposable
 {
     private readonly ServerCore _core;
     private readonly Dictionary<uint, Unit> _units = [];
     private readonly Traces.SessionRecorder? _recorder;
     private bool _negotiated;
+    private ushort _minor; // the agreed minor version: a 1.0 client gets exactly the 1.0 server
     private bool _disposed;
+    private readonly FdInbox? _inbox;
+    private long _frameStart; // stream offset of the frame being handled (whole frames are consumed in order)
 
-    /// <summary>A session; with <paramref name="trace"/>, every frame read and written is recorded in it.</summary>
-    public Session(ServerCore core, Traces.TraceWriter? trace = null)
+    /// <summary>A session; with <paramref name="inbox"/>, file descriptors passed with the frames are received; with
+    /// <paramref name="trace"/>, every frame read and written is recorded in it.</summary>
+    public Session(ServerCore core, FdInbox? inbox = null, Traces.TraceWriter? trace = null)
     {
         _core = core;
+        _inbox = inbox;
         _recorder = trace is null ? null : new Traces.SessionRecorder(trace);
     }
 
@@ -76,6 +81,8 @@ internal sealed class Session : IDisposable
             }
 
             Handle(in header, in payload, output);
+            _frameStart += header.Length;
+            _inbox?.ReleaseBefore(_frameStart); // descriptors no later frame can claim
         }
 
         return reader.Position;
@@ -135,6 +142,15 @@ internal sealed class Session : IDisposable
             case MessageType.FaultPlan:
             case MessageType.Stats:
                 break;
+            case MessageType.RegisterRead:
+            case MessageType.RegisterWrite:
+            case MessageType.IommufdIoctl:
+                if (_minor < 1)
+                {
+                    return (ErrorCode.UnknownType, header.Type); // not a 1.0 request (nor known before HELLO)
+                }
+
+                break;
             default:
                 return (ErrorCode.UnknownType, header.Type);
         }
@@ -166,6 +182,9 @@ internal sealed class Session : IDisposable
             MessageType.Lookup => Lookup(in header, unit, body, output),
             MessageType.Execute => Execute(in header, unit, body, output),
             MessageType.FaultPlan => SetFaultPlan(in header, unit, body, output),
+            MessageType.RegisterRead => RegisterRead(in header, unit, body, output),
+            MessageType.RegisterWrite => RegisterWrite(in header, unit, body, output),
+            MessageType.IommufdIoctl => IommufdIoctl(in header, unit, body, output),
             _ => UnitStats(in header, unit, body, output),
         };
         if (result.Item1 == ErrorCode.Ok)
@@ -221,15 +240,23 @@ internal sealed class Session : IDisposable
         }
 
         _negotiated = true;
+        _minor = Math.Min(minor, ProtocolConstants.Minor);
         ServerOptions o = _core.Options;
-        Span<byte> reply = BeginReply(output, in header, 0, ProtocolConstants.HelloReplySize, out int total);
+        Span<byte> reply = BeginReply(output, in header, 0, _minor >= 1 ? ProtocolConstants.HelloReplySize : ProtocolConstants.HelloReplySize10, out int total);
         BinaryPrimitives.WriteUInt16LittleEndian(reply, ProtocolConstants.Major);
-        BinaryPrimitives.WriteUInt16LittleEndian(reply[2..], Math.Min(minor, ProtocolConstants.Minor));
+        BinaryPrimitives.WriteUInt16LittleEndian(reply[2..], _minor);
         BinaryPrimitives.WriteUInt32LittleEndian(reply[4..], (uint)o.MaxFrameBytes);
         BinaryPrimitives.WriteUInt32LittleEndian(reply[8..], (uint)o.MaxUnitsPerConnection);
         BinaryPrimitives.WriteUInt32LittleEndian(reply[12..], (uint)o.MaxOutstandingRequests);
         BinaryPrimitives.WriteUInt32LittleEndian(reply[16..], (uint)o.MaxConnections);
         BinaryPrimitives.WriteUInt32LittleEndian(reply[20..], (uint)o.MaxCacheEntries);
+        if (_minor >= 1)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(reply[24..], ProtocolConstants.ServerFlagSharedMemoryUnits);
+            BinaryPrimitives.WriteUInt32LittleEndian(reply[32..], ProtocolConstants.MaxEventsPerRequest);
+            BinaryPrimitives.WriteUInt32LittleEndian(reply[36..], UnixFds.MaxFdsPerFrame);
+        }
+
         output.Advance(total);
         return (ErrorCode.Ok, 0);
     }
@@ -245,7 +272,12 @@ internal sealed class Session : IDisposable
         var kind = (UnitKind)BinaryPrimitives.ReadUInt16LittleEndian(body);
         if (kind is UnitKind.Iommufd or UnitKind.Vtd or UnitKind.SmmuV3)
         {
-            return (ErrorCode.UnsupportedKind, (uint)kind);
+            if (_minor < 1)
+            {
+                return (ErrorCode.UnsupportedKind, (uint)kind); // what a 1.0 server answers
+            }
+
+            return CreateShared(in header, kind, body, output);
         }
 
         if (kind != UnitKind.Engine)
@@ -264,16 +296,10 @@ internal sealed class Session : IDisposable
         }
 
         Span<int> capacities = [0, 0, 0];
-        int[] defaults = s_defaultCapacities;
-        for (int i = 0; i < 3; i++)
+        (ErrorCode code, uint detail) = ReadCapacities(body, capacities);
+        if (code != ErrorCode.Ok)
         {
-            uint requested = BinaryPrimitives.ReadUInt32LittleEndian(body[(8 + (4 * i))..]);
-            if (requested > (uint)_core.Options.MaxCacheEntries)
-            {
-                return (ErrorCode.InvalidArgument, (uint)(8 + (4 * i)));
-            }
-
-            capacities[i] = requested == 0 ? Math.Min(defaults[i], _core.Options.MaxCacheEntries) : (int)requested;
+            return (code, detail);
         }
 
         if (body.Length != ProtocolConstants.CreateRequestSize)
@@ -302,6 +328,24 @@ internal sealed class Session : IDisposable
     }
 
     private static readonly int[] s_defaultCapacities = [1 << 16, 1 << 14, 1 << 12];
+
+    /// <summary>CREATE's three capacities (payload offsets 8, 12, 16), 0 meaning the default.</summary>
+    private (ErrorCode, uint) ReadCapacities(ReadOnlySpan<byte> body, Span<int> capacities)
+    {
+        int[] defaults = s_defaultCapacities;
+        for (int i = 0; i < 3; i++)
+        {
+            uint requested = BinaryPrimitives.ReadUInt32LittleEndian(body[(8 + (4 * i))..]);
+            if (requested > (uint)_core.Options.MaxCacheEntries)
+            {
+                return (ErrorCode.InvalidArgument, (uint)(8 + (4 * i)));
+            }
+
+            capacities[i] = requested == 0 ? Math.Min(defaults[i], _core.Options.MaxCacheEntries) : (int)requested;
+        }
+
+        return (ErrorCode.Ok, 0);
+    }
 
     private (ErrorCode, uint) Destroy(in FrameHeader header, Unit unit, ReadOnlySpan<byte> body, IBufferWriter<byte> output)
     {
@@ -697,5 +741,6 @@ internal sealed class Session : IDisposable
 
         _units.Clear();
         _recorder?.Closed();
+        _inbox?.Dispose();
     }
 }

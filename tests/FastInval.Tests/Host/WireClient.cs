@@ -18,7 +18,7 @@ internal sealed class WireClient : IDisposable
     private readonly Socket _socket;
     private uint _nextId = 1;
 
-    public WireClient(string path, bool hello = true, int timeoutMs = 20_000)
+    public WireClient(string path, bool hello = true, int timeoutMs = 20_000, ushort minor = 0)
     {
         _socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
         {
@@ -28,7 +28,7 @@ internal sealed class WireClient : IDisposable
         _socket.Connect(new UnixDomainSocketEndPoint(path));
         if (hello)
         {
-            WireReply r = Call(Frames.Hello(NextId()));
+            WireReply r = Call(Frames.Hello(NextId(), minor: minor));
             Assert.Equal(0x8001, r.Type);
             Assert.Equal(0, r.Status);
             HelloReply = r;
@@ -363,7 +363,7 @@ internal sealed class TestServer : IAsyncDisposable
 
     public FastInval.Host.FastInvalServer Server { get; }
 
-    public WireClient Connect(bool hello = true) => new(SocketPath, hello);
+    public WireClient Connect(bool hello = true, ushort minor = 0) => new(SocketPath, hello, minor: minor);
 
     /// <summary>Waits until <paramref name="condition"/> holds (the server notices closed connections asynchronously).</summary>
     public static void Eventually(Func<bool> condition, string what, int timeoutMs = 10_000)

@@ -343,7 +343,7 @@ public class TraceTests
     {
         using var trace = new TraceWriter(Stream.Null, s_header);
         var core = new ServerCore(new ServerOptions { SocketPath = "/nonexistent/t.sock" });
-        using var session = new Session(core, trace);
+        using var session = new Session(core, trace: trace);
         var output = new ArrayBufferWriter<byte>(1 << 16);
         session.Process(new ReadOnlySequence<byte>([.. Frames.Hello(1), .. Frames.Create(2, 256, 64, 32)]), output, int.MaxValue, out _, out _);
         byte[] work =
