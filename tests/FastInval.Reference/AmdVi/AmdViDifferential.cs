@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using System.Globalization;
 using System.Text;
 using FastInval.AmdVi;
+using FastInval.Reference.Scenarios;
 using FastInval.Reference.Smmu;
 using FastInval.Reference.Vtd;
 
@@ -56,7 +57,7 @@ public sealed record AmdViFill(TranslationEntry? Iotlb, DeviceTlbEntry? DeviceTl
 /// <param name="Control">Control at set-up (IommuEn and CmdBufEn are added unless <paramref name="Enabled"/> is false).</param>
 /// <param name="Enabled">Enable the IOMMU and the command buffer at set-up.</param>
 /// <param name="Steps">The steps.</param>
-public sealed record AmdViScenario(int Preset, FaultSpecs Faults, int CommandLength, int EventLength, bool UnmappedBuffer, ulong Control,
+public sealed record AmdViScenario(int Preset, QueueFaults Faults, int CommandLength, int EventLength, bool UnmappedBuffer, ulong Control,
     bool Enabled, ImmutableArray<AmdViStep> Steps)
 {
     /// <summary>The options of a preset.</summary>
