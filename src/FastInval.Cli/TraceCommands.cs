@@ -38,6 +38,7 @@ internal static class TraceCommands
     {
         var workload = new Argument<string>("WORKLOAD") { Description = "One of: " + string.Join(", ", Workloads.All.Select(w => w.Name)) + "." };
         workload.AcceptOnlyFromAmong([.. Workloads.All.Select(w => w.Name)]);
+        workload.HelpName = "WORKLOAD";
         var seed = new Option<int>("--seed") { Description = "Seed of the workload's random choices (the same seed gives the same trace, byte for byte past its creation time).", Required = true };
         var outputFile = new Option<string>("--output", "-o") { Description = "The trace file to write.", Required = true };
         var operations = new Option<long>("--operations") { Description = "Operations to send (entries filled, queries, descriptors, one per other request); default per workload." };

@@ -11,7 +11,7 @@ namespace FastInval.Uapi;
 //  16 u32 options: bit 0 Selftest (must equal the target's)  20 u32 VtdErrorReporting (must equal the target's)
 //  24 u32 record count   28 u32 reserved (0)
 // Record: 0 u16 kind   2 u16 reserved (0)   4 u32 object id   8 u32 payload length   12 payload.
-// Kinds and payloads (ids of other records; a list is a u32 count then that many u32 ids):
+// Kinds (a live object's kind is its IommufdObjectType) and payloads (ids of other records; a list is a u32 count then that many u32 ids):
 //   1 IOAS          its paging HWPTs, in creation order (the order automatic domains are searched in)
 //   2 HWPT paging   0 u8 driver, 1 u8 flags (0 nest parent, 1 automatic domain, 2 dirty tracking), 2 u16 VMID, 4 devices (attach order)
 //   3 HWPT nested   0 u8 driver, 1 u8 0, 2 u16 VT-d DID, 4 u32 parent, 8 u32 vIOMMU (0: none), 12 u32 VT-d address width,
@@ -43,17 +43,8 @@ public sealed partial class Iommufd
 
     private bool _dispatching;
 
-    private enum RecordKind : ushort
-    {
-        Ioas = 1,
-        HwptPaging = 2,
-        HwptNested = 3,
-        Device = 4,
-        Viommu = 5,
-        Vdevice = 6,
-        Selftest = 7,
-        Tombstone = 0x100,
-    }
+    /// <summary>The record kind of a tombstoned id; a live object's record kind is its <see cref="IommufdObjectType"/>.</summary>
+    private const IommufdObjectType TombstoneRecord = (IommufdObjectType)0x100;
 
     /// <summary>The bytes <see cref="SaveState"/> needs for the context as it is now (it changes with every object
     /// created or destroyed).</summary>
@@ -244,7 +235,7 @@ public sealed partial class Iommufd
     private static int WriteRecord(Span<byte> s, uint id, IommufdObject o)
     {
         int length = PayloadSize(o);
-        RecordKind kind = o == PlaceholderObject.Tombstone ? RecordKind.Tombstone : (RecordKind)o.Type;
+        IommufdObjectType kind = o == PlaceholderObject.Tombstone ? TombstoneRecord : o.Type;
         BinaryPrimitives.WriteUInt16LittleEndian(s, (ushort)kind);
         BinaryPrimitives.WriteUInt32LittleEndian(s[4..], id);
         BinaryPrimitives.WriteUInt32LittleEndian(s[8..], (uint)length);
@@ -338,10 +329,13 @@ public sealed partial class Iommufd
         public readonly HashSet<ushort> DomainIds = [];
         public readonly HashSet<ushort> Vmids = [];
 
-        private readonly List<(RecordKind Kind, uint Id, int Offset, int Length)> _records = [];
+        private readonly List<(IommufdObjectType Kind, uint Id, int Offset, int Length)> _records = [];
 
-        private static readonly RecordKind[] s_linkOrder =
-            [RecordKind.Ioas, RecordKind.Viommu, RecordKind.Vdevice, RecordKind.Selftest, RecordKind.HwptPaging, RecordKind.HwptNested];
+        private static readonly IommufdObjectType[] s_linkOrder =
+        [
+            IommufdObjectType.Ioas, IommufdObjectType.Viommu, IommufdObjectType.Vdevice, IommufdObjectType.Selftest,
+            IommufdObjectType.HwptPaging, IommufdObjectType.HwptNested,
+        ];
 
         public RestoredTable(ReadOnlySpan<byte> image, uint count, bool selftest)
         {
@@ -354,7 +348,7 @@ public sealed partial class Iommufd
                     BadImage($"record {r} of {count} runs past the end");
                 }
 
-                var kind = (RecordKind)BinaryPrimitives.ReadUInt16LittleEndian(image[at..]);
+                var kind = (IommufdObjectType)BinaryPrimitives.ReadUInt16LittleEndian(image[at..]);
                 uint id = StateImage.U32(image, at + 4), length = StateImage.U32(image, at + 8);
                 if (BinaryPrimitives.ReadUInt16LittleEndian(image[(at + 2)..]) != 0)
                 {
@@ -383,19 +377,19 @@ public sealed partial class Iommufd
 
             Slots = new IommufdObject?[Math.Max(16, (int)BitOperations.RoundUpToPowerOf2(lastId + 1))];
             var streams = new HashSet<(Driver, uint)>();
-            foreach ((RecordKind kind, uint id, int offset, int length) in _records)
+            foreach ((IommufdObjectType kind, uint id, int offset, int length) in _records)
             {
                 ReadOnlySpan<byte> p = image.Slice(offset, length);
                 IommufdObject o = kind switch
                 {
-                    RecordKind.Ioas => Sized(new IoasObject(), p, 4 + (4 * (long)ListCount(p, 0)), "IOAS"),
-                    RecordKind.HwptPaging => Paging(p, selftest),
-                    RecordKind.HwptNested => Nested(p, selftest),
-                    RecordKind.Device => Device(p, selftest, streams),
-                    RecordKind.Viommu => Sized(new ViommuObject(), p, ViommuSize, "vIOMMU"),
-                    RecordKind.Vdevice => new VdeviceObject { VirtualId = StateImage.U64(Sized(p, VdeviceSize, "vDEVICE"), 8) },
-                    RecordKind.Selftest => Sized(new SelftestObject(), p, SelftestSize, "selftest"),
-                    RecordKind.Tombstone => p.Length == 0 ? PlaceholderObject.Tombstone : Bad<IommufdObject>($"a tombstone with {p.Length} payload bytes"),
+                    IommufdObjectType.Ioas => Sized(new IoasObject(), p, 4 + (4 * (long)ListCount(p, 0)), "IOAS"),
+                    IommufdObjectType.HwptPaging => Paging(p, selftest),
+                    IommufdObjectType.HwptNested => Nested(p, selftest),
+                    IommufdObjectType.Device => Device(p, selftest, streams),
+                    IommufdObjectType.Viommu => Sized(new ViommuObject(), p, ViommuSize, "vIOMMU"),
+                    IommufdObjectType.Vdevice => new VdeviceObject { VirtualId = StateImage.U64(Sized(p, VdeviceSize, "vDEVICE"), 8) },
+                    IommufdObjectType.Selftest => Sized(new SelftestObject(), p, SelftestSize, "selftest"),
+                    TombstoneRecord => p.Length == 0 ? PlaceholderObject.Tombstone : Bad<IommufdObject>($"a tombstone with {p.Length} payload bytes"),
                     _ => Bad<IommufdObject>($"id {id} has an unknown record kind {(ushort)kind}"),
                 };
                 if (o != PlaceholderObject.Tombstone)
@@ -406,9 +400,9 @@ public sealed partial class Iommufd
                 Slots[id] = o;
             }
 
-            foreach (RecordKind pass in s_linkOrder)
+            foreach (IommufdObjectType pass in s_linkOrder)
             {
-                foreach ((RecordKind kind, uint id, int offset, int length) in _records)
+                foreach ((IommufdObjectType kind, uint id, int offset, int length) in _records)
                 {
                     if (kind == pass)
                     {

@@ -86,9 +86,22 @@ public class DisposedUnitTests
         Assert.Throws<ObjectDisposedException>(() => fd.Engine(IommuKind.IntelVtd));
         Assert.Throws<ObjectDisposedException>(() => fd.TryGetObjectType(dev, out _));
         Assert.Throws<ObjectDisposedException>(() => fd.TryGetDomainId(dev, out _));
-        AssertEveryPublicMemberIsCovered<Iommufd>(nameof(Iommufd.Memory), nameof(Iommufd.Options), nameof(Iommufd.InternalErrors), nameof(Iommufd.Ioctl),
+        Assert.Throws<ObjectDisposedException>(() => fd.StateSize);
+        Assert.Throws<ObjectDisposedException>(() => fd.SaveState(new byte[Iommufd.StateHeaderSize]));
+        Assert.Throws<ObjectDisposedException>(() => fd.RestoreState(new byte[Iommufd.StateHeaderSize]));
+        Assert.Throws<ObjectDisposedException>(fd.Reset);
+        Assert.Throws<ObjectDisposedException>(() => fd.ReadFaults(1, new byte[64]));
+        Assert.Throws<ObjectDisposedException>(() => fd.ReadFaultsAt(1, 0, 64));
+        Assert.Throws<ObjectDisposedException>(() => fd.WriteFaultResponses(1, new byte[8]));
+        Assert.Throws<ObjectDisposedException>(() => fd.WriteFaultResponsesAt(1, 0, 8));
+        Assert.Throws<ObjectDisposedException>(() => fd.CloseFaultFile(1));
+        Assert.Throws<ObjectDisposedException>(() => fd.TryGetFaultCounts(1, out _, out _));
+        AssertEveryPublicMemberIsCovered<Iommufd>(nameof(Iommufd.ReadFaults), nameof(Iommufd.ReadFaultsAt),
+            nameof(Iommufd.WriteFaultResponses), nameof(Iommufd.WriteFaultResponsesAt), nameof(Iommufd.CloseFaultFile),
+            nameof(Iommufd.TryGetFaultCounts), nameof(Iommufd.Memory), nameof(Iommufd.Options), nameof(Iommufd.InternalErrors), nameof(Iommufd.Ioctl),
             nameof(Iommufd.IoctlAt), nameof(Iommufd.UserAddressSpace), nameof(Iommufd.AddDevice), nameof(Iommufd.AttachDevice), nameof(Iommufd.DetachDevice), nameof(Iommufd.RemoveDevice),
-            nameof(Iommufd.Engine), nameof(Iommufd.TryGetObjectType), nameof(Iommufd.TryGetDomainId));
+            nameof(Iommufd.Engine), nameof(Iommufd.TryGetObjectType), nameof(Iommufd.TryGetDomainId), nameof(Iommufd.StateSize),
+            nameof(Iommufd.SaveState), nameof(Iommufd.RestoreState), nameof(Iommufd.Reset));
     }
 
     [Fact]
