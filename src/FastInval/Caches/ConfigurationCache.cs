@@ -177,8 +177,8 @@ public sealed class ConfigurationCache : IDisposable
             result = FillResult.InsertedAfterEviction;
         }
 
-        int slot = Store.Allocate(out ulong deadTag);
-        if (deadTag != 0)
+        int slot = Store.Allocate(out bool dead, out ulong deadTag);
+        if (dead)
         {
             Store.UnlinkDead(HashOf(deadTag & ConfigTag.KindMask, (uint)Store.First(slot), deadTag & ConfigTag.AddressSpaceMask), slot);
         }

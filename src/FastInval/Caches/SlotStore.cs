@@ -94,7 +94,9 @@ internal unsafe struct IndexBucket
 /// with a huge capacity.</para>
 /// <para><b>Eviction</b> when full: CLOCK (second chance) over the slots. A hand sweeps slots in order; a slot whose
 /// reference bit is set (a lookup hit it since the last sweep) gets its bit cleared and is skipped; the first slot with
-/// a clear bit is evicted and its slot reused at once. One entry per fill, never the cache wholesale. Readers set
+/// a clear bit is evicted and its slot reused at once; after one full revolution without a clear bit (lookups keep
+/// setting them) the next live slot is evicted whatever its bit, so a fill is bounded. One entry per fill, never the
+/// cache wholesale. Readers set
 /// reference bits without atomics: a lost bit only makes an entry a little likelier to be evicted. Because the hand
 /// moves through the slots in order, a fill's column, record and bitmap writes are sequential; the lines it touches at
 /// random are the victim's bucket and the new entry's bucket (<see cref="IndexLineTouches"/> counts them).</para>
@@ -114,6 +116,9 @@ internal sealed unsafe class SlotStore : IDisposable
     public const int SlotsPerBucket = 4;
 
     private const ulong ValidBit = 1UL << 63;
+
+    /// <summary>Marks a spare-stack entry whose slot was killed and is still linked (slots are below 2^28).</summary>
+    private const int DeadFlag = 1 << 30;
     private const ulong LowSeven = 0x7F7F_7F7F_7F7F_7F7FUL;
     private const ulong ByteOnes = 0x0101_0101_0101_0101UL;
 
@@ -378,24 +383,30 @@ internal sealed unsafe class SlotStore : IDisposable
     }
 
     /// <summary>
-    /// Takes a slot for a new entry: a spare one (returned with <paramref name="deadTag"/> ≠ 0 when it was killed by a
-    /// scan: the caller must <see cref="UnlinkDead"/> it with the hash of its old entry before linking it anew), else the
-    /// next one above the high-water mark. The store must not be full.
+    /// Takes a slot for a new entry: a spare one (returned with <paramref name="dead"/> true when it was killed by a
+    /// scan: it is still linked, and the caller must <see cref="UnlinkDead"/> it with the hash of its old entry, whose tag
+    /// is <paramref name="deadTag"/> without the valid bit, before linking it anew), else the next one above the
+    /// high-water mark. The store must not be full.
     /// </summary>
-    public int Allocate(out ulong deadTag)
+    public int Allocate(out bool dead, out ulong deadTag)
     {
         FastAssert.True(!IsFull);
         int slot;
         if (_spareCount != 0)
         {
-            slot = _spare[--_spareCount];
-            deadTag = _tag[slot];
-            FastAssert.True((deadTag & ValidBit) == 0);
+            // Kill pushes a slot with DeadFlag (it is still linked), Unlink without it: the tag word cannot tell them
+            // apart, since a dead entry's tag may be 0 once its valid bit is cleared.
+            int spare = _spare[--_spareCount];
+            slot = spare & ~DeadFlag;
+            dead = (spare & DeadFlag) != 0;
+            deadTag = dead ? _tag[slot] : 0;
+            FastAssert.True((_tag[slot] & ValidBit) == 0);
         }
         else
         {
             slot = _highWater++;
             deadTag = 0;
+            dead = false;
         }
 
         _count++;
@@ -410,7 +421,7 @@ internal sealed unsafe class SlotStore : IDisposable
         FastAssert.True((_tag[slot] & ValidBit) != 0);
         _tag[slot] &= ~ValidBit;
         _records[slot].Tag &= ~ValidBit;
-        _spare[_spareCount++] = slot;
+        _spare[_spareCount++] = slot | DeadFlag;
         _count--;
     }
 
@@ -583,11 +594,14 @@ internal sealed unsafe class SlotStore : IDisposable
         return -1;
     }
 
-    /// <summary>CLOCK victim: the first slot from the hand whose reference bit is clear, clearing bits on the way.</summary>
+    /// <summary>CLOCK victim: the first slot from the hand whose reference bit is clear, clearing bits on the way. The
+    /// sweep is bounded: concurrent lookups set reference bits again while the hand moves, so after one full revolution
+    /// the next live slot is taken whatever its bit (a fill never waits on its readers).</summary>
     public int ClockVictim()
     {
         FastAssert.True(_count > 0);
         int limit = _highWater;
+        int examined = 0;
         while (true)
         {
             if (_hand >= limit)
@@ -603,7 +617,7 @@ internal sealed unsafe class SlotStore : IDisposable
 
             ref ulong word = ref _refBits[slot >> 6];
             ulong bit = 1UL << slot;
-            if ((word & bit) != 0)
+            if ((word & bit) != 0 && ++examined <= limit)
             {
                 word &= ~bit;
                 continue;

@@ -106,8 +106,8 @@ internal sealed class TranslationTable : IDisposable
             result = FillResult.InsertedAfterEviction;
         }
 
-        int slot = _store.Allocate(out ulong deadTag);
-        if (deadTag != 0)
+        int slot = _store.Allocate(out bool dead, out ulong deadTag);
+        if (dead)
         {
             _store.UnlinkDead(HashOfSlot(deadTag, _store.First(slot), _store.Last(slot)), slot);
         }

@@ -71,8 +71,9 @@ public class SlotIndexTests
         var slots = new int[20];
         for (int k = 0; k < slots.Length; k++)
         {
-            slots[k] = store.Allocate(out ulong dead);
-            Assert.Equal(0UL, dead);
+            slots[k] = store.Allocate(out bool dead, out ulong deadTag);
+            Assert.False(dead);
+            Assert.Equal(0UL, deadTag);
             store.Link(hash, slots[k], TagOf(k), 0x1000, 0x1FFF, 0xA000UL + (ulong)k);
         }
 
@@ -116,7 +117,7 @@ public class SlotIndexTests
         var slots = new int[9];
         for (int k = 0; k < 9; k++)
         {
-            slots[k] = store.Allocate(out _);
+            slots[k] = store.Allocate(out _, out _);
             store.Link(hash, slots[k], TagOf(k), 0, 0xFFF, (ulong)k);
         }
 
@@ -129,7 +130,7 @@ public class SlotIndexTests
         Assert.True(store.TryRead(hash, ulong.MaxValue, TagOf(8), 0, 0, out _, out ulong v8));
         Assert.Equal(8UL, v8);
 
-        int again = store.Allocate(out _);
+        int again = store.Allocate(out _, out _);
         Assert.Equal(slots[2], again); // the spare slot is reused
         store.Link(hash, again, TagOf(9), 0, 0xFFF, 9);
         Assert.Equal(15, store.BucketHolding(again)); // in the home bucket's free way, not past it
@@ -147,7 +148,7 @@ public class SlotIndexTests
     {
         using var store = new SlotStore(8, StoreKind.Iotlb);
         const ulong hash = 0x5500_0000_0000_0001UL;
-        int first = store.Allocate(out _);
+        int first = store.Allocate(out _, out _);
         store.Link(hash, first, TagOf(1), 0, 0xFFF, 111);
         store.Kill(first);
         Assert.False(store.TryRead(hash, ulong.MaxValue, TagOf(1), 0, 0, out _, out _));
@@ -156,7 +157,8 @@ public class SlotIndexTests
         Assert.True(holder >= 0); // a dead slot stays in its bucket until reused
 
         // A fresh slot above the high-water mark would be next, but the dead one is spare: it comes back first.
-        int reused = store.Allocate(out ulong deadTag);
+        int reused = store.Allocate(out bool wasDead, out ulong deadTag);
+        Assert.True(wasDead);
         Assert.Equal(first, reused);
         Assert.Equal(TagOf(1) & ~Valid, deadTag);
         store.UnlinkDead(hash, reused);
@@ -331,7 +333,7 @@ public class SlotIndexTests
             }
         }
 
-        var readers = new[] { new Thread(() => Reader(1)), new Thread(() => Reader(2)) };
+        var readers = new[] { new Thread(() => Reader(1)) { IsBackground = true }, new Thread(() => Reader(2)) { IsBackground = true } };
         foreach (Thread t in readers)
         {
             t.Start();
@@ -340,55 +342,61 @@ public class SlotIndexTests
         var wrng = new Random(3);
         long s = 0;
         var sw = Stopwatch.StartNew();
-        while ((sw.ElapsedMilliseconds < 1500 || Interlocked.Read(ref hits) < 100_000) && sw.ElapsedMilliseconds < 15_000)
+        try
         {
-            int key = wrng.Next(keys);
-            ulong hash = HashOf(key);
-            s++;
-            if (live[key] >= 0 && wrng.Next(4) == 0)
+            while ((sw.ElapsedMilliseconds < 1500 || Interlocked.Read(ref hits) < 100_000) && sw.ElapsedMilliseconds < 15_000)
             {
-                store.Update(store.BucketHolding(live[key]), live[key], TagOf(key), ValueOf(key, s)); // replace in place
-                continue;
-            }
-
-            if (live[key] >= 0)
-            {
-                if (wrng.Next(2) == 0)
+                int key = wrng.Next(keys);
+                ulong hash = HashOf(key);
+                s++;
+                if (live[key] >= 0 && wrng.Next(4) == 0)
                 {
-                    store.Unlink(hash, live[key]);
-                }
-                else
-                {
-                    store.Kill(live[key]);
+                    store.Update(store.BucketHolding(live[key]), live[key], TagOf(key), ValueOf(key, s)); // replace in place
+                    continue;
                 }
 
-                live[key] = -1;
-                continue;
-            }
+                if (live[key] >= 0)
+                {
+                    if (wrng.Next(2) == 0)
+                    {
+                        store.Unlink(hash, live[key]);
+                    }
+                    else
+                    {
+                        store.Kill(live[key]);
+                    }
 
-            if (store.IsFull)
-            {
-                int victim = store.ClockVictim();
-                int owner = Array.IndexOf(live, victim);
-                store.Unlink(HashOf(owner), victim);
-                live[owner] = -1;
-            }
+                    live[key] = -1;
+                    continue;
+                }
 
-            int slot = store.Allocate(out ulong dead);
-            if (dead != 0)
-            {
-                int oldKey = (int)TranslationTag.SpaceOf(dead);
-                store.UnlinkDead(HashOf(oldKey), slot);
-            }
+                if (store.IsFull)
+                {
+                    int victim = store.ClockVictim();
+                    int owner = Array.IndexOf(live, victim);
+                    store.Unlink(HashOf(owner), victim);
+                    live[owner] = -1;
+                }
 
-            store.Link(hash, slot, TagOf(key), (ulong)key << 12, ((ulong)key << 12) | 0xFFF, ValueOf(key, s));
-            live[key] = slot;
+                int slot = store.Allocate(out bool dead, out ulong deadTag);
+                if (dead)
+                {
+                    // Key 0's tag is 0 once its valid bit is cleared: only the dead flag says the slot is still linked.
+                    int oldKey = (int)TranslationTag.SpaceOf(deadTag);
+                    store.UnlinkDead(HashOf(oldKey), slot);
+                }
+
+                store.Link(hash, slot, TagOf(key), (ulong)key << 12, ((ulong)key << 12) | 0xFFF, ValueOf(key, s));
+                live[key] = slot;
+            }
         }
-
-        stop.Cancel();
-        foreach (Thread t in readers)
+        finally
         {
-            t.Join();
+            stop.Cancel();
+            foreach (Thread t in readers)
+            {
+                t.Join();
+            }
         }
 
         Assert.True(violations == 0, $"{violations} torn or foreign reads in {reads}; first: {first}");
