@@ -170,6 +170,30 @@ public class SlotIndexTests
     }
 
     [Fact]
+    public void A_killed_entry_whose_tag_is_zero_without_its_valid_bit_is_still_reported_dead_and_unlinked_on_reuse()
+    {
+        using var store = new SlotStore(8, StoreKind.Iotlb);
+        const ulong hash = 0x3300_0000_0000_0002UL;
+        int slot = store.Allocate(out _, out _);
+        store.Link(hash, slot, TagOf(0), 0, 0xFFF, 7); // TagOf(0) is the valid bit alone
+        store.Kill(slot);
+
+        int reused = store.Allocate(out bool dead, out ulong deadTag);
+        Assert.Equal(slot, reused);
+        Assert.True(dead);
+        Assert.Equal(0UL, deadTag);
+        store.UnlinkDead(hash, reused);
+        Assert.Equal(-1, store.BucketHolding(reused));
+
+        // An unlinked slot comes back from the spare stack as not dead: there is nothing left to unlink.
+        store.Link(hash, reused, TagOf(0), 0, 0xFFF, 8);
+        store.Unlink(hash, reused);
+        Assert.Equal(reused, store.Allocate(out bool deadAgain, out _));
+        Assert.False(deadAgain);
+        Assert.Equal((0u, 0), store.BucketState(store.HomeOf(hash)));
+    }
+
+    [Fact]
     public void Eviction_is_clock_in_slot_order_skipping_entries_hit_since_the_last_sweep()
     {
         using var cache = new TranslationCache(16);
