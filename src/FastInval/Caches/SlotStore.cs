@@ -96,10 +96,10 @@ internal unsafe struct IndexBucket
 /// reference bit is set (a lookup hit it since the last sweep) gets its bit cleared and is skipped; the first slot with
 /// a clear bit is evicted and its slot reused at once; after one full revolution without a clear bit (lookups keep
 /// setting them) the next live slot is evicted whatever its bit, so a fill is bounded. One entry per fill, never the
-/// cache wholesale. Readers set
-/// reference bits without atomics: a lost bit only makes an entry a little likelier to be evicted. Because the hand
-/// moves through the slots in order, a fill's column, record and bitmap writes are sequential; the lines it touches at
-/// random are the victim's bucket and the new entry's bucket (<see cref="IndexLineTouches"/> counts them).</para>
+/// cache wholesale. Readers set reference bits without atomics: a lost bit only makes an entry a little likelier to be
+/// evicted. Because the hand moves through the slots in order, a fill's column, record and bitmap writes are
+/// sequential; the lines it touches at random are the victim's bucket and the new entry's bucket
+/// (<see cref="IndexLineTouches"/> counts them).</para>
 /// </remarks>
 internal sealed unsafe class SlotStore : IDisposable
 {
@@ -116,11 +116,11 @@ internal sealed unsafe class SlotStore : IDisposable
     public const int SlotsPerBucket = 4;
 
     private const ulong ValidBit = 1UL << 63;
+    private const ulong LowSeven = 0x7F7F_7F7F_7F7F_7F7FUL;
+    private const ulong ByteOnes = 0x0101_0101_0101_0101UL;
 
     /// <summary>Marks a spare-stack entry whose slot was killed and is still linked (slots are below 2^28).</summary>
     private const int DeadFlag = 1 << 30;
-    private const ulong LowSeven = 0x7F7F_7F7F_7F7F_7F7FUL;
-    private const ulong ByteOnes = 0x0101_0101_0101_0101UL;
 
     private readonly PinnedBuffer _buffer;
     private readonly ulong* _tag;
