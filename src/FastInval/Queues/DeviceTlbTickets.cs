@@ -16,20 +16,25 @@ internal interface IDeviceTlbClient
 }
 
 /// <summary>
-/// The outstanding device-TLB requests of one unit: a fixed ring of tickets (nothing is allocated per request), the
-/// one timer that times them out, and the <see cref="IDeviceTlbCompletion"/> the sink answers through.
+/// The outstanding device-TLB requests of one unit: a fixed table of request slots with a free list (nothing is
+/// allocated per request), the one timer that times them out, and the <see cref="IDeviceTlbCompletion"/> the sink
+/// answers through.
 /// </summary>
 /// <remarks>
-/// <para>Tickets are numbered from 1 and never reused. Ticket t lives in slot t mod capacity while it is outstanding or
-/// answered out of order behind an older outstanding one; <see cref="_retired"/> is the oldest ticket not yet freed.
-/// Every request has the same time-out, so deadlines grow with ticket numbers and the timer only has to watch the oldest
-/// outstanding one; it is armed when the first request of an empty ring goes out and re-armed when it fires (a
-/// completion never touches it, so an early answer costs one spurious wake-up at most).</para>
+/// <para>A ticket is a 48-bit sequence number above the 16-bit slot it occupies: never 0, never reused, and an answer
+/// finds its slot at once and is refused when the slot has moved on to another ticket. An answered request frees its
+/// slot whatever the order of the answers.</para>
+/// <para>Every request has the same time-out. The timer is armed when a request goes out while it is idle, and when it
+/// fires it times out every request past its deadline (the oldest first, so that ITESID names it) and re-arms for the
+/// earliest deadline left; an answer never touches it, so an early answer costs one spurious wake-up at most.</para>
 /// <para>Every member runs under the unit's lock (<see cref="QueueCore.Gate"/>); <see cref="Complete"/> and the timer
 /// take it themselves.</para>
 /// </remarks>
 internal sealed class DeviceTlbTickets : IDeviceTlbCompletion
 {
+    private const int SlotBits = 16;
+    private const ulong SlotMask = (1UL << SlotBits) - 1;
+
     private readonly QueueCore _core;
     private readonly IDeviceTlbClient _client;
     private readonly IDeviceTlbSink _sink;
@@ -38,10 +43,10 @@ internal sealed class DeviceTlbTickets : IDeviceTlbCompletion
     private readonly InvalidationDescriptor[] _descriptors;
     private readonly ulong[] _indices;
     private readonly long[] _deadlines;
-    private readonly bool[] _answered;
-    private readonly ulong _mask;
-    private ulong _issued = 1;  // the next ticket
-    private ulong _retired = 1; // the oldest ticket not yet freed
+    private readonly ulong[] _tickets; // 0: the slot is free
+    private readonly int[] _free;      // stack of free slots
+    private int _freeCount;
+    private ulong _sequence = 1;
     private ITimer? _timer;
     private bool _timerArmed;
     private bool _disposed;
@@ -69,33 +74,24 @@ internal sealed class DeviceTlbTickets : IDeviceTlbCompletion
         _descriptors = new InvalidationDescriptor[capacity];
         _indices = new ulong[capacity];
         _deadlines = new long[capacity];
-        _answered = new bool[capacity];
-        _mask = (ulong)capacity - 1;
+        _tickets = new ulong[capacity];
+        _free = new int[capacity];
+        for (int i = 0; i < capacity; i++)
+        {
+            _free[i] = capacity - 1 - i; // slot 0 on top
+        }
+
+        _freeCount = capacity;
     }
 
-    /// <summary>Tickets issued and not yet freed (outstanding, or answered behind an older outstanding one).</summary>
-    public int InUse => (int)(_issued - _retired);
-
-    /// <summary>Tickets that may still be issued before the ring is full.</summary>
-    public int Free => _descriptors.Length - InUse;
+    /// <summary>Requests that may still go out before every slot is taken.</summary>
+    public int Free => _freeCount;
 
     /// <summary>True while any request is unanswered: a wait must be held.</summary>
-    public bool HasOutstanding => _issued != _retired;
+    public bool HasOutstanding => _freeCount != _tickets.Length;
 
     /// <summary>Requests not yet answered.</summary>
-    public int Outstanding
-    {
-        get
-        {
-            int count = 0;
-            for (ulong t = _retired; t < _issued; t++)
-            {
-                count += _answered[t & _mask] ? 0 : 1;
-            }
-
-            return count;
-        }
-    }
+    public int Outstanding => _tickets.Length - _freeCount;
 
     /// <summary>Sends the device-TLB invalidations of one executed batch, in order, each with a new ticket (the caller
     /// checked <see cref="Free"/>). Every request is submitted even if the sink throws; the first exception is rethrown
@@ -106,11 +102,11 @@ internal sealed class DeviceTlbTickets : IDeviceTlbCompletion
         ExceptionDispatchInfo? first = null;
         for (int i = 0; i < descriptors.Length; i++)
         {
-            ulong ticket = _issued++;
-            ulong slot = ticket & _mask;
+            int slot = _free[--_freeCount];
+            ulong ticket = (_sequence++ << SlotBits) | (uint)slot;
+            _tickets[slot] = ticket;
             _descriptors[slot] = descriptors[i];
             _indices[slot] = indices[i];
-            _answered[slot] = false;
             _deadlines[slot] = _timeoutTicks == long.MaxValue ? long.MaxValue : _time.GetTimestamp() + _timeoutTicks;
             ArmIfIdle(_deadlines[slot]);
             var request = new DeviceTlbRequest(ticket, descriptors[i], source, indices[i], _core.Engine.TakeDeviceTlbOrdinal());
@@ -137,13 +133,13 @@ internal sealed class DeviceTlbTickets : IDeviceTlbCompletion
 
         using (_core.Gate.EnterScope())
         {
-            if (_disposed || ticket < _retired || ticket >= _issued || _answered[ticket & _mask])
+            ulong slot = ticket & SlotMask;
+            if (_disposed || ticket == 0 || slot >= (ulong)_tickets.Length || _tickets[slot] != ticket)
             {
                 return false;
             }
 
-            Answer(ticket & _mask, outcome);
-            Retire();
+            Answer((int)slot, outcome);
             if (!_core.IsRunning)
             {
                 _client.OnDeviceTlbProgress();
@@ -157,25 +153,15 @@ internal sealed class DeviceTlbTickets : IDeviceTlbCompletion
     /// normally, so nothing the guest asked to invalidate stays cached, and their tickets are no longer accepted.</summary>
     public void DropAll()
     {
-        for (ulong t = _retired; t < _issued; t++)
+        for (int slot = 0; slot < _tickets.Length; slot++)
         {
-            ulong slot = t & _mask;
-            if (!_answered[slot] && !_disposed)
+            if (_tickets[slot] != 0)
             {
-                try
-                {
-                    _core.Engine.ApplyDeviceTlbAnswer(in _descriptors[slot], DeviceTlbFault.None, _core.Source, _indices[slot]);
-                }
-                catch (ObjectDisposedException)
-                {
-                    // as in Answer
-                }
+                Apply(slot, DeviceTlbFault.None);
+                Release(slot);
             }
-
-            _answered[slot] = false;
         }
 
-        _retired = _issued;
         Disarm();
     }
 
@@ -188,29 +174,35 @@ internal sealed class DeviceTlbTickets : IDeviceTlbCompletion
         _timerArmed = false;
     }
 
-    private void Answer(ulong slot, DeviceTlbFault outcome)
+    private void Answer(int slot, DeviceTlbFault outcome)
     {
-        _answered[slot] = true;
-        ref readonly InvalidationDescriptor d = ref _descriptors[slot];
+        uint sourceId = _descriptors[slot].SourceId;
+        Apply(slot, outcome);
+        Release(slot);
+        _client.OnDeviceTlbAnswer(outcome, sourceId);
+    }
+
+    private void Apply(int slot, DeviceTlbFault outcome)
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
         try
         {
-            _core.Engine.ApplyDeviceTlbAnswer(in d, outcome, _core.Source, _indices[slot]);
+            _core.Engine.ApplyDeviceTlbAnswer(in _descriptors[slot], outcome, _core.Source, _indices[slot]);
         }
         catch (ObjectDisposedException)
         {
             // a caller's engine disposed under the unit: nothing is cached any more, the front end still answers
         }
-
-        _client.OnDeviceTlbAnswer(outcome, d.SourceId);
     }
 
-    private void Retire()
+    private void Release(int slot)
     {
-        while (_retired != _issued && _answered[_retired & _mask])
-        {
-            _answered[_retired & _mask] = false;
-            _retired++;
-        }
+        _tickets[slot] = 0;
+        _free[_freeCount++] = slot;
     }
 
     private void ArmIfIdle(long deadline)
@@ -242,8 +234,8 @@ internal sealed class DeviceTlbTickets : IDeviceTlbCompletion
         }
     }
 
-    /// <summary>The timer: every request past its deadline times out, oldest first; the timer is re-armed for the
-    /// oldest request still unanswered; a held wait or a stalled queue goes on.</summary>
+    /// <summary>The timer: every request past its deadline times out, the oldest first; the timer is re-armed for the
+    /// earliest deadline left; a held wait or a stalled queue goes on.</summary>
     private void OnTimer()
     {
         using (_core.Gate.EnterScope())
@@ -255,27 +247,44 @@ internal sealed class DeviceTlbTickets : IDeviceTlbCompletion
 
             _timerArmed = false;
             long now = _time.GetTimestamp();
-            bool answered = false;
-            for (ulong t = _retired; t < _issued; t++)
+            int oldest = -1;
+            for (int slot = 0; slot < _tickets.Length; slot++)
             {
-                ulong slot = t & _mask;
-                if (_answered[slot])
+                if (_tickets[slot] != 0 && _deadlines[slot] <= now && (oldest < 0 || _tickets[slot] >> SlotBits < _tickets[oldest] >> SlotBits))
+                {
+                    oldest = slot;
+                }
+            }
+
+            if (oldest >= 0)
+            {
+                Answer(oldest, DeviceTlbFault.Timeout);
+            }
+
+            long next = long.MaxValue;
+            for (int slot = 0; slot < _tickets.Length; slot++)
+            {
+                if (_tickets[slot] == 0)
                 {
                     continue;
                 }
 
-                if (_deadlines[slot] > now)
+                if (_deadlines[slot] <= now)
                 {
-                    ArmIfIdle(_deadlines[slot]);
-                    break;
+                    Answer(slot, DeviceTlbFault.Timeout);
                 }
-
-                Answer(slot, DeviceTlbFault.Timeout);
-                answered = true;
+                else
+                {
+                    next = Math.Min(next, _deadlines[slot]);
+                }
             }
 
-            Retire();
-            if (answered && !_core.IsRunning && !_core.IsDisposed)
+            if (next != long.MaxValue)
+            {
+                ArmIfIdle(next);
+            }
+
+            if (oldest >= 0 && !_core.IsRunning && !_core.IsDisposed)
             {
                 _client.OnDeviceTlbProgress();
             }

@@ -87,6 +87,7 @@ public static class VtdDifferential
         FaultPlan = plan,
         Engine = engine,
         Msi = msi,
+        DeviceTlbSink = capabilities.DeviceTlbSink,
     };
 
     /// <summary>Runs the scenario; null when both units agree on everything after every step.</summary>
