@@ -72,24 +72,24 @@ public static class VtdDifferential
     /// <summary>The capabilities of <paramref name="capabilities"/> with the host's interrupt sink, fault plan and caches.</summary>
     public static VtdOptions WithHost(VtdOptions capabilities, Action<ulong, uint>? msi, FaultPlan? plan, EngineOptions? engine,
         DeviceTlbSinkOptions? sink = null) => new()
-    {
-        ScalableMode = capabilities.ScalableMode,
-        Pasid = capabilities.Pasid,
-        DeviceTlb = capabilities.DeviceTlb,
-        DeviceTlbThrottling = capabilities.DeviceTlbThrottling,
-        PageRequestDrain = capabilities.PageRequestDrain,
-        InterruptRemapping = capabilities.InterruptRemapping,
-        DrainReads = capabilities.DrainReads,
-        DrainWrites = capabilities.DrainWrites,
-        CachingMode = capabilities.CachingMode,
-        MaxAddressMask = capabilities.MaxAddressMask,
-        MaxHandleMask = capabilities.MaxHandleMask,
-        HostAddressWidth = capabilities.HostAddressWidth,
-        FaultPlan = plan,
-        Engine = engine,
-        Msi = msi,
-        DeviceTlbSink = sink ?? capabilities.DeviceTlbSink,
-    };
+        {
+            ScalableMode = capabilities.ScalableMode,
+            Pasid = capabilities.Pasid,
+            DeviceTlb = capabilities.DeviceTlb,
+            DeviceTlbThrottling = capabilities.DeviceTlbThrottling,
+            PageRequestDrain = capabilities.PageRequestDrain,
+            InterruptRemapping = capabilities.InterruptRemapping,
+            DrainReads = capabilities.DrainReads,
+            DrainWrites = capabilities.DrainWrites,
+            CachingMode = capabilities.CachingMode,
+            MaxAddressMask = capabilities.MaxAddressMask,
+            MaxHandleMask = capabilities.MaxHandleMask,
+            HostAddressWidth = capabilities.HostAddressWidth,
+            FaultPlan = plan,
+            Engine = engine,
+            Msi = msi,
+            DeviceTlbSink = sink ?? capabilities.DeviceTlbSink,
+        };
 
     /// <summary>Runs the scenario; null when both units agree on everything after every step. With
     /// <paramref name="planAsSink"/> the fast unit's device-TLB invalidations go to the scenario's fault plan as its
