@@ -213,6 +213,19 @@ public sealed partial class VtdIommu : IDisposable, IDeviceTlbClient
         }
     }
 
+    /// <summary>Device-TLB requests sent to <see cref="VtdOptions.DeviceTlbSink"/> and not yet answered or timed out (0
+    /// without a sink). While it is not 0 the state cannot be saved.</summary>
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
+    public int OutstandingDeviceTlbRequests
+    {
+        get
+        {
+            using Lock.Scope gate = _core.Gate.EnterScope();
+            _core.ThrowIfDisposed(this);
+            return _core.Tickets?.Outstanding ?? 0;
+        }
+    }
+
     /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
     internal BatchHook? TestBatchHook
     {
