@@ -447,6 +447,18 @@ static void test_create(void)
     put32(r, 13);
     reply(&f, FIC_CREATE, 13, r, sizeof r);
     check(fic_create_iommufd(f.c, NULL, &io, &ur, 1, dev, 2, &out) == -EPROTO, "fake: an unaligned user address is -EPROTO");
+    fake_close(&f);
+    /* Two regions whose user addresses overlap (the second inside the first's range and guard page). */
+    fake_open(&f);
+    uint8_t r2[8 + 16];
+    memset(r2, 0, sizeof r2);
+    put32(r2, 14);
+    put64(r2 + 8, 0x10000);
+    put64(r2 + 16, 0x13000);
+    reply(&f, FIC_CREATE, 14, r2, sizeof r2);
+    struct fic_region two[2] = {ur, ur};
+    check(fic_create_iommufd(f.c, NULL, &io, two, 2, NULL, 0, &out) == -EPROTO,
+          "fake: user addresses that overlap an earlier region (or its guard page) are -EPROTO");
     close(fd);
     fake_close(&f);
 }
@@ -767,6 +779,11 @@ static void test_execute_and_plan(void)
               us.device_tlb_invalidations == 4 && us.requests == 12 && us.descriptors == 99 && us.fills == 7 && us.memory_bytes == 123456,
           "fake: STATS of a unit: bytes and every figure");
     f.id++;
+    reply(&f, FIC_STATS, 5, s, 63);
+    check(fic_unit_stats(f.c, 5, &us) == -EPROTO, "fake: a 63-byte unit STATS reply is -EPROTO");
+    fake_close(&f);
+    fake_open(&f);
+    fake_unit(&f, FIC_KIND_ENGINE, 5);
     put32(s + 4, 101); /* more entries than capacity */
     reply(&f, FIC_STATS, 5, s, 64);
     check(fic_unit_stats(f.c, 5, &us) == -EPROTO, "fake: a unit with more entries than its capacity is -EPROTO");
@@ -901,7 +918,7 @@ static void test_registers_and_events(void)
         int unit_kind;
         uint16_t request;
     } bad[] = {
-        {"fake: an event of another unit is -EPROTO", FIC_EVENT_VTD_FAULT, 4, 0, 1, 1, 32, FIC_KIND_VTD, FIC_REG_WRITE},
+        {"fake: an event of another of our units is -EPROTO", FIC_EVENT_VTD_FAULT, 4, 0, 1, 1, 32, FIC_KIND_VTD, FIC_REG_WRITE},
         {"fake: an event with a request id is -EPROTO", FIC_EVENT_VTD_FAULT, 3, 5, 1, 1, 32, FIC_KIND_VTD, FIC_REG_WRITE},
         {"fake: an event of 31 payload bytes is -EPROTO", FIC_EVENT_VTD_FAULT, 3, 0, 1, 1, 31, FIC_KIND_VTD, FIC_REG_WRITE},
         {"fake: a VT-d event from an SMMUv3 unit is -EPROTO", FIC_EVENT_VTD_COMPLETION, 3, 0, 1, 1, 32, FIC_KIND_SMMUV3, FIC_REG_WRITE},
@@ -916,6 +933,7 @@ static void test_registers_and_events(void)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         fake_open(&f);
         fake_unit(&f, (uint16_t)bad[i].unit_kind, 3);
+        if (bad[i].unit == 4) fake_unit(&f, (uint16_t)bad[i].unit_kind, 4); /* a unit of ours, but not the one written */
         event_frame(&f, bad[i].type, bad[i].unit, bad[i].id, bad[i].delivery, bad[i].address, 0, 0, 0, 0, bad[i].length);
         if (bad[i].request == FIC_REG_WRITE) {
             write_reply(&f, 3, 1, 0);
