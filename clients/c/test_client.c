@@ -1390,6 +1390,17 @@ static void live(const char *path)
     rc = fic_request(c, FIC_CREATE, 0, bad_create, sizeof bad_create, NULL, 0, NULL, 0, NULL);
     fic_last_error(c, &err);
     check(rc == FIC_E_BAD_FD && err.detail == 0xFFFFFFFF, "live: a CREATE declaring a descriptor it does not carry: BAD_FD");
+    uint8_t no_regions[24 + 16];
+    memset(no_regions, 0, sizeof no_regions);
+    put16(no_regions, 3);
+    put32(no_regions + 20, 16);
+    rc = fic_request(c, FIC_CREATE, 0, no_regions, sizeof no_regions, NULL, 0, NULL, 0, NULL);
+    fic_last_error(c, &err);
+    check(rc == FIC_E_INVALID_ARGUMENT && err.detail == 24, "live: a VT-d CREATE of 0 regions: INVALID_ARGUMENT, detail 24 (region_count)");
+    put32(bad_create + 4, 2);
+    rc = fic_request(c, FIC_CREATE, 0, bad_create, sizeof bad_create, NULL, 0, NULL, 0, NULL);
+    fic_last_error(c, &err);
+    check(rc == FIC_E_INVALID_ARGUMENT && err.detail == 4, "live: fd_count 2 for 1 region: INVALID_ARGUMENT, detail 4 (fd_count)");
     int pipefd[2];
     check(pipe(pipefd) == 0, "live: a pipe");
     struct fic_region piped = {0x80000000, 0x10000, 0, pipefd[0]};
