@@ -1378,6 +1378,30 @@ static void live(const char *path)
     check(get32(m + 0x3000) == 0, "live: the aborted wait wrote nothing");
     uint64_t iqercd = 0;
     check(fic_reg_read(c, v, 0xB0, 8, &iqercd) == 0 && ((iqercd >> 32) & 0xFFFF) == 0x42, "live: IQERCD.ITESID = 0x42");
+    /* A completion held back by IECTL.IM, sent by the unmasking write: IECTL as that write left it (0). */
+    uint32_t v2;
+    memset(m + 0x1000, 0, 0x3000);
+    check(fic_create_vtd(c, NULL, NULL, &region, 1, &v2) == 0, "live: a second VT-d unit over the same memfd");
+    fic_set_event_handler(c, live_keep, NULL);
+    fic_reg_write(c, v2, 0x90, 8, 0x80001000, NULL, NULL); /* IQA */
+    fic_reg_write(c, v2, 0xA4, 4, 0x66, NULL, NULL);       /* IEDATA */
+    fic_reg_write(c, v2, 0xA8, 4, 0xFEE03000, NULL, NULL); /* IEADDR; IECTL stays masked */
+    fic_reg_write(c, v2, 0x18, 4, 1u << 26, NULL, NULL);   /* GCMD.QIE */
+    put64(m + 0x1000, 0x5 | (1u << 4) | (1u << 5) | (5ull << 32)); /* wait: IF, SW, status 5 */
+    put64(m + 0x1008, 0x80003000);
+    live_count = 0;
+    fic_reg_write(c, v2, 0x88, 8, 0x10, &sent_events, NULL);
+    uint64_t iectl = 0;
+    fic_reg_read(c, v2, 0xA0, 4, &iectl);
+    check(sent_events == 0 && live_count == 0 && iectl == 0xC0000000u && get32(m + 0x3000) == 5,
+          "live: a wait with IF under IECTL.IM: status written, IECTL = IM | IP, no event");
+    fic_reg_write(c, v2, 0xA0, 4, 0, &sent_events, NULL);
+    fic_reg_read(c, v2, 0xA0, 4, &iectl);
+    check(sent_events == 1 && live_count == 1 && live_events[0].type == FIC_EVENT_VTD_COMPLETION && live_events[0].data == 0x66 &&
+              live_events[0].b == 0 && iectl == 0,
+          "live: unmasking IECTL sends the completion event, carrying IECTL as the write left it (0)");
+    fic_set_event_handler(c, NULL, NULL);
+    fic_destroy(c, v2);
     check(fic_reg_write(c, e, 0x88, 4, 0, NULL, NULL) == FIC_E_WRONG_KIND, "live: REG_WRITE on an engine unit: WRONG_KIND");
     uint8_t bad_create[24 + 16 + 24];
     memset(bad_create, 0, sizeof bad_create);
