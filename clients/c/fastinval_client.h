@@ -20,8 +20,10 @@
  *   - a negative errno, for what happened on this side of the socket:
  *       -EINVAL      an argument is wrong (NULL pointer, count out of range, a region without a file descriptor...);
  *                    nothing was sent.
- *       -EMSGSIZE    the request would be larger than the server's max_frame_bytes (nothing was sent), or a frame
- *                    from the server is longer than fic_options.max_reply_bytes (the connection is then broken).
+ *       -EMSGSIZE    the request would be larger than the server's max_frame_bytes, or its reply (LOOKUP,
+ *                    IOMMUFD_IOCTL) larger than fic_options.max_reply_bytes (nothing was sent); or a frame from the
+ *                    server is longer than max_reply_bytes (refused before anything is allocated for it; the
+ *                    connection is then broken).
  *       -ENOMEM      an allocation failed; nothing was sent.
  *       -EPROTO      the server sent a frame that breaks the protocol: a length below 16, a reply of another type
  *                    or request id, a payload shorter than its type and counts say, counts or status bytes out of
@@ -39,7 +41,8 @@
  *     its `detail` (the offset of the bad field, a limit, ...) and the request type. The connection goes on, except
  *     after FIC_E_FRAME_TOO_LARGE, FIC_E_BAD_LENGTH and FIC_E_CONNECTION_LIMIT (a FRAME_ERROR reply: the server
  *     closes the connection and this client marks it broken). FIC_ERROR_BASE is above every errno value, so the
- *     two kinds never collide: FIC_IS_PROTOCOL_ERROR(rc) tells them apart.
+ *     two kinds never collide: FIC_IS_PROTOCOL_ERROR(rc) tells them apart. A status code this client does not know
+ *     (a later version's) is a typed error too.
  *
  *   fic_strerror() names any of these values.
  *
@@ -65,9 +68,8 @@
  *   fic_options.event_queue_capacity; further ones are counted in fic_events_dropped) for fic_poll_event. An event
  *   frame is checked like a reply: its length, status 0, request id 0, the unit of the register write that caused it,
  *   a type that unit's kind raises, its delivery value, and the write's reply counting exactly the events received
- *   (anything else is -EPROTO). Event
- *   types this client does not know (0x4000-0x7FFE) are skipped by their length, as the protocol says, and counted
- *   in fic_unknown_events.
+ *   (anything else is -EPROTO). Event types this client does not know (0x4000-0x7FFE) are skipped by their length,
+ *   as the protocol says, and counted in fic_unknown_events.
  *
  * Requests are sent one at a time, with no pipelining; integers on the wire are little-endian whatever the host's
  * byte order (this client encodes every field itself).
@@ -229,7 +231,8 @@ int fic_attach_fd(int fd, const struct fic_options *options, struct fic_client *
  * fic_hello - sends HELLO offering version @major.@minor and fills @limits (may be NULL) with the reply. fic_connect
  * does this; call it only after FIC_CONNECT_NO_HELLO. A second HELLO is FIC_E_HELLO_STATE; a major the server does
  * not speak FIC_E_VERSION (fic_last_error's detail is the server's major). A reply with another major, a minor above
- * the offer, or shorter than the agreed version's layout is -EPROTO.
+ * the offer, shorter than the agreed version's layout, or with max_frame_bytes < 24, max_outstanding_requests 0 or
+ * max_connections 0 is -EPROTO.
  */
 int fic_hello(struct fic_client *client, uint16_t major, uint16_t minor, struct fic_limits *limits);
 
@@ -467,7 +470,8 @@ struct fic_server_stats {
     uint64_t error_replies;
 };
 
-/* fic_unit_stats / fic_server_stats - STATS of a unit / of the server (unit id 0). */
+/* fic_unit_stats / fic_server_stats - STATS of a unit / of the server (unit id 0). A unit reply counting more entries
+ * than a cache's capacity, or a server reply with 0 connections (this one is one), is -EPROTO. */
 int fic_unit_stats(struct fic_client *client, uint32_t unit, struct fic_unit_stats *out);
 int fic_server_stats(struct fic_client *client, struct fic_server_stats *out);
 
