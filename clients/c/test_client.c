@@ -263,6 +263,20 @@ static void test_hello(void)
         close(f.peer);
     }
 
+    /* Limits no server can have: max_outstanding_requests 0, then max_frame_bytes 16. */
+    for (int i = 0; i < 2; i++) {
+        socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+        f.peer = sv[1];
+        hello_payload(q, 1, i == 0 ? 1u << 20 : 16);
+        if (i == 0) put32(q + 12, 0);
+        serve(&f, FIC_HELLO | FIC_REPLY_BIT, 0, 1, 0, q, 40);
+        f.c = NULL;
+        rc = fic_attach_fd(sv[0], NULL, &f.c);
+        check(rc == -EPROTO && f.c == NULL, i == 0 ? "fake: a HELLO reply with max_outstanding_requests 0 is -EPROTO"
+                                                   : "fake: a HELLO reply with max_frame_bytes 16 is -EPROTO");
+        close(f.peer);
+    }
+
     /* VERSION, and a CONNECTION_LIMIT FRAME_ERROR sent unasked. */
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     f.peer = sv[1];
