@@ -27,7 +27,7 @@ if [ ! -f "$tree/usr/include/linux/iommufd.h" ]; then
   make -C "$tree" -s headers >/dev/null || { echo "make headers failed"; exit 2; }
 fi
 gcc -Wall -O2 -Wno-unused-function -D_GNU_SOURCE -isystem "$tree/usr/include" -I "$tree/tools/testing/selftests" \
-  -I "$tree/tools/include" "$src" -lpthread -o "$out/iommufd" || { echo "iommufd.c did not build"; exit 2; }
+  -I "$tree/tools/include" "$src" -lpthread -lcap -o "$out/iommufd" || { echo "iommufd.c did not build"; exit 2; }
 echo "built $out/iommufd from $(git -C "$tree" describe --tags --always 2>/dev/null || echo "$tree")"
 
 tests=("$@")
