@@ -130,17 +130,36 @@ public class FaultQueueTests
     }
 
     [Fact]
-    public void TriggerIopf_DeviceWithoutFaultCapableHwptOrWithPasid_DroppedAndZero_UnknownDeviceEnoent()
+    public void TriggerIopf_DeviceWithoutFaultCapableHwpt_DroppedAndZero_UnknownDeviceEnoent()
     {
         using var u = new Ufd();
         (uint stdev, uint dev, uint parent, uint fault, _, _) = Setup(u);
-        Assert.Equal(0, Trigger(u, dev, pasid: 5));              // PASID attachments are not modelled: dropped
         Assert.Equal(0, u.MockDomainReplace(stdev, parent));
         Assert.Equal(0, Trigger(u, dev));                        // the parent has no fault queue: dropped
+        Assert.Equal(0, Trigger(u, dev, pasid: 5));              // nor a PASID request (the RID's HWPT is not nested)
         Assert.True(u.Fd.TryGetFaultCounts(fault, out int queued, out _));
         Assert.Equal(0, queued);
         Assert.Equal(-Errno.ENOENT, Trigger(u, 0));
         Assert.Equal(-Errno.ENOENT, Trigger(u, fault));
+    }
+
+    [Fact]
+    public void TriggerIopf_WithPasid_GoesToTheNestedHwptOnTheRid_FlaggedPasidValid()
+    {
+        // The mock driver keeps the PASID table in user space: a request with a PASID that has no PASID attachment of
+        // its own is handled by the nested HWPT attached to the RID, and its record says PASID_VALID | LAST_PAGE.
+        using var u = new Ufd();
+        (_, uint dev, _, uint fault, _, _) = Setup(u);
+        Assert.Equal(0, Trigger(u, dev, pasid: 1, grpid: 7));
+        byte[] record = new byte[Iommufd.PageFaultRecordSize];
+        Assert.Equal(40, u.Fd.ReadFaults(fault, record));
+        Assert.Equal(3u, Ufd.U32(record, 0));                   // IOMMU_PGFAULT_FLAGS_PASID_VALID | LAST_PAGE
+        Assert.Equal(dev, Ufd.U32(record, 4));
+        Assert.Equal(1u, Ufd.U32(record, 8));
+        Assert.Equal(7u, Ufd.U32(record, 12));
+        Assert.Equal(8, u.Fd.WriteFaultResponses(fault, Response(Ufd.U32(record, 36), 0)));
+        Assert.True(u.Fd.TryGetFaultCounts(fault, out int queued, out int awaiting));
+        Assert.Equal((0, 0), (queued, awaiting));
     }
 
     [Fact]
