@@ -163,6 +163,29 @@ public class FaultQueueTests
     }
 
     [Fact]
+    public void TriggerIopf_VtdDevice_OnlyARequestWithoutPasidReachesTheNestedHwptsQueue()
+    {
+        // VT-d keeps the PASID table in the host: a request with a PASID that has no PASID attachment finds no handler.
+        using var u = new Ufd();
+        Assert.Equal(0, u.IoasAlloc(out uint ioas));
+        uint dev = u.Fd.AddDevice(IommuKind.IntelVtd, 0x10, ats: false);
+        Assert.Equal(0, u.HwptAlloc(dev, ioas, (uint)HwptAllocFlags.NestParent, out uint parent));
+        Assert.Equal(0, AllocFault(u, out uint fault, out _));
+        byte[] s1 = new byte[24];
+        BinaryPrimitives.WriteUInt64LittleEndian(s1.AsSpan(8), 0x1000_0000);
+        BinaryPrimitives.WriteUInt32LittleEndian(s1.AsSpan(16), 48);
+        Assert.Equal(0, u.HwptAlloc(dev, parent, (uint)HwptAllocFlags.FaultIdValid, out uint nested, HwptDataType.VtdS1,
+            u.Map(s1), 24, fault));
+        Assert.Equal(0, u.Fd.AttachDevice(dev, nested));
+        Assert.Equal(0, Trigger(u, dev, pasid: 1));
+        Assert.True(u.Fd.TryGetFaultCounts(fault, out int queued, out _));
+        Assert.Equal(0, queued);
+        Assert.Equal(0, Trigger(u, dev));
+        Assert.True(u.Fd.TryGetFaultCounts(fault, out queued, out _));
+        Assert.Equal(1, queued);
+    }
+
+    [Fact]
     public void Close_AnswersPendingFaults_DestroyBusyUntilFileAndHwptLetGo()
     {
         using var u = new Ufd();
