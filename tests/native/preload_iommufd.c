@@ -267,6 +267,7 @@ static void fault_queue(int fd, uint32_t stdev, uint32_t dev, uint32_t parent, u
     CHECK_EQ(fault.__reserved, 0);
     CHECK_EQ(fault.addr, 0xdeadbeaf);
     CHECK_EQ(fault.length, 0);
+    CHECK_EQ(fault.cookie, 1); /* cookies are allocated from 1 */
     CHECK_EQ(read(ffd, &fault, sizeof fault), 0);
 
     struct iommu_hwpt_page_response resp = { .cookie = fault.cookie + 1, .code = IOMMUFD_PAGE_RESP_SUCCESS };

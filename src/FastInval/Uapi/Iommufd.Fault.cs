@@ -111,7 +111,7 @@ public sealed partial class Iommufd
     /// read(2) on the descriptor of fault object <paramref name="faultId"/>: <paramref name="buffer"/>'s length must be a
     /// multiple of 40 (else -ESPIPE, as the kernel answers); as many queued faults as fit are written as
     /// <c>struct iommu_hwpt_pgfault</c> records (flags, dev_id, pasid, grpid, perm, addr, length 0, and a cookie, the
-    /// lowest free one from 0, that the response names) and move to the awaiting-response list. Returns the bytes
+    /// lowest free one from 1, that the response names) and move to the awaiting-response list. Returns the bytes
     /// written (0 when nothing is queued: the file never blocks), or -EBADF when the id names no fault object with an
     /// open descriptor.
     /// </summary>
@@ -351,10 +351,11 @@ internal sealed class FaultObject : IommufdObject
 
     public override IommufdObjectType Type => IommufdObjectType.Fault;
 
-    /// <summary>The lowest cookie not awaiting a response (xa_alloc).</summary>
+    /// <summary>The lowest cookie from 1 not awaiting a response: the kernel allocates cookies in an xarray made with
+    /// XA_FLAGS_ALLOC1, so 0 is never one.</summary>
     public uint NextCookie()
     {
-        uint cookie = 0;
+        uint cookie = 1;
         while (AwaitingResponse.ContainsKey(cookie))
         {
             cookie++;

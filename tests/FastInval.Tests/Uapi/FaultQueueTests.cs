@@ -130,6 +130,27 @@ public class FaultQueueTests
     }
 
     [Fact]
+    public void Cookies_AreTheLowestFreeFromOne_AndAnAnsweredOneIsReused()
+    {
+        using var u = new Ufd();
+        (_, uint dev, _, uint fault, _, _) = Setup(u);
+        for (uint i = 0; i < 3; i++)
+        {
+            Assert.Equal(0, Trigger(u, dev, grpid: i));
+        }
+
+        byte[] three = new byte[120];
+        Assert.Equal(120, u.Fd.ReadFaults(fault, three));
+        Assert.Equal((1u, 2u, 3u), (Ufd.U32(three, 36), Ufd.U32(three, 76), Ufd.U32(three, 116)));
+        Assert.Equal(-Errno.EINVAL, u.Fd.WriteFaultResponses(fault, Response(0, 0))); // 0 is never a cookie
+        Assert.Equal(8, u.Fd.WriteFaultResponses(fault, Response(2, 0)));
+        Assert.Equal(0, Trigger(u, dev, grpid: 9));
+        byte[] one = new byte[40];
+        Assert.Equal(40, u.Fd.ReadFaults(fault, one));
+        Assert.Equal((9u, 2u), (Ufd.U32(one, 12), Ufd.U32(one, 36)));
+    }
+
+    [Fact]
     public void TriggerIopf_DeviceWithoutFaultCapableHwpt_DroppedAndZero_UnknownDeviceEnoent()
     {
         using var u = new Ufd();
