@@ -89,7 +89,9 @@ public static class AmdViGenerators
         (4, Pick(Devices).Select(AmdViCommand.InvalidateDevTabEntry)),
         (3, Pick(Devices).Select(AmdViCommand.InvalidateInterruptTable)),
         (2, Gen.Constant(AmdViCommand.InvalidateIommuAll())),
-        (1, from op in Pick(Others) from a in U64 from b in U64
+        (1, from op in Pick(Others)
+            from a in U64
+            from b in U64
             select new AmdViCommand(((ulong)op << 60) | (a & 0x0FFF_FFFF_FFFF_FFFFUL), b)));
 
     private static Gen<AmdViCommand> Command => Gen.Frequency(
@@ -145,7 +147,9 @@ public static class AmdViGenerators
         (1, from t in Gen.Choose(0, 4) select (QueueStep)new QueueWrite(EventLogTail, (ulong)t * 16, 4)),
         (1, from len in Pick(8, 8, 9, 3) select (QueueStep)new QueueWrite(CommandBufferBase, AmdViDifferential.BufferRegion | ((ulong)len << 56), 8)),
         (1, from len in Pick(8, 8, 0, 9) select (QueueStep)new QueueWrite(EventLogBase, AmdViDifferential.EventRegion | ((ulong)len << 56), 8)),
-        (1, from off in Gen.Choose(0, 0x1000) from v in U64 from size in Pick(1, 2, 4, 8)
+        (1, from off in Gen.Choose(0, 0x1000)
+            from v in U64
+            from size in Pick(1, 2, 4, 8)
             select (QueueStep)new QueueWrite((uint)((off & 0x7FF) * 4) | (uint)((off & 0x800) << 2), v, size)));
 
     private static Gen<QueueStep> Step => Gen.Frequency(
