@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# CI smoke run: every fuzz target under AFL++ for a short time (default 35 s each; 6 targets + one build stay under 5 min), one instrumented build shared by all.
+# CI smoke run: every fuzz target (every folder of fuzz/FastInval.Fuzz/Corpora, AmdViQueue included) under AFL++ for a short
+# time (default 30 s each; 8 targets + one build stay under 5 min), one instrumented build shared by all.
 # Prints "fuzz <target>: ok|FAIL" per target and exits non-zero if any target crashed or failed to run.
 set -uo pipefail
-SECS=${1:-35}
+SECS=${1:-30}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 status=0

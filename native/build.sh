@@ -2,7 +2,8 @@
 # Builds the C ABI into artifacts/native/: libfastinval.so (NativeAOT), fastinval.h, libiommufd-preload.so (the user-space
 # /dev/iommu, native/preload), the C tests (tests/native) and the C examples (examples/c) as executables under
 # artifacts/native/tests and artifacts/native/examples. Programs named preload_*.c are plain iommufd programs: they are
-# built without libfastinval.so and run under LD_PRELOAD=libiommufd-preload.so. Run native/test.sh after.
+# built without libfastinval.so and run under LD_PRELOAD=libiommufd-preload.so. Also builds the C client of
+# `fastinval serve` (clients/c/build.sh: artifacts/clients/c). Run native/test.sh after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=artifacts/native
@@ -59,3 +60,6 @@ for src in examples/c/*.c; do
   esac
 done
 echo "built: $(ls "$out/tests" | tr '\n' ' ')| examples: $(ls "$out/examples" | tr '\n' ' ')"
+
+# The C client of `fastinval serve` (clients/c): libc only, built with the same warnings into artifacts/clients/c.
+bash clients/c/build.sh

@@ -26,8 +26,12 @@ if [ ! -f "$tree/usr/include/linux/iommufd.h" ]; then
   echo "exporting the tree's uapi headers (make headers)"
   make -C "$tree" -s headers >/dev/null || { echo "make headers failed"; exit 2; }
 fi
+[ -f "$tree/usr/include/linux/vfio.h" ] ||
+  echo "note: $tree/usr/include has no linux/vfio.h (used by the VFIO-compatibility tests only): the system's is used"
+echo '#include <sys/capability.h>' | gcc -E -x c - >/dev/null 2>&1 ||
+  { echo "no <sys/capability.h>: the selftest links libcap (apt-get install libcap-dev)"; exit 2; }
 gcc -Wall -O2 -Wno-unused-function -D_GNU_SOURCE -isystem "$tree/usr/include" -I "$tree/tools/testing/selftests" \
-  -I "$tree/tools/include" "$src" -lpthread -o "$out/iommufd" || { echo "iommufd.c did not build"; exit 2; }
+  -I "$tree/tools/include" "$src" -lpthread -lcap -o "$out/iommufd" || { echo "iommufd.c did not build"; exit 2; }
 echo "built $out/iommufd from $(git -C "$tree" describe --tags --always 2>/dev/null || echo "$tree")"
 
 tests=("$@")

@@ -13,7 +13,8 @@ internal sealed class DemoSettings
 /// The embedded demo: a host with a VT-d-like IOMMU serves one guest with three devices. The guest maps memory, DMA
 /// lookups hit, then the guest unmaps memory in several ways (page ranges, a PASID, a whole domain, device TLBs), one
 /// device times out and is retried; a second guest's VMM forwards an invalidation array with a bad entry to iommufd; a
-/// third guest drives a VT-d invalidation queue through a device time-out and its recovery; and a timing section measures the engine over a 1M-entry IOTLB.
+/// third guest drives a VT-d invalidation queue through a device time-out and its recovery; a fourth drives an AMD-Vi
+/// command buffer through an illegal command and its recovery; and a timing section measures the engine over a 1M-entry IOTLB.
 /// </summary>
 /// <remarks>Only the engine's public API is used: this is also an example of how a VMM drives it.</remarks>
 internal static partial class Demo
@@ -30,6 +31,7 @@ internal static partial class Demo
         RunScenario(output, checks);
         RunIommufdStep(output, checks, step: 8);
         RunVtdQueueStep(output, checks, step: 9);
+        RunAmdViQueueStep(output, checks, step: 10);
         RunTimings(output, checks, settings);
         total.Stop();
         output.WriteLine();

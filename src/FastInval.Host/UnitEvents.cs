@@ -132,14 +132,20 @@ internal sealed class UnitEvents
         if (completion)
         {
             Write(MessageType.EventVtdCompletion, address, data, ProtocolConstants.DeliveryMsi,
-                (uint)v.ReadRegister(VtdRegisters.Ics, 4), (uint)v.ReadRegister(VtdRegisters.Iectl, 4), 0);
+                (uint)v.ReadRegister(VtdRegisters.Ics, 4), Control(v, VtdRegisters.Iectl), 0);
         }
         else
         {
             Write(MessageType.EventVtdFault, address, data, ProtocolConstants.DeliveryMsi,
-                (uint)v.ReadRegister(VtdRegisters.Fsts, 4), (uint)v.ReadRegister(VtdRegisters.Fectl, 4), v.ReadRegister(VtdRegisters.Iqercd, 8));
+                (uint)v.ReadRegister(VtdRegisters.Fsts, 4), Control(v, VtdRegisters.Fectl), v.ReadRegister(VtdRegisters.Iqercd, 8));
         }
     }
+
+    /// <summary>IECTL or FECTL as it is when the message goes out. During a write to that register itself the unit sends
+    /// the pending message before it stores the new value, so a read would still give the old IM | IP; the register is
+    /// then what the write leaves: the written IM (0, or no message would be sent) and IP cleared by the sending.</summary>
+    private uint Control(VtdIommu v, uint register) =>
+        _offset == register ? (uint)_value & VtdRegisters.InterruptMask : (uint)v.ReadRegister(register, 4);
 
     private void OnSmmuMsi(ulong address, uint data)
     {

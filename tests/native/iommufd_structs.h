@@ -69,6 +69,7 @@ struct iommu_test_cmd {
 #define IOMMU_TEST_OP_TRIGGER_IOPF 15u
 #define MOCK_FLAGS_DEVICE_NO_DIRTY (1u << 0)
 #define MOCK_FLAGS_DEVICE_PASID (1u << 2)
+#define IOMMU_PGFAULT_FLAGS_PASID_VALID (1u << 0)
 #define IOMMU_PGFAULT_FLAGS_LAST_PAGE (1u << 1)
 #define IOMMU_PGFAULT_PERM_READ (1u << 0)
 #define IOMMU_PGFAULT_PERM_WRITE (1u << 1)

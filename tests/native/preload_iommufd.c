@@ -267,6 +267,7 @@ static void fault_queue(int fd, uint32_t stdev, uint32_t dev, uint32_t parent, u
     CHECK_EQ(fault.__reserved, 0);
     CHECK_EQ(fault.addr, 0xdeadbeaf);
     CHECK_EQ(fault.length, 0);
+    CHECK_EQ(fault.cookie, 1); /* cookies are allocated from 1 */
     CHECK_EQ(read(ffd, &fault, sizeof fault), 0);
 
     struct iommu_hwpt_page_response resp = { .cookie = fault.cookie + 1, .code = IOMMUFD_PAGE_RESP_SUCCESS };
@@ -279,8 +280,21 @@ static void fault_queue(int fd, uint32_t stdev, uint32_t dev, uint32_t parent, u
     CHECK_EQ(write(ffd, &resp, sizeof resp), 8);
     EXPECT_ERRNO(EINVAL, write(ffd, &resp, sizeof resp)); /* answered already */
 
-    /* A device attached to a HWPT without a fault queue: the fault is dropped, the op still succeeds. */
+    /* A request with a PASID and no PASID attachment: the mock IOMMU keeps the PASID table in user space, so the nested
+     * HWPT on the RID takes it, and the record says PASID_VALID. */
+    trig.trigger_iopf.pasid = 1;
+    CHECK_EQ(ioctl(fd, IOMMU_TEST_CMD, &trig), 0);
+    CHECK_EQ(read(ffd, &fault, sizeof fault), 40);
+    CHECK_EQ(fault.flags, IOMMU_PGFAULT_FLAGS_PASID_VALID | IOMMU_PGFAULT_FLAGS_LAST_PAGE);
+    CHECK_EQ(fault.pasid, 1);
+    resp.cookie = fault.cookie;
+    CHECK_EQ(write(ffd, &resp, sizeof resp), 8);
+
+    /* A device attached to a HWPT without a fault queue: the fault is dropped, the op still succeeds; a PASID request
+     * is dropped too when the RID's HWPT is not a nested one. */
     CHECK_EQ(replace(fd, stdev, parent), 0);
+    CHECK_EQ(ioctl(fd, IOMMU_TEST_CMD, &trig), 0);
+    trig.trigger_iopf.pasid = 0;
     CHECK_EQ(ioctl(fd, IOMMU_TEST_CMD, &trig), 0);
     CHECK_EQ(read(ffd, &fault, sizeof fault), 0);
     trig.trigger_iopf.dev_id = 0;

@@ -55,7 +55,7 @@ internal static class CiGate
     [
         nameof(TagFlushBenchmarks), nameof(PageInvalidationBenchmarks), nameof(LookupBenchmarks), nameof(FillBenchmarks),
         nameof(BatchBenchmarks), nameof(IommufdInvalidateBenchmarks), nameof(VtdQueueBenchmarks), nameof(SmmuQueueBenchmarks),
-        nameof(NotifierBenchmarks),
+        nameof(AmdViQueueBenchmarks), nameof(NotifierBenchmarks),
     ];
 
     /// <summary>Classes whose rows are gated on allocations only. The iommufd class's QEMU-style row (1,024 heap-allocating
@@ -178,7 +178,7 @@ internal static class CiGate
         {
             bool keep = (type, p.Name, p.Value) switch
             {
-                (_, "Entries", int n) when type is nameof(IommufdInvalidateBenchmarks) or nameof(VtdQueueBenchmarks) => n == 1 << 10,
+                (_, "Entries", int n) when type is nameof(IommufdInvalidateBenchmarks) or nameof(VtdQueueBenchmarks) or nameof(AmdViQueueBenchmarks) => n == 1 << 10,
                 (nameof(SmmuQueueBenchmarks), "Entries", int n) => n == 1 << 8,
                 (_, "Entries", int n) => n == Sizes.Gate,
                 (_, "Scope", FlushScope s) => s == FlushScope.Domain,

@@ -30,6 +30,7 @@ internal sealed class Verify
         v.IommufdInvalidate();
         v.VtdQueue();
         v.SmmuQueue();
+        v.AmdViQueue();
         v.Unmap();
         v.MemoryBandwidth();
         Console.WriteLine($"{v._passed} passed, {v._failed} failed");
@@ -296,6 +297,32 @@ internal sealed class Verify
             Equal(b.Unit.ReadRegister(FastInval.Smmu.SmmuRegisters.CmdqProd, 4), cons, $"SmmuQueue {entries}: FastInval queue drained without error");
             Equal(entries, b.Unit.Engine.Iotlb.Count, $"SmmuQueue {entries}: FastInval background stays");
             Equal(entries, b.Qemu!.Count, $"SmmuQueue {entries}: QEMU-style background stays");
+            b.Cleanup();
+        }
+    }
+
+    private void AmdViQueue()
+    {
+        foreach (int entries in new[] { 1 << 10, 1 << 16 })
+        {
+            var b = new AmdViQueueBenchmarks { Entries = entries };
+            b.SetupFastInval();
+            b.SetupQemuStyle();
+            for (int i = 0; i < 5; i++) // the fourth round wraps the 256-entry buffer
+            {
+                Equal(AmdViQueueBenchmarks.BatchSize, b.FastInval(), $"AmdViQueue {entries} FastInval op {i} removes the refilled pages");
+                Equal(AmdViQueueBenchmarks.BatchSize, b.QemuStyle(), $"AmdViQueue {entries} QEMU-style op {i} removes the refilled pages");
+            }
+
+            ulong end = (ulong)(5 * AmdViQueueBenchmarks.Commands % 256 * 16);
+            Equal(end, b.Unit!.ReadRegister(global::FastInval.AmdVi.AmdViRegisters.CommandBufferHead, 8), $"AmdViQueue {entries}: FastInval head at the tail");
+            Check((b.Unit.ReadRegister(global::FastInval.AmdVi.AmdViRegisters.Status, 8) & global::FastInval.AmdVi.AmdViRegisters.StatusCmdBufRun) != 0,
+                $"AmdViQueue {entries}: FastInval buffer still running (no error)");
+            Equal(end, b.Buffer!.Head, $"AmdViQueue {entries}: QEMU-style head at the tail");
+            Equal(0, b.Buffer.IllegalLogged, $"AmdViQueue {entries}: QEMU-style logged no illegal command");
+            Equal((5UL, 5UL), (b.FastSemaphore, b.QemuSemaphore), $"AmdViQueue {entries}: the completion waits stored their sequence numbers");
+            Equal(entries, b.Unit.Engine.Iotlb.Count, $"AmdViQueue {entries}: FastInval background stays");
+            Equal(entries, b.Qemu!.Count, $"AmdViQueue {entries}: QEMU-style background stays");
             b.Cleanup();
         }
     }

@@ -1,4 +1,5 @@
 using FastInval.Internals;
+using FastInval.Queues;
 using static FastInval.AmdVi.AmdViRegisters;
 
 namespace FastInval.AmdVi;
@@ -50,23 +51,20 @@ namespace FastInval.AmdVi;
 /// ILLEGAL_COMMAND_ERROR with the head on it.</para>
 /// <para><b>Threading.</b> One caller at a time (the VMM's MMIO path holds a lock per unit); cache lookups on
 /// <see cref="Engine"/> may run on other threads. <b>Allocation.</b> None per register access or command.</para>
+/// <para><b>Structure.</b> The fetch under the fault plan, the batch, the status check, the re-entrancy guard and the
+/// engine's ownership are the queue core VT-d and SMMUv3 run on; this type keeps the registers, the decoder's outcomes and
+/// the event log.</para>
 /// </remarks>
 public sealed class AmdViIommu : IDisposable
 {
-    private const int BatchCapacity = 256;
     private const int EntrySize = AmdViCommandLayout.Size;
 
     private readonly GuestAddressSpace _memory;
-    private readonly InvalidationEngine _engine;
-    private readonly bool _ownsEngine;
+    private readonly QueueCore _core;
     private readonly Action? _interrupt;
     private readonly AmdViCapabilities _caps;
     private readonly ulong _efr;
-    private readonly InvalidationDescriptor[] _batch = new InvalidationDescriptor[BatchCapacity];
-    private readonly InvalidationStatus[] _statuses = new InvalidationStatus[BatchCapacity];
-    private readonly ulong[] _indices = new ulong[BatchCapacity];        // head slot of each batch entry, for the notifiers
-    private readonly ulong[] _commandAddresses = new ulong[BatchCapacity]; // for IOTLB_INV_TIMEOUT
-    private int _batchCount;
+    private readonly ulong[] _commandAddresses = new ulong[QueueCore.BatchCapacity]; // of each batch slot, for IOTLB_INV_TIMEOUT
 
     private ulong _deviceTableBase;
     private ulong _commandBase;
@@ -81,10 +79,6 @@ public sealed class AmdViIommu : IDisposable
     private ulong _status; // RW1C bits only; the run bits are computed
     private bool _stopped;
     private bool _internalFailed;
-    private ulong _internalErrors;
-    private ulong _fetches;
-    private bool _processing;
-    private bool _disposed;
 
     /// <summary>Creates a unit over <paramref name="memory"/> (where the command buffer, the event log and the
     /// completion-wait stores live).</summary>
@@ -125,25 +119,11 @@ public sealed class AmdViIommu : IDisposable
     {
         ArgumentNullException.ThrowIfNull(memory);
         options ??= new AmdViOptions();
-        if (engine is not null && (options.Engine is not null || options.FaultPlan is not null))
-        {
-            ThrowHelper.Argument(nameof(options), "with a caller's engine, AmdViOptions.Engine and AmdViOptions.FaultPlan must be null (the engine has its own)");
-        }
-
+        _core = new QueueCore(engine, options.Engine, options.FaultPlan, InvalidationSource.AmdViCommandBuffer, nameof(AmdViOptions));
         _memory = memory;
         _interrupt = options.Interrupt;
         _caps = new AmdViCapabilities(options);
         _efr = BuildExtendedFeatures(options);
-        if (engine is null)
-        {
-            EngineOptions engineOptions = options.Engine ?? new EngineOptions();
-            _engine = new InvalidationEngine(engineOptions) { FaultPlan = options.FaultPlan ?? engineOptions.FaultPlan };
-            _ownsEngine = true;
-        }
-        else
-        {
-            _engine = engine;
-        }
     }
 
     /// <summary>The unit's caches and executor: the host fills and looks up <see cref="InvalidationEngine.Iotlb"/>
@@ -159,8 +139,8 @@ public sealed class AmdViIommu : IDisposable
     {
         get
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return _engine;
+            _core.ThrowIfDisposed(this);
+            return _core.Engine;
         }
     }
 
@@ -170,8 +150,8 @@ public sealed class AmdViIommu : IDisposable
     {
         get
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return _fetches;
+            _core.ThrowIfDisposed(this);
+            return _core.Fetches;
         }
     }
 
@@ -183,13 +163,17 @@ public sealed class AmdViIommu : IDisposable
     {
         get
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return _internalErrors;
+            _core.ThrowIfDisposed(this);
+            return _core.InternalErrors;
         }
     }
 
     /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
-    internal BatchHook? TestBatchHook { get; set; }
+    internal BatchHook? TestBatchHook
+    {
+        get => _core.TestHook;
+        set => _core.TestHook = value;
+    }
 
     private bool CommandBufferEnabled => (_control & (ControlIommuEn | ControlCmdBufEn)) == (ControlIommuEn | ControlCmdBufEn);
 
@@ -208,14 +192,14 @@ public sealed class AmdViIommu : IDisposable
     /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public ulong ReadRegister(uint offset, int size)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (offset >= WindowSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
+        _core.ThrowIfDisposed(this);
+        if (!RegisterAccess.IsValid(offset, size, WindowSize))
         {
             return 0;
         }
 
         ulong value = Read64(offset & ~7u);
-        return size == 8 ? value : (uint)(value >> ((int)(offset & 4) * 8));
+        return size == 8 ? value : RegisterAccess.Half(value, offset);
     }
 
     /// <summary>Writes a register (4 or 8 bytes, naturally aligned); anything else is ignored. A write that lets the
@@ -223,8 +207,8 @@ public sealed class AmdViIommu : IDisposable
     /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public void WriteRegister(uint offset, ulong value, int size)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (offset >= WindowSize || (size != 4 && size != 8) || (offset & (uint)(size - 1)) != 0)
+        _core.ThrowIfDisposed(this);
+        if (!RegisterAccess.IsValid(offset, size, WindowSize))
         {
             return;
         }
@@ -232,15 +216,10 @@ public sealed class AmdViIommu : IDisposable
         uint aligned = offset & ~7u;
         if (size == 4)
         {
-            if (aligned == Status)
-            {
-                value = (offset & 4) == 0 ? (uint)value : 0; // write-1-to-clear: the other half writes zeros
-            }
-            else
-            {
-                ulong old = Read64(aligned);
-                value = (offset & 4) == 0 ? (old & 0xFFFF_FFFF_0000_0000UL) | (uint)value : (old & 0xFFFF_FFFFUL) | (value << 32);
-            }
+            bool low = (offset & 4) == 0;
+            value = aligned == Status
+                ? (low ? (uint)value : 0)                                  // write-1-to-clear: the other half writes zeros
+                : RegisterAccess.Merge(Read64(aligned), (uint)value, low);
         }
 
         Write64(aligned, value);
@@ -333,15 +312,14 @@ public sealed class AmdViIommu : IDisposable
     /// <summary>Processes commands while the buffer runs and is not empty.</summary>
     private void Process()
     {
-        if (_processing)
+        if (!_core.TryEnter())
         {
-            return;
+            return; // a register write from inside an interrupt callback: the running loop re-reads the registers
         }
 
-        _processing = true;
         try
         {
-            while (!_disposed && CommandBufferRunning && _commandHead != _commandTail)
+            while (!_core.IsDisposed && CommandBufferRunning && _commandHead != _commandTail)
             {
                 Step();
             }
@@ -350,12 +328,8 @@ public sealed class AmdViIommu : IDisposable
         }
         finally
         {
-            _processing = false;
             Flush(); // a guest-memory callback threw: what was fetched is still executed
-            if (_disposed && _ownsEngine)
-            {
-                _engine.Dispose(); // disposed from a callback: the engine outlived the loop that was using it
-            }
+            _core.Exit(); // disposed from a callback: the unit's own engine is disposed now
         }
     }
 
@@ -365,17 +339,14 @@ public sealed class AmdViIommu : IDisposable
         ulong bufferBytes = RingBytes(_commandBase);
         ulong address = (_commandBase & RingBaseAddressMask) + _commandHead;
         Span<byte> bytes = stackalloc byte[EntrySize];
-        ulong ordinal = _fetches++;
-        if (_engine.FaultPlan.DecideFetchFails(ordinal, address))
+        switch (_core.Fetch(_memory, address, bytes))
         {
-            Stop(AmdViEvent.CommandHardwareError(AmdViHardwareErrorType.DataError, address));
-            return;
-        }
-
-        if (!_memory.TryRead(address, bytes))
-        {
-            Stop(AmdViEvent.CommandHardwareError(AmdViHardwareErrorType.MasterAbort, address));
-            return;
+            case QueueFetch.Planned:
+                Stop(AmdViEvent.CommandHardwareError(AmdViHardwareErrorType.DataError, address));
+                return;
+            case QueueFetch.Unmapped:
+                Stop(AmdViEvent.CommandHardwareError(AmdViHardwareErrorType.MasterAbort, address));
+                return;
         }
 
         AmdViCommand command = AmdViCommand.Read(bytes);
@@ -383,17 +354,15 @@ public sealed class AmdViIommu : IDisposable
         switch (AmdViCommandDecoder.Decode(command, _caps, decoded, out int count))
         {
             case AmdViDecodeOutcome.Invalidation:
-                if (_batchCount + count > BatchCapacity)
+                if (_core.Count + count > QueueCore.BatchCapacity)
                 {
                     Flush();
                 }
 
                 for (int i = 0; i < count; i++)
                 {
-                    _batch[_batchCount] = decoded[i];
-                    _indices[_batchCount] = _commandHead / EntrySize;
-                    _commandAddresses[_batchCount] = address;
-                    _batchCount++;
+                    _commandAddresses[_core.Count] = address;
+                    _core.Add(decoded[i], _commandHead / EntrySize);
                 }
 
                 _commandHead = (_commandHead + EntrySize) & (bufferBytes - 1);
@@ -441,32 +410,19 @@ public sealed class AmdViIommu : IDisposable
     /// <summary>Executes the queued invalidations as one engine batch and records IOTLB_INV_TIMEOUT for each time-out.</summary>
     private void Flush()
     {
-        int n = _batchCount;
-        if (n == 0)
-        {
-            return;
-        }
-
-        _batchCount = 0;
-        TestBatchHook?.Invoke(_batch.AsSpan(0, n));
-        BatchResult result = _engine.Execute(_batch.AsSpan(0, n), _statuses, InvalidationSource.AmdViCommandBuffer, _indices.AsSpan(0, n));
-        if (result.Invalid != 0)
-        {
-            FastAssert.True(result.Invalid == 0, "the AMD-Vi decoder produced a descriptor the engine rejects");
-            _internalErrors += (ulong)result.Invalid;
-            _internalFailed = true;
-        }
-
-        if (result.TimedOut == 0)
+        int n = _core.Count;
+        QueueRunResult result = _core.ExecuteAdded(); // an Invalid status is asserted and counted there
+        _internalFailed |= result.InternalError;
+        if (result.TimedOutSource is null)
         {
             return;
         }
 
         for (int i = 0; i < n; i++)
         {
-            if (_statuses[i] == InvalidationStatus.TimedOut)
+            if (_core.StatusOf(i) == InvalidationStatus.TimedOut)
             {
-                Record(AmdViEvent.IotlbInvalidationTimeout((ushort)_batch[i].SourceId, _commandAddresses[i]));
+                Record(AmdViEvent.IotlbInvalidationTimeout((ushort)_core[i].SourceId, _commandAddresses[i]));
             }
         }
     }
@@ -507,17 +463,5 @@ public sealed class AmdViIommu : IDisposable
     /// every member but <see cref="Dispose"/> (which may be called again) throws <see cref="ObjectDisposedException"/>.
     /// Called from an interrupt callback during processing, it stops the buffer after the command being completed
     /// (earlier invalidations are still executed) and disposes the engine when the register write returns.</summary>
-    public void Dispose()
-    {
-        if (_disposed)
-        {
-            return;
-        }
-
-        _disposed = true;
-        if (_ownsEngine && !_processing)
-        {
-            _engine.Dispose();
-        }
-    }
+    public void Dispose() => _core.Dispose();
 }

@@ -260,8 +260,23 @@ internal sealed class QueueCore
 
     /// <summary>Reads <paramref name="slot"/>.Length bytes at <paramref name="address"/>: false for a planned fetch failure
     /// (asked with the fetch ordinal, which counts every attempt) or unmapped guest memory.</summary>
-    public bool TryFetch(GuestAddressSpace memory, ulong address, Span<byte> slot) =>
-        !Engine.FaultPlan.DecideFetchFails(Fetches++, address) && memory.TryRead(address, slot);
+    public bool TryFetch(GuestAddressSpace memory, ulong address, Span<byte> slot) => Fetch(memory, address, slot) == QueueFetch.Ok;
+
+    /// <summary><see cref="TryFetch"/> for a front end whose architecture tells the two failures apart (AMD-Vi's
+    /// COMMAND_HARDWARE_ERROR types): the fault plan is asked first, with the fetch ordinal, then guest memory.</summary>
+    public QueueFetch Fetch(GuestAddressSpace memory, ulong address, Span<byte> slot)
+    {
+        if (Engine.FaultPlan.DecideFetchFails(Fetches++, address))
+        {
+            return QueueFetch.Planned;
+        }
+
+        return memory.TryRead(address, slot) ? QueueFetch.Ok : QueueFetch.Unmapped;
+    }
+
+    /// <summary>The status batch slot <paramref name="i"/> got in the last <see cref="Execute"/> (for a front end that reports
+    /// each failed entry, as AMD-Vi's IOTLB_INV_TIMEOUT does, rather than the first one <see cref="QueueRunResult"/> names).</summary>
+    public InvalidationStatus StatusOf(int i) => _statuses[i];
 
     /// <summary>Sets the source index of slots [<paramref name="start"/>, +<paramref name="count"/>) (for a decoder that
     /// wrote them through <see cref="Slots"/>).</summary>
@@ -335,7 +350,6 @@ internal sealed class QueueCore
 
     private QueueRunResult Check(in BatchResult result, int count)
     {
-
         bool internalError = false;
         if (result.Invalid != 0)
         {
@@ -362,6 +376,19 @@ internal sealed class QueueCore
             firstTimeout < 0 ? null : _batch[firstTimeout].SourceId,
             firstCompletionError < 0 ? null : _batch[firstCompletionError].SourceId);
     }
+}
+
+/// <summary>How one entry fetch ended.</summary>
+internal enum QueueFetch : byte
+{
+    /// <summary>The entry was read.</summary>
+    Ok = 0,
+
+    /// <summary>The fault plan failed the fetch.</summary>
+    Planned = 1,
+
+    /// <summary>Nothing backs the address in guest memory.</summary>
+    Unmapped = 2,
 }
 
 /// <summary>What a front end needs to know of one executed batch.</summary>

@@ -18,6 +18,7 @@ public sealed partial class Iommufd
     /// <summary>sizeof(struct iommu_hwpt_page_response).</summary>
     public const int PageResponseSize = 8;
 
+    private const uint PgfaultFlagPasidValid = 1u << 0;
     private const uint PgfaultFlagLastPage = 1u << 1;
     private const uint PageResponseSuccess = 0;
     private const uint PageResponseInvalid = 1;
@@ -68,10 +69,12 @@ public sealed partial class Iommufd
     }
 
     /// <summary>
-    /// IOMMU_TEST_OP_TRIGGER_IOPF (selftest.c): dev_id (ENOENT); a page request (LAST_PAGE, PASID_VALID when pasid is
-    /// not 0) goes to the fault object of the HWPT the device is attached to for that PASID; without one (no
-    /// attachment, an attachment without IOMMU_HWPT_FAULT_ID_VALID, or a PASID attachment, which is not modelled) it is
-    /// dropped, as iommu_report_device_fault answers it. Always 0 after the device lookup.
+    /// IOMMU_TEST_OP_TRIGGER_IOPF (selftest.c): dev_id (ENOENT); a page request (LAST_PAGE, and PASID_VALID when pasid
+    /// is not 0) is routed as the IOMMU core's fault-handler lookup does: a request without a PASID goes to the HWPT
+    /// attached to the device's RID; a request with a PASID goes to that PASID's attachment, and, as PASID attachments
+    /// are not modelled and the mock and SMMUv3 drivers keep the PASID table in user space, to the RID's HWPT only when
+    /// that one is a nested HWPT (VT-d: dropped). The HWPT's fault object (IOMMU_HWPT_FAULT_ID_VALID) queues it; without
+    /// one it is dropped. Always 0 after the device lookup.
     /// </summary>
     private int TriggerIopf(ReadOnlySpan<byte> cmd)
     {
@@ -82,11 +85,17 @@ public sealed partial class Iommufd
         }
 
         uint pasid = UserCopy.U32(cmd, 20);
-        if (pasid == 0 && device.Attached?.Fault is { } fault)
+        HwptObject? target = device.Attached;
+        if (pasid != 0 && (device.Driver == Driver.IntelVtd || target is not HwptNestedObject))
+        {
+            target = null;
+        }
+
+        if (target?.Fault is { } fault)
         {
             fault.Deliver.Enqueue(new PageFault
             {
-                Flags = PgfaultFlagLastPage,
+                Flags = PgfaultFlagLastPage | (pasid != 0 ? PgfaultFlagPasidValid : 0),
                 DeviceId = devId,
                 Pasid = pasid,
                 GroupId = UserCopy.U32(cmd, 24),
@@ -102,7 +111,7 @@ public sealed partial class Iommufd
     /// read(2) on the descriptor of fault object <paramref name="faultId"/>: <paramref name="buffer"/>'s length must be a
     /// multiple of 40 (else -ESPIPE, as the kernel answers); as many queued faults as fit are written as
     /// <c>struct iommu_hwpt_pgfault</c> records (flags, dev_id, pasid, grpid, perm, addr, length 0, and a cookie, the
-    /// lowest free one from 0, that the response names) and move to the awaiting-response list. Returns the bytes
+    /// lowest free one from 1, that the response names) and move to the awaiting-response list. Returns the bytes
     /// written (0 when nothing is queued: the file never blocks), or -EBADF when the id names no fault object with an
     /// open descriptor.
     /// </summary>
@@ -342,10 +351,11 @@ internal sealed class FaultObject : IommufdObject
 
     public override IommufdObjectType Type => IommufdObjectType.Fault;
 
-    /// <summary>The lowest cookie not awaiting a response (xa_alloc).</summary>
+    /// <summary>The lowest cookie from 1 not awaiting a response: the kernel allocates cookies in an xarray made with
+    /// XA_FLAGS_ALLOC1, so 0 is never one.</summary>
     public uint NextCookie()
     {
-        uint cookie = 0;
+        uint cookie = 1;
         while (AwaitingResponse.ContainsKey(cookie))
         {
             cookie++;

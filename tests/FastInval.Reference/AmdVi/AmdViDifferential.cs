@@ -3,49 +3,23 @@ using System.Globalization;
 using System.Text;
 using FastInval.AmdVi;
 using FastInval.Reference.Scenarios;
-using FastInval.Reference.Smmu;
 using FastInval.Reference.Vtd;
 
 namespace FastInval.Reference.AmdVi;
 
-/// <summary>A step of an AMD-Vi differential scenario.</summary>
-public abstract record AmdViStep;
-
 /// <summary>Write the commands at the tail onward (with wrap) and publish them with one 4-byte tail write, as Linux's
 /// <c>copy_cmd_to_buffer</c> does.</summary>
-public sealed record AmdViSubmit(ImmutableArray<AmdViCommand> Commands) : AmdViStep
+public sealed record AmdViSubmit(ImmutableArray<AmdViCommand> Commands) : QueueStep
 {
     /// <inheritdoc/>
     public override string ToString() => $"Submit({string.Join(", ", Commands.Select(c => $"new AmdViCommand(0x{c.Qword0:X}, 0x{c.Qword1:X})"))})";
 }
 
-/// <summary>A raw register write.</summary>
-public sealed record AmdViWrite(uint Offset, ulong Value, int Size) : AmdViStep
-{
-    /// <inheritdoc/>
-    public override string ToString() => $"WriteRegister(0x{Offset:X}, 0x{Value:X}, {Size})";
-}
-
-/// <summary>Software's restart after an error stop: if CmdBufRun = 0 with CmdBufEn = 1, clear CmdBufEn, move the head past
-/// the failing command, set CmdBufEn again.</summary>
-public sealed record AmdViRecover : AmdViStep
-{
-    /// <inheritdoc/>
-    public override string ToString() => "Recover()";
-}
-
 /// <summary>An interrupt handler's work: clear EventOverflow, EventLogInt and ComWaitInt, consume the event log (head = tail).</summary>
-public sealed record AmdViDrainEvents : AmdViStep
+public sealed record AmdViDrainEvents : QueueStep
 {
     /// <inheritdoc/>
     public override string ToString() => "DrainEvents()";
-}
-
-/// <summary>A host fill of one cache on both sides.</summary>
-public sealed record AmdViFill(TranslationEntry? Iotlb, DeviceTlbEntry? DeviceTlb, ConfigEntry? Config) : AmdViStep
-{
-    /// <inheritdoc/>
-    public override string ToString() => $"Fill({(object?)Iotlb ?? (object?)DeviceTlb ?? Config})";
 }
 
 /// <summary>An AMD-Vi differential scenario.</summary>
@@ -56,9 +30,11 @@ public sealed record AmdViFill(TranslationEntry? Iotlb, DeviceTlbEntry? DeviceTl
 /// <param name="UnmappedBuffer">Put the command buffer where no memory is mapped.</param>
 /// <param name="Control">Control at set-up (IommuEn and CmdBufEn are added unless <paramref name="Enabled"/> is false).</param>
 /// <param name="Enabled">Enable the IOMMU and the command buffer at set-up.</param>
-/// <param name="Steps">The steps.</param>
+/// <param name="Steps">The steps: <see cref="AmdViSubmit"/>, <see cref="AmdViDrainEvents"/> and the shared
+/// <see cref="QueueWrite"/>, <see cref="QueueRecover"/> (software's restart after an error stop: if CmdBufRun = 0 with
+/// CmdBufEn = 1, clear CmdBufEn, move the head past the failing command, set CmdBufEn again) and <see cref="QueueFill"/>.</param>
 public sealed record AmdViScenario(int Preset, QueueFaults Faults, int CommandLength, int EventLength, bool UnmappedBuffer, ulong Control,
-    bool Enabled, ImmutableArray<AmdViStep> Steps)
+    bool Enabled, ImmutableArray<QueueStep> Steps)
 {
     /// <summary>The options of a preset.</summary>
     public static AmdViOptions Options(int preset) => preset switch
@@ -85,9 +61,9 @@ public sealed record AmdViScenario(int Preset, QueueFaults Faults, int CommandLe
 
 /// <summary>
 /// Runs an <see cref="AmdViScenario"/> on <see cref="AmdViIommu"/> and on <see cref="ReferenceAmdVi"/>, each with its own copy
-/// of guest memory, and reports the first disagreement: every register, the Status values at the interrupts, guest memory
-/// (command buffer, event log, completion stores), the fetch ordinal, the notifier records and the three caches, after
-/// every step.
+/// of guest memory, through the shared <see cref="QueueDifferential"/> plumbing, and reports the first disagreement: every
+/// register (both 32-bit halves), the Status and head values at the interrupts, guest memory (command buffer, event log,
+/// completion stores), the fetch ordinal, the notifier records and the three caches, after every step.
 /// </summary>
 public static class AmdViDifferential
 {
@@ -114,99 +90,119 @@ public static class AmdViDifferential
     /// <summary>Runs the scenario; null when both agree throughout.</summary>
     public static string? Run(AmdViScenario s)
     {
-        byte[] fastBuffer = new byte[8192], fastEvents = new byte[4096], fastStore = new byte[4096];
-        byte[] refBuffer = new byte[8192], refEvents = new byte[4096], refStore = new byte[4096];
-        var memory = new GuestMemory();
-        memory.Map(BufferRegion, fastBuffer);
-        memory.Map(EventRegion, fastEvents);
-        memory.Map(StoreRegion, fastStore);
-        var refMemory = new ReferenceGuestMemory();
-        refMemory.Map(BufferRegion, refBuffer);
-        refMemory.Map(EventRegion, refEvents);
-        refMemory.Map(StoreRegion, refStore);
-        AmdViOptions preset = AmdViScenario.Options(s.Preset);
-        FaultPlan plan = s.Faults.Build();
-        var fastStatuses = new List<ulong>();
-        AmdViIommu? fastUnit = null;
-        var options = new AmdViOptions
-        {
-            GuestTranslation = preset.GuestTranslation,
-            DeviceTlb = preset.DeviceTlb,
-            InvalidateAll = preset.InvalidateAll,
-            FaultPlan = plan,
-            Engine = new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 },
-            Interrupt = () => fastStatuses.Add(fastUnit!.ReadRegister(AmdViRegisters.Status, 8)),
-        };
-        using var fast = new AmdViIommu(memory, options);
-        fastUnit = fast;
-        var reference = new ReferenceAmdVi(refMemory, options, new ReferenceEngine(plan));
-        var records = new Scenarios.RecordingNotifier();
-        using NotifierSubscription subscription = fast.Engine.Notifiers.Subscribe(records);
+        using var pair = new Pair(s);
+        var records = new RecordingNotifier();
+        using NotifierSubscription subscription = pair.Fast.Engine.Notifiers.Subscribe(records);
+        pair.SetUp(s);
+        return QueueDifferential.Run(pair, s.Steps, records);
+    }
 
-        void Both(uint offset, ulong value, int size)
+    /// <summary>The two units, each over its own copy of guest memory; the fast one's interrupts are recorded with the
+    /// Status and head they were signalled at.</summary>
+    private sealed class Pair : IQueuePair, IDisposable
+    {
+        private readonly byte[] _fastBuffer = new byte[8192], _fastEvents = new byte[4096], _fastStore = new byte[4096];
+        private readonly byte[] _refBuffer = new byte[8192], _refEvents = new byte[4096], _refStore = new byte[4096];
+        private readonly List<ulong> _fastStatuses = [];
+        private readonly List<ulong> _fastHeads = [];
+        private readonly ReferenceAmdVi _reference;
+
+        public Pair(AmdViScenario s)
         {
-            fast.WriteRegister(offset, value, size);
-            reference.Write(offset, value, size);
+            var memory = new GuestMemory();
+            memory.Map(BufferRegion, _fastBuffer);
+            memory.Map(EventRegion, _fastEvents);
+            memory.Map(StoreRegion, _fastStore);
+            var refMemory = new ReferenceGuestMemory();
+            refMemory.Map(BufferRegion, _refBuffer);
+            refMemory.Map(EventRegion, _refEvents);
+            refMemory.Map(StoreRegion, _refStore);
+            AmdViOptions preset = AmdViScenario.Options(s.Preset);
+            FaultPlan plan = s.Faults.Build();
+            var options = new AmdViOptions
+            {
+                GuestTranslation = preset.GuestTranslation,
+                DeviceTlb = preset.DeviceTlb,
+                InvalidateAll = preset.InvalidateAll,
+                FaultPlan = plan,
+                Engine = new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 },
+                Interrupt = () =>
+                {
+                    _fastStatuses.Add(Fast!.ReadRegister(AmdViRegisters.Status, 8));
+                    _fastHeads.Add(Fast.ReadRegister(AmdViRegisters.CommandBufferHead, 8));
+                },
+            };
+            Fast = new AmdViIommu(memory, options);
+            _reference = new ReferenceAmdVi(refMemory, options, new ReferenceEngine(plan));
         }
 
-        Both(AmdViRegisters.CommandBufferBase, (s.UnmappedBuffer ? Unmapped : BufferRegion) | ((ulong)s.CommandLength << 56), 8);
-        Both(AmdViRegisters.EventLogBase, EventRegion | ((ulong)s.EventLength << 56), 8);
-        Both(AmdViRegisters.Control, s.Control | (s.Enabled ? AmdViRegisters.ControlIommuEn | AmdViRegisters.ControlCmdBufEn : 0), 8);
-        string? why = Compare(fast, reference, fastStatuses, fastBuffer, refBuffer, fastEvents, refEvents, fastStore, refStore);
-        if (why is not null)
+        public AmdViIommu Fast { get; }
+
+        public InvalidationEngine FastEngine => Fast.Engine;
+
+        public ReferenceEngine ReferenceEngine => _reference.Engine;
+
+        public IReadOnlyList<InvalidationRecord> ReferenceRecords => _reference.Records;
+
+        /// <summary>The guest's set-up: the two rings, then Control.</summary>
+        public void SetUp(AmdViScenario s)
         {
-            return "set-up: " + why;
+            Write(AmdViRegisters.CommandBufferBase, (s.UnmappedBuffer ? Unmapped : BufferRegion) | ((ulong)s.CommandLength << 56), 8);
+            Write(AmdViRegisters.EventLogBase, EventRegion | ((ulong)s.EventLength << 56), 8);
+            Write(AmdViRegisters.Control, s.Control | (s.Enabled ? AmdViRegisters.ControlIommuEn | AmdViRegisters.ControlCmdBufEn : 0), 8);
         }
 
-        for (int i = 0; i < s.Steps.Length; i++)
+        public void Write(uint offset, ulong value, int size)
         {
-            switch (s.Steps[i])
+            Fast.WriteRegister(offset, value, size);
+            _reference.Write(offset, value, size);
+        }
+
+        public void Apply(QueueStep entry)
+        {
+            switch (entry)
             {
                 case AmdViSubmit submit:
-                    Submit(fast.ReadRegister, fast.WriteRegister, submit.Commands, fastBuffer);
-                    Submit(reference.Read, reference.Write, submit.Commands, refBuffer);
-                    break;
-                case AmdViWrite w:
-                    Both(w.Offset, w.Value, w.Size);
-                    break;
-                case AmdViRecover:
-                    Recover(fast.ReadRegister, fast.WriteRegister);
-                    Recover(reference.Read, reference.Write);
+                    Submit(Fast.ReadRegister, Fast.WriteRegister, submit.Commands, _fastBuffer);
+                    Submit(_reference.Read, _reference.Write, submit.Commands, _refBuffer);
                     break;
                 case AmdViDrainEvents:
-                    Drain(fast.ReadRegister, fast.WriteRegister);
-                    Drain(reference.Read, reference.Write);
+                    Drain(Fast.ReadRegister, Fast.WriteRegister);
+                    Drain(_reference.Read, _reference.Write);
                     break;
-                case AmdViFill f:
-                    if (f.Iotlb is TranslationEntry t && fast.Engine.Iotlb.Fill(t) != reference.Engine.FillIotlb(t))
-                    {
-                        return $"step #{i}: fill results differ";
-                    }
-
-                    if (f.DeviceTlb is DeviceTlbEntry d)
-                    {
-                        fast.Engine.DeviceTlb.Fill(d);
-                        reference.Engine.FillDeviceTlb(d);
-                    }
-
-                    if (f.Config is ConfigEntry c)
-                    {
-                        fast.Engine.ConfigCache.Fill(c);
-                        reference.Engine.FillConfig(c);
-                    }
-
-                    break;
-            }
-
-            why = Compare(fast, reference, fastStatuses, fastBuffer, refBuffer, fastEvents, refEvents, fastStore, refStore) ??
-                  records.Compare(reference.Records);
-            if (why is not null)
-            {
-                return $"step #{i} {s.Steps[i]}:\n  {why}";
             }
         }
 
-        return null;
+        public void Recover()
+        {
+            Restart(Fast.ReadRegister, Fast.WriteRegister);
+            Restart(_reference.Read, _reference.Write);
+        }
+
+        public string? CompareState() =>
+            CompareRegisters() ??
+            QueueDifferential.CompareSequence("status at interrupts", _fastStatuses, _reference.InterruptStatuses) ??
+            QueueDifferential.CompareSequence("head at interrupts", _fastHeads, _reference.InterruptHeads) ??
+            QueueDifferential.CompareMemory((_fastBuffer, _refBuffer), (_fastEvents, _refEvents), (_fastStore, _refStore)) ??
+            (Fast.CommandFetches != _reference.Fetches ? $"fetches: fast {Fast.CommandFetches}, reference {_reference.Fetches}" : null) ??
+            (Fast.InternalErrors != 0 ? $"internal errors: {Fast.InternalErrors}" : null);
+
+        private string? CompareRegisters()
+        {
+            foreach (uint offset in Offsets)
+            {
+                ulong a = Fast.ReadRegister(offset, 8), b = _reference.Read(offset, 8);
+                ulong lo = Fast.ReadRegister(offset, 4), hi = Fast.ReadRegister(offset + 4, 4);
+                if (a != b || lo != (uint)b || hi != b >> 32)
+                {
+                    return $"register 0x{offset:X}: fast 0x{a:X} (halves 0x{hi:X}_{lo:X8}), reference 0x{b:X}";
+                }
+            }
+
+            return null;
+        }
+
+        public void Dispose() => Fast.Dispose();
     }
 
     private static ulong Size(ulong baseRegister) => 16UL << Math.Max((int)((baseRegister >> 56) & 0xF), 8);
@@ -230,7 +226,7 @@ public static class AmdViDifferential
         write(AmdViRegisters.CommandBufferTail, tail, 4);
     }
 
-    private static void Recover(Func<uint, int, ulong> read, Action<uint, ulong, int> write)
+    private static void Restart(Func<uint, int, ulong> read, Action<uint, ulong, int> write)
     {
         ulong control = read(AmdViRegisters.Control, 8);
         ulong status = read(AmdViRegisters.Status, 8);
@@ -249,46 +245,5 @@ public static class AmdViDifferential
     {
         write(AmdViRegisters.Status, AmdViRegisters.StatusWriteOneToClear, 4);
         write(AmdViRegisters.EventLogHead, read(AmdViRegisters.EventLogTail, 4), 4);
-    }
-
-    private static string? Compare(AmdViIommu fast, ReferenceAmdVi reference, List<ulong> fastStatuses,
-        byte[] fastBuffer, byte[] refBuffer, byte[] fastEvents, byte[] refEvents, byte[] fastStore, byte[] refStore)
-    {
-        foreach (uint offset in Offsets)
-        {
-            ulong a = fast.ReadRegister(offset, 8), b = reference.Read(offset, 8);
-            if (a != b)
-            {
-                return $"register 0x{offset:X}: fast 0x{a:X}, reference 0x{b:X}";
-            }
-        }
-
-        if (!fastStatuses.SequenceEqual(reference.InterruptStatuses))
-        {
-            return $"interrupts (status): fast [{string.Join(", ", fastStatuses.Select(x => x.ToString("X", CultureInfo.InvariantCulture)))}], " +
-                   $"reference [{string.Join(", ", reference.InterruptStatuses.Select(x => x.ToString("X", CultureInfo.InvariantCulture)))}]";
-        }
-
-        if (!fastBuffer.AsSpan().SequenceEqual(refBuffer))
-        {
-            return "command buffer memory differs";
-        }
-
-        if (!fastEvents.AsSpan().SequenceEqual(refEvents))
-        {
-            return "event log differs";
-        }
-
-        if (!fastStore.AsSpan().SequenceEqual(refStore))
-        {
-            return "completion stores differ";
-        }
-
-        if (fast.CommandFetches != reference.Fetches)
-        {
-            return $"fetches: fast {fast.CommandFetches}, reference {reference.Fetches}";
-        }
-
-        return Scenarios.Differential.CompareCaches(fast.Engine, reference.Engine);
     }
 }

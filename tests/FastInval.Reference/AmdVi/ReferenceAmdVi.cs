@@ -15,6 +15,13 @@ public sealed class ReferenceAmdVi
     private ulong _devtab, _cmdBase, _evtBase, _control, _exclBase, _exclLimit, _cmdHead, _cmdTail, _evtHead, _evtTail;
     private bool _overflow, _eventInt, _waitInt, _stopped, _processing;
 
+    // The unit documents that invalidations run as batches of at most 256 engine descriptors, ended by a COMPLETION_WAIT,
+    // an error stop or the end of processing, and that IOTLB_INV_TIMEOUT is recorded when the batch has run: the time-outs
+    // of the current batch wait here (DeviceID, command address) until then.
+    private const int BatchCapacity = 256;
+    private readonly List<(ulong DeviceId, ulong Address)> _pendingTimeouts = [];
+    private int _batchDescriptors;
+
     /// <summary>Creates the reference over its own memory and engine.</summary>
     public ReferenceAmdVi(ReferenceGuestMemory memory, AmdViOptions options, ReferenceEngine engine)
     {
@@ -31,6 +38,9 @@ public sealed class ReferenceAmdVi
 
     /// <summary>The Status register's value each time the unit signalled its interrupt, in order.</summary>
     public List<ulong> InterruptStatuses { get; } = [];
+
+    /// <summary>The Command Buffer Head register's value each time the unit signalled its interrupt, in order.</summary>
+    public List<ulong> InterruptHeads { get; } = [];
 
     /// <summary>Every invalidation the engine applied (Ok or completion error), with its head slot, in order.</summary>
     public List<InvalidationRecord> Records { get; } = [];
@@ -209,6 +219,7 @@ public sealed class ReferenceAmdVi
     private void Interrupt()
     {
         InterruptStatuses.Add(Get(0x2020));
+        InterruptHeads.Add(_cmdHead);
         OnInterrupt?.Invoke();
     }
 
@@ -259,10 +270,28 @@ public sealed class ReferenceAmdVi
             {
                 One();
             }
+
+            EndBatch();
         }
         finally
         {
             _processing = false;
+        }
+    }
+
+    private void EndBatch()
+    {
+        _batchDescriptors = 0;
+        if (_pendingTimeouts.Count == 0)
+        {
+            return;
+        }
+
+        (ulong DeviceId, ulong Address)[] timeouts = [.. _pendingTimeouts];
+        _pendingTimeouts.Clear();
+        foreach ((ulong device, ulong address) in timeouts)
+        {
+            LogEvent((7UL << 60) | device, address);
         }
     }
 
@@ -274,6 +303,7 @@ public sealed class ReferenceAmdVi
         Fetches++;
         if (Engine.FaultPlan.DecideFetchFails(ordinal, address))
         {
+            EndBatch();
             _stopped = true;
             LogEvent((6UL << 60) | (3UL << 57), address);
             return;
@@ -282,6 +312,7 @@ public sealed class ReferenceAmdVi
         byte[]? bytes = _memory.Read(address, 16);
         if (bytes is null)
         {
+            EndBatch();
             _stopped = true;
             LogEvent((6UL << 60) | (1UL << 57), address);
             return;
@@ -291,6 +322,7 @@ public sealed class ReferenceAmdVi
         (ReferenceAmdViKind kind, List<InvalidationDescriptor> descriptors) = ReferenceAmdViDecoder.Decode(qw0, qw1, _options);
         if (kind == ReferenceAmdViKind.Illegal)
         {
+            EndBatch();
             _stopped = true;
             LogEvent(5UL << 60, address);
             return;
@@ -300,6 +332,12 @@ public sealed class ReferenceAmdVi
         {
             ulong slot = _cmdHead / 16;
             _cmdHead = (_cmdHead + 16) % size;
+            if (_batchDescriptors + descriptors.Count > BatchCapacity)
+            {
+                EndBatch();
+            }
+
+            _batchDescriptors += descriptors.Count;
             foreach (InvalidationDescriptor d in descriptors)
             {
                 InvalidationStatus status = Engine.Execute(d);
@@ -310,14 +348,15 @@ public sealed class ReferenceAmdVi
 
                 if (status == InvalidationStatus.TimedOut)
                 {
-                    LogEvent((7UL << 60) | (qw0 & 0xFFFF), address & ~0xFUL);
+                    _pendingTimeouts.Add((qw0 & 0xFFFF, address & ~0xFUL));
                 }
             }
 
             return;
         }
 
-        // COMPLETION_WAIT
+        // COMPLETION_WAIT: everything before it has completed (and its time-outs are recorded) first.
+        EndBatch();
         if ((qw0 & 1) != 0)
         {
             ulong storeAddress = qw0 & 0x000F_FFFF_FFFF_FFF8UL;

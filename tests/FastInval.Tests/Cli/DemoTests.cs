@@ -55,7 +55,7 @@ public sealed partial class DemoTests(DemoRunFixture run) : IClassFixture<DemoRu
         Assert.Equal(0, run.ExitCode);
         Assert.DoesNotContain("CHECK FAILED", Text, StringComparison.Ordinal);
         Assert.Matches(@"all \d+ self-checks held", Text);
-        for (int step = 1; step <= 9; step++)
+        for (int step = 1; step <= 10; step++)
         {
             Assert.Contains($"Step {step}. ", Text, StringComparison.Ordinal);
         }
@@ -175,6 +175,20 @@ public sealed partial class DemoTests(DemoRunFixture run) : IClassFixture<DemoRu
         Assert.Contains("IOTLB miss, NIC TLB hit (stale until the retry)", s, StringComparison.Ordinal);
         // Recovery: ITE cleared, two more slots, the wait writes 3.
         Assert.Contains("IQH = 8, status = 3, FSTS = 0, events: completion event; page 0x8000_8000: NIC TLB miss", s, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AmdVi_step_completes_a_wait_then_stops_on_the_illegal_command_and_recovers()
+    {
+        string s = Step(10);
+        // Doorbell 1: three slots, the COMPLETION_WAIT stores 1 after both invalidations; no interrupt was asked for.
+        Assert.Contains("head = 3, semaphore = 1, CmdBufRun = 1, interrupts: 0; page 0x8000_0000: IOTLB miss, NIC TLB miss", s, StringComparison.Ordinal);
+        // Doorbell 2: slot 3 ran, slot 4 is illegal: the head stays on it, CmdBufRun drops, the wait is not reached, one
+        // event names slot 4's address (0x10_0000 + 4 * 16) and EventIntEn signals the interrupt.
+        Assert.Contains("head = 4 (stopped on it), CmdBufRun = 0, semaphore = 1, event log: 1 entry, IllegalCommandError at 0x10_0040, interrupts: 1", s, StringComparison.Ordinal);
+        Assert.Contains("page 0x8000_8000: IOTLB miss (slot 3 ran), NIC TLB hit (stale until the recovery)", s, StringComparison.Ordinal);
+        // Recovery: fetching resumes at slot 4; the wait stores 2.
+        Assert.Contains("head = 6, semaphore = 2, CmdBufRun = 1; page 0x8000_8000: NIC TLB miss", s, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -43,6 +43,7 @@ public class CorpusReplayTests
         Assert.Contains(Fuzzers.All, f => f.Name == "IommufdInvalidate");
         Assert.Contains(Fuzzers.All, f => f.Name == "IommufdIoctl");
         Assert.Contains(Fuzzers.All, f => f.Name == "SmmuQueue");
+        Assert.Contains(Fuzzers.All, f => f.Name == "AmdViQueue");
         Assert.Contains(Fuzzers.All, f => f.Name == "FrameDecoder");
         foreach (IFuzzer f in Fuzzers.All)
         {

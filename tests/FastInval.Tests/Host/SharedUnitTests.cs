@@ -70,6 +70,9 @@ public class SharedUnitTests
         WireEvent fault = Assert.Single(c.Write(unit, VtdRegisters.Fectl, 0));
         Assert.Equal((SharedFrames.EventVtdFault, 0xFEE0_1000UL, 0x77u), (fault.Type, fault.Address, fault.Data));
         Assert.Equal(VtdRegisters.Iqe, fault.A & VtdRegisters.Iqe);
+        // FECTL as the message left it: unmasked, IP cleared by the sending (not the IM | IP it had before the write).
+        Assert.Equal(0u, fault.B);
+        Assert.Equal((ulong)fault.B, c.Read(unit, VtdRegisters.Fectl));
 
         // A device-TLB invalidation that times out: ITE with the source id, a fault event, then the time-out event.
         c.Ok(Frames.FaultPlan(c.NextId(), unit, 1, 0, 0, [0x42], [], []));
@@ -80,6 +83,30 @@ public class SharedUnitTests
         Assert.Equal(VtdRegisters.Ite, events[0].A & VtdRegisters.Ite);
         Assert.Equal(0x42u, events[1].A);
         Assert.Equal(0u, BinaryPrimitives.ReadUInt32LittleEndian(ram.Bytes[0x3000..])); // the aborted wait wrote nothing
+    }
+
+    [Fact]
+    public async Task Vtd_completion_event_sent_by_unmasking_iectl_reports_iectl_as_the_write_left_it()
+    {
+        await using var server = new TestServer();
+        using var ram = new SharedRam(Name("vtd-iectl"), RamBytes);
+        using WireClient c = server.Connect(minor: 1);
+        uint unit = c.CreateVtd(ram, GuestBase);
+        c.Write(unit, VtdRegisters.Iqa, Queue, 8);
+        c.Write(unit, VtdRegisters.Iedata, 0x55);
+        c.Write(unit, VtdRegisters.Ieaddr, 0xFEE0_0000);
+        c.Write(unit, VtdRegisters.Gcmd, VtdRegisters.Qie);
+
+        // IECTL.IM = 1 (the reset value): a wait with IF sets ICS.IWC and IECTL.IP and sends nothing ...
+        Dsc.Wait(sw: true, iflag: true, data: 7, addr: Status).Write(ram.Bytes.Slice(0x1000, 16));
+        Assert.Empty(c.Write(unit, VtdRegisters.Iqt, 0x10));
+        Assert.Equal((ulong)(VtdRegisters.InterruptMask | VtdRegisters.InterruptPending), c.Read(unit, VtdRegisters.Iectl));
+        // ... until software unmasks it: the completion event carries IECTL as the unmasking write left it.
+        WireEvent e = Assert.Single(c.Write(unit, VtdRegisters.Iectl, 0));
+        Assert.Equal((SharedFrames.EventVtdCompletion, 0xFEE0_0000UL, 0x55u), (e.Type, e.Address, e.Data));
+        Assert.Equal(VtdRegisters.Iwc, e.A & VtdRegisters.Iwc);
+        Assert.Equal(0u, e.B);
+        Assert.Equal((ulong)e.B, c.Read(unit, VtdRegisters.Iectl));
     }
 
     [Fact]

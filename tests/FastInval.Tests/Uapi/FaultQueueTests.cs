@@ -130,17 +130,80 @@ public class FaultQueueTests
     }
 
     [Fact]
-    public void TriggerIopf_DeviceWithoutFaultCapableHwptOrWithPasid_DroppedAndZero_UnknownDeviceEnoent()
+    public void Cookies_AreTheLowestFreeFromOne_AndAnAnsweredOneIsReused()
+    {
+        using var u = new Ufd();
+        (_, uint dev, _, uint fault, _, _) = Setup(u);
+        for (uint i = 0; i < 3; i++)
+        {
+            Assert.Equal(0, Trigger(u, dev, grpid: i));
+        }
+
+        byte[] three = new byte[120];
+        Assert.Equal(120, u.Fd.ReadFaults(fault, three));
+        Assert.Equal((1u, 2u, 3u), (Ufd.U32(three, 36), Ufd.U32(three, 76), Ufd.U32(three, 116)));
+        Assert.Equal(-Errno.EINVAL, u.Fd.WriteFaultResponses(fault, Response(0, 0))); // 0 is never a cookie
+        Assert.Equal(8, u.Fd.WriteFaultResponses(fault, Response(2, 0)));
+        Assert.Equal(0, Trigger(u, dev, grpid: 9));
+        byte[] one = new byte[40];
+        Assert.Equal(40, u.Fd.ReadFaults(fault, one));
+        Assert.Equal((9u, 2u), (Ufd.U32(one, 12), Ufd.U32(one, 36)));
+    }
+
+    [Fact]
+    public void TriggerIopf_DeviceWithoutFaultCapableHwpt_DroppedAndZero_UnknownDeviceEnoent()
     {
         using var u = new Ufd();
         (uint stdev, uint dev, uint parent, uint fault, _, _) = Setup(u);
-        Assert.Equal(0, Trigger(u, dev, pasid: 5));              // PASID attachments are not modelled: dropped
         Assert.Equal(0, u.MockDomainReplace(stdev, parent));
         Assert.Equal(0, Trigger(u, dev));                        // the parent has no fault queue: dropped
+        Assert.Equal(0, Trigger(u, dev, pasid: 5));              // nor a PASID request (the RID's HWPT is not nested)
         Assert.True(u.Fd.TryGetFaultCounts(fault, out int queued, out _));
         Assert.Equal(0, queued);
         Assert.Equal(-Errno.ENOENT, Trigger(u, 0));
         Assert.Equal(-Errno.ENOENT, Trigger(u, fault));
+    }
+
+    [Fact]
+    public void TriggerIopf_WithPasid_GoesToTheNestedHwptOnTheRid_FlaggedPasidValid()
+    {
+        // The mock driver keeps the PASID table in user space: a request with a PASID that has no PASID attachment of
+        // its own is handled by the nested HWPT attached to the RID, and its record says PASID_VALID | LAST_PAGE.
+        using var u = new Ufd();
+        (_, uint dev, _, uint fault, _, _) = Setup(u);
+        Assert.Equal(0, Trigger(u, dev, pasid: 1, grpid: 7));
+        byte[] record = new byte[Iommufd.PageFaultRecordSize];
+        Assert.Equal(40, u.Fd.ReadFaults(fault, record));
+        Assert.Equal(3u, Ufd.U32(record, 0));                   // IOMMU_PGFAULT_FLAGS_PASID_VALID | LAST_PAGE
+        Assert.Equal(dev, Ufd.U32(record, 4));
+        Assert.Equal(1u, Ufd.U32(record, 8));
+        Assert.Equal(7u, Ufd.U32(record, 12));
+        Assert.Equal(8, u.Fd.WriteFaultResponses(fault, Response(Ufd.U32(record, 36), 0)));
+        Assert.True(u.Fd.TryGetFaultCounts(fault, out int queued, out int awaiting));
+        Assert.Equal((0, 0), (queued, awaiting));
+    }
+
+    [Fact]
+    public void TriggerIopf_VtdDevice_OnlyARequestWithoutPasidReachesTheNestedHwptsQueue()
+    {
+        // VT-d keeps the PASID table in the host: a request with a PASID that has no PASID attachment finds no handler.
+        using var u = new Ufd();
+        Assert.Equal(0, u.IoasAlloc(out uint ioas));
+        uint dev = u.Fd.AddDevice(IommuKind.IntelVtd, 0x10, ats: false);
+        Assert.Equal(0, u.HwptAlloc(dev, ioas, (uint)HwptAllocFlags.NestParent, out uint parent));
+        Assert.Equal(0, AllocFault(u, out uint fault, out _));
+        byte[] s1 = new byte[24];
+        BinaryPrimitives.WriteUInt64LittleEndian(s1.AsSpan(8), 0x1000_0000);
+        BinaryPrimitives.WriteUInt32LittleEndian(s1.AsSpan(16), 48);
+        Assert.Equal(0, u.HwptAlloc(dev, parent, (uint)HwptAllocFlags.FaultIdValid, out uint nested, HwptDataType.VtdS1,
+            u.Map(s1), 24, fault));
+        Assert.Equal(0, u.Fd.AttachDevice(dev, nested));
+        Assert.Equal(0, Trigger(u, dev, pasid: 1));
+        Assert.True(u.Fd.TryGetFaultCounts(fault, out int queued, out _));
+        Assert.Equal(0, queued);
+        Assert.Equal(0, Trigger(u, dev));
+        Assert.True(u.Fd.TryGetFaultCounts(fault, out queued, out _));
+        Assert.Equal(1, queued);
     }
 
     [Fact]
