@@ -6,9 +6,10 @@ namespace FastInval.Queues;
 /// <summary>What a queue front end does with the answers its device-TLB sink gives.</summary>
 internal interface IDeviceTlbClient
 {
-    /// <summary>A request of device <paramref name="sourceId"/> completed with <paramref name="outcome"/> (the engine has
-    /// applied it): note a time-out for the next wait, raise a completion error. Under the unit's lock.</summary>
-    void OnDeviceTlbAnswer(DeviceTlbFault outcome, uint sourceId);
+    /// <summary>A request of device <paramref name="sourceId"/> from queue slot <paramref name="index"/> completed with
+    /// <paramref name="outcome"/> (the engine has applied it): note a time-out for the next wait, raise a completion error,
+    /// log an event. Under the unit's lock.</summary>
+    void OnDeviceTlbAnswer(DeviceTlbFault outcome, uint sourceId, ulong index);
 
     /// <summary>Answers arrived while the queue loop was not running: go on with a held wait or a stalled queue. Under
     /// the unit's lock.</summary>
@@ -24,9 +25,9 @@ internal interface IDeviceTlbClient
 /// <para>A ticket is a 48-bit sequence number above the 16-bit slot it occupies: never 0, never reused, and an answer
 /// finds its slot at once and is refused when the slot has moved on to another ticket. An answered request frees its
 /// slot whatever the order of the answers.</para>
-/// <para>Every request has the same time-out. The timer is armed when a request goes out while it is idle, and when it
-/// fires it times out every request past its deadline (the oldest first, so that ITESID names it) and re-arms for the
-/// earliest deadline left; an answer never touches it, so an early answer costs one spurious wake-up at most.</para>
+/// <para>The timer is armed when a request goes out while it is idle (or for a request due before it), and when it fires
+/// it times out every request past its deadline (the oldest first, so that ITESID names it) and re-arms for the earliest
+/// deadline left; an answer never touches it, so an early answer costs one spurious wake-up at most.</para>
 /// <para>Every member runs under the unit's lock (<see cref="QueueCore.Gate"/>); <see cref="Complete"/> and the timer
 /// take it themselves.</para>
 /// </remarks>
@@ -49,6 +50,7 @@ internal sealed class DeviceTlbTickets : IDeviceTlbCompletion
     private ulong _sequence = 1;
     private ITimer? _timer;
     private bool _timerArmed;
+    private long _armedFor;
     private bool _disposed;
 
     public DeviceTlbTickets(QueueCore core, IDeviceTlbClient client, DeviceTlbSinkOptions options)
@@ -84,6 +86,10 @@ internal sealed class DeviceTlbTickets : IDeviceTlbCompletion
         _freeCount = capacity;
     }
 
+    /// <summary>The time-out of the requests sent from now on when the architecture lets the guest program it (AMD-Vi's
+    /// Control.InvTimeOut; <see cref="Timeout.InfiniteTimeSpan"/>: none); null: <see cref="DeviceTlbSinkOptions.Timeout"/>.</summary>
+    public TimeSpan? TimeoutOverride { get; set; }
+
     /// <summary>Requests that may still go out before every slot is taken.</summary>
     public int Free => _freeCount;
 
@@ -107,8 +113,11 @@ internal sealed class DeviceTlbTickets : IDeviceTlbCompletion
             _tickets[slot] = ticket;
             _descriptors[slot] = descriptors[i];
             _indices[slot] = indices[i];
-            _deadlines[slot] = _timeoutTicks == long.MaxValue ? long.MaxValue : _time.GetTimestamp() + _timeoutTicks;
-            ArmIfIdle(_deadlines[slot]);
+            long timeoutTicks = TimeoutOverride is TimeSpan o
+                ? o == Timeout.InfiniteTimeSpan ? long.MaxValue : ToTimestampTicks(o, _time.TimestampFrequency)
+                : _timeoutTicks;
+            _deadlines[slot] = timeoutTicks == long.MaxValue ? long.MaxValue : _time.GetTimestamp() + timeoutTicks;
+            Arm(_deadlines[slot]);
             var request = new DeviceTlbRequest(ticket, descriptors[i], source, indices[i], _core.Engine.TakeDeviceTlbOrdinal());
             try
             {
@@ -177,9 +186,10 @@ internal sealed class DeviceTlbTickets : IDeviceTlbCompletion
     private void Answer(int slot, DeviceTlbFault outcome)
     {
         uint sourceId = _descriptors[slot].SourceId;
+        ulong index = _indices[slot];
         Apply(slot, outcome);
         Release(slot);
-        _client.OnDeviceTlbAnswer(outcome, sourceId);
+        _client.OnDeviceTlbAnswer(outcome, sourceId, index);
     }
 
     private void Apply(int slot, DeviceTlbFault outcome)
@@ -205,9 +215,11 @@ internal sealed class DeviceTlbTickets : IDeviceTlbCompletion
         _free[_freeCount++] = slot;
     }
 
-    private void ArmIfIdle(long deadline)
+    /// <summary>Makes the timer fire by <paramref name="deadline"/>: armed when idle, moved only for an earlier deadline
+    /// (with one time-out for every request that never happens in steady state).</summary>
+    private void Arm(long deadline)
     {
-        if (_timerArmed || deadline == long.MaxValue)
+        if (deadline == long.MaxValue || (_timerArmed && deadline >= _armedFor))
         {
             return;
         }
@@ -223,6 +235,7 @@ internal sealed class DeviceTlbTickets : IDeviceTlbCompletion
         }
 
         _timerArmed = true;
+        _armedFor = deadline;
     }
 
     private void Disarm()
@@ -281,7 +294,7 @@ internal sealed class DeviceTlbTickets : IDeviceTlbCompletion
 
             if (next != long.MaxValue)
             {
-                ArmIfIdle(next);
+                Arm(next);
             }
 
             if (oldest >= 0 && !_core.IsRunning && !_core.IsDisposed)

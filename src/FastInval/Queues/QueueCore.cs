@@ -25,7 +25,7 @@ namespace FastInval.Queues;
 /// <para><b>Device-TLB sink.</b> With <see cref="AttachDeviceTlbSink"/>, <see cref="Execute"/> takes the batch's valid
 /// device-TLB invalidations out of the engine batch and, once the rest has executed, sends them in order to the sink
 /// (<see cref="Tickets"/>); the engine applies each answer when it arrives. A front end admits a decoded descriptor with
-/// <see cref="Admit"/> / <see cref="TryAdd"/> (false: no ticket is free, stop the queue before it) and holds its wait
+/// <see cref="Admit(int, int)"/> / <see cref="TryAdd"/> (false: no ticket is free, stop the queue before it) and holds its wait
 /// while <see cref="DeviceTlbTickets.HasOutstanding"/>.</para>
 /// <para><b>Threading.</b> Every entry point of a unit runs under <see cref="Gate"/>; the sink's answers and the
 /// time-out timer take it too, so a unit may be called from any thread.</para>
@@ -133,7 +133,31 @@ internal sealed class QueueCore
         return true;
     }
 
-    /// <summary><see cref="Add"/> after <see cref="Admit"/>: false (nothing added) when a device-TLB invalidation finds no
+    /// <summary>Admits <paramref name="decoded"/>, the descriptors one guest command decoded to, before they are added
+    /// with <see cref="Add"/>: false when their device-TLB invalidations need more tickets than are free.</summary>
+    public bool Admit(ReadOnlySpan<InvalidationDescriptor> decoded)
+    {
+        if (Tickets is null)
+        {
+            return true;
+        }
+
+        int needed = 0;
+        foreach (ref readonly InvalidationDescriptor d in decoded)
+        {
+            needed += d.Scope == InvalidationScope.DeviceTlb ? 1 : 0;
+        }
+
+        if (needed != 0 && _admitted + needed > Tickets.Free)
+        {
+            return false;
+        }
+
+        _admitted += needed;
+        return true;
+    }
+
+    /// <summary><see cref="Add"/> after <see cref="Admit(int, int)"/>: false (nothing added) when a device-TLB invalidation finds no
     /// free ticket.</summary>
     public bool TryAdd(in InvalidationDescriptor descriptor, ulong index)
     {

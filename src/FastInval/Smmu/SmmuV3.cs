@@ -554,7 +554,7 @@ public sealed partial class SmmuV3 : IDisposable, IDeviceTlbClient
         return SmmuCommandError.None;
     }
 
-    void IDeviceTlbClient.OnDeviceTlbAnswer(DeviceTlbFault outcome, uint sourceId)
+    void IDeviceTlbClient.OnDeviceTlbAnswer(DeviceTlbFault outcome, uint sourceId, ulong index)
     {
         _atcFailed |= outcome == DeviceTlbFault.Timeout; // a completion error removed the entries: no CERROR names it
     }

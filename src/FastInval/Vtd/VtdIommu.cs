@@ -726,7 +726,7 @@ public sealed partial class VtdIommu : IDisposable, IDeviceTlbClient
         }
     }
 
-    void IDeviceTlbClient.OnDeviceTlbAnswer(DeviceTlbFault outcome, uint sourceId)
+    void IDeviceTlbClient.OnDeviceTlbAnswer(DeviceTlbFault outcome, uint sourceId, ulong index)
     {
         if (outcome == DeviceTlbFault.Timeout)
         {

@@ -1,4 +1,6 @@
+using FastInval.AmdVi;
 using FastInval.Smmu;
+using FastInval.Tests.AmdVi;
 using FastInval.Tests.Smmu;
 using FastInval.Tests.Vtd;
 using FastInval.Vtd;
@@ -434,5 +436,92 @@ public sealed class DeviceTlbSinkTests
         Assert.Equal(Reg.Ite, rig.Fsts);
         Assert.Equal(SidA, rig.Itesid);
         Assert.True(Cached(rig.Engine, SidA, PageA));
+    }
+}
+
+/// <summary>AMD-Vi's COMPLETION_WAIT is held until the devices answer; the time-out is the one the guest programs in
+/// Control.InvTimeOut, and it logs IOTLB_INV_TIMEOUT with the command's address.</summary>
+public sealed class AmdViDeviceTlbSinkTests
+{
+    private static AmdViRig Rig(IDeviceTlbSink sink, TimeProvider? time = null, ulong invTimeOut = 0) =>
+        new(new AmdViOptions { DeviceTlbSink = new DeviceTlbSinkOptions { Sink = sink, TimeProvider = time ?? TimeProvider.System } },
+            control: AmdViRegisters.ControlEventLogEn | AmdViRegisters.ControlEventIntEn | AmdViRegisters.ControlComWaitIntEn |
+                     (invTimeOut << AmdViRegisters.ControlInvTimeOutShift));
+
+    [Fact]
+    public void Completion_wait_is_held_until_every_earlier_request_is_answered()
+    {
+        var sink = new ParkedSink();
+        using AmdViRig rig = Rig(sink);
+        rig.Engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, AddressSpace.None, 0x4000, 0x4000));
+        rig.Engine.DeviceTlb.Fill(new DeviceTlbEntry(0x20, AddressSpace.None, 0x8000, 0x8000));
+        rig.Submit(AmdViCommand.InvalidateIotlbPages(0x10, 0x4000), AmdViCommand.InvalidateIotlbPages(0x20, 0x8000),
+                   AmdViCommand.CompletionWait(AmdViRig.StoreBase, 0x1234, interrupt: true));
+        Assert.Equal(2, sink.Requests.Count);
+        Assert.All(sink.Requests, r => Assert.Equal(InvalidationSource.AmdViCommandBuffer, r.Source));
+        Assert.Equal(32UL, rig.Head); // on the wait
+        Assert.Equal(0UL, rig.StoreAt(0));
+        Assert.Equal(0, rig.Interrupts);
+
+        Assert.True(sink.AnswerOnOtherThread(1, DeviceTlbFault.None));
+        Assert.Equal(32UL, rig.Head);
+        Assert.True(sink.AnswerOnOtherThread(0, DeviceTlbFault.CompletionError));
+        Assert.Equal(48UL, rig.Head);
+        Assert.Equal(0x1234UL, rig.StoreAt(0));
+        Assert.Equal(1, rig.Interrupts);
+        Assert.Empty(rig.EventLog());
+        Assert.False(rig.Engine.DeviceTlb.TryLookup(0x10, AddressSpace.None, 0x4000, out _));
+        Assert.False(rig.Engine.DeviceTlb.TryLookup(0x20, AddressSpace.None, 0x8000, out _));
+    }
+
+    [Fact]
+    public void Silence_times_out_after_the_programmed_inv_time_out_and_the_wait_then_completes()
+    {
+        var time = new FakeTimeProvider();
+        var sink = new ParkedSink();
+        using AmdViRig rig = Rig(sink, time, invTimeOut: 2); // 10 ms
+        rig.Engine.DeviceTlb.Fill(new DeviceTlbEntry(0x30, AddressSpace.None, 0x4000, 0x4000));
+        rig.Submit(AmdViCommand.InvalidateIotlbPages(0x30, 0x4000), AmdViCommand.CompletionWait(AmdViRig.StoreBase, 7));
+        time.Advance(TimeSpan.FromMilliseconds(9));
+        Assert.Equal(16UL, rig.Head);
+        Assert.Empty(rig.EventLog());
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        AmdViEvent e = Assert.Single(rig.EventLog());
+        Assert.Equal(AmdViEventCode.IotlbInvalidationTimeout, e.Code);
+        Assert.Equal(0x30, e.DeviceId);
+        Assert.Equal(AmdViRig.BufferBase, e.Address); // the INVALIDATE_IOTLB_PAGES in slot 0
+        Assert.Equal(32UL, rig.Head);                 // the time-out is how the command completed
+        Assert.Equal(7UL, rig.StoreAt(0));
+        Assert.True(rig.Engine.DeviceTlb.TryLookup(0x30, AddressSpace.None, 0x4000, out _));
+        Assert.False(sink.AnswerOnOtherThread(0, DeviceTlbFault.None));
+    }
+
+    [Fact]
+    public void Inv_time_out_zero_never_times_out()
+    {
+        var time = new FakeTimeProvider();
+        var sink = new ParkedSink();
+        using AmdViRig rig = Rig(sink, time, invTimeOut: 0);
+        rig.Submit(AmdViCommand.InvalidateIotlbPages(0x30, 0x4000), AmdViCommand.CompletionWait(AmdViRig.StoreBase, 7));
+        time.Advance(TimeSpan.FromDays(3));
+        Assert.Equal(16UL, rig.Head);
+        Assert.Empty(rig.EventLog());
+        Assert.True(sink.AnswerOnOtherThread(0, DeviceTlbFault.Timeout)); // the VMM gives up: the event, then the wait
+        Assert.Equal(AmdViEventCode.IotlbInvalidationTimeout, Assert.Single(rig.EventLog()).Code);
+        Assert.Equal(7UL, rig.StoreAt(0));
+    }
+
+    [Fact]
+    public void Disabling_the_buffer_drops_a_held_wait_which_is_fetched_again()
+    {
+        var sink = new ParkedSink();
+        using AmdViRig rig = Rig(sink);
+        rig.Submit(AmdViCommand.InvalidateIotlbPages(0x30, 0x4000), AmdViCommand.CompletionWait(AmdViRig.StoreBase, 7));
+        rig.Unit.WriteRegister(AmdViRegisters.Control, AmdViRegisters.ControlIommuEn | AmdViRegisters.ControlEventLogEn, 8);
+        Assert.True(sink.AnswerOnOtherThread(0, DeviceTlbFault.None));
+        Assert.Equal(0UL, rig.StoreAt(0));
+        rig.Unit.WriteRegister(AmdViRegisters.Control, AmdViRegisters.ControlIommuEn | AmdViRegisters.ControlEventLogEn | AmdViRegisters.ControlCmdBufEn, 8);
+        Assert.Equal(7UL, rig.StoreAt(0));
+        Assert.Equal(32UL, rig.Head);
     }
 }
