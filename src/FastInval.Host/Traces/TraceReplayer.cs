@@ -200,6 +200,12 @@ public sealed class TraceReplayer : IDisposable
                 throw new TraceFormatException($"{where}: cannot make a {size}-byte file for region {region} of connection {record.ConnectionId}", record.Offset);
             }
 
+            if (c.PendingFds.Count >= UnixFds.ControlFds)
+            {
+                file.Dispose();
+                throw new TraceFormatException($"{where}: more than {UnixFds.ControlFds} descriptor MEMORY records before one REQUEST of connection {record.ConnectionId} (a frame carries at most {UnixFds.MaxFdsPerFrame})", record.Offset);
+            }
+
             c.Regions.Add(file);
             c.PendingFds.Add(file.TakeDescriptorForSession());
             c.PendingTruncated |= (record.Flags & TraceFormat.MemoryTruncated) != 0;
@@ -208,7 +214,7 @@ public sealed class TraceReplayer : IDisposable
 
         if (region >= (uint)c.Regions.Count || c.Regions[(int)region].Fd < 0)
         {
-            throw new TraceFormatException($"{where}: MEMORY record of region {region}, which connection {record.ConnectionId} did not pass as a mappable file", record.Offset);
+            throw new TraceFormatException($"{where}: MEMORY record of region {region}, which no unit of connection {record.ConnectionId} maps (never passed, not a mappable file, its CREATE failed or its unit is destroyed)", record.Offset);
         }
 
         ReplayRegion r = c.Regions[(int)region];
@@ -243,7 +249,8 @@ public sealed class TraceReplayer : IDisposable
             throw new TraceFormatException($"record {record.Index} at offset {record.Offset}: a CREATE that passes file descriptors in a format 1.0 trace, which holds no shared memory: it cannot be replayed (record the session again with a build that writes format 1.1)", record.Offset);
         }
 
-        if (c.PendingFds.Count > 0)
+        int passed = c.PendingFds.Count; // the regions this frame came with: the last `passed` of c.Regions
+        if (passed > 0)
         {
             // The descriptors the recorded frame came with, at this frame's first byte of the replayed stream.
             c.Inbox.Add(c.StreamOffset, c.StreamOffset + Math.Max(frame.Length, 1), CollectionsMarshal.AsSpan(c.PendingFds), c.PendingTruncated);
@@ -278,7 +285,64 @@ public sealed class TraceReplayer : IDisposable
             Close(c);
         }
 
+        ReleaseRegions(c, type, passed, replayUnit, c.Output.WrittenSpan[start..]);
         Account(c, recordedUnit, unit, type, frame, c.Output.WrittenSpan[start..], before);
+    }
+
+    /// <summary>Keeps the replay's files only while a unit maps them: the regions a CREATE came with are tied to the
+    /// unit its (replayed) success made, or closed when it failed; a successful DESTROY closes its unit's. A long trace of
+    /// units created and destroyed therefore holds no more files than the units alive.</summary>
+    private static void ReleaseRegions(ReplayConnection c, ushort type, int passed, uint replayUnit, ReadOnlySpan<byte> written)
+    {
+        if (passed == 0 && type != MessageType.Destroy)
+        {
+            return;
+        }
+
+        // The reply is the last frame the request caused (events come before it).
+        uint status = uint.MaxValue, unitId = 0;
+        while (written.Length >= ProtocolConstants.HeaderSize)
+        {
+            int length = (int)BinaryPrimitives.ReadUInt32LittleEndian(written);
+            if (length < ProtocolConstants.HeaderSize || length > written.Length)
+            {
+                break;
+            }
+
+            if (BinaryPrimitives.ReadUInt16LittleEndian(written[4..]) == (type | MessageType.ReplyBit))
+            {
+                status = BinaryPrimitives.ReadUInt16LittleEndian(written[6..]);
+                unitId = BinaryPrimitives.ReadUInt32LittleEndian(written[12..]);
+            }
+
+            written = written[length..];
+        }
+
+        if (passed > 0)
+        {
+            for (int i = c.Regions.Count - passed; i < c.Regions.Count; i++)
+            {
+                if (type == MessageType.Create && status == 0)
+                {
+                    c.Regions[i].ReplayUnit = unitId;
+                }
+                else
+                {
+                    c.Regions[i].Dispose(); // no unit maps it: no contents record may name it
+                }
+            }
+        }
+
+        if (type == MessageType.Destroy && status == 0 && replayUnit != 0)
+        {
+            foreach (ReplayRegion r in c.Regions)
+            {
+                if (r.ReplayUnit == replayUnit)
+                {
+                    r.Dispose();
+                }
+            }
+        }
     }
 
     private static void Counts(Unit unit, Span<int> counts)
@@ -544,6 +608,9 @@ internal sealed class ReplayRegion : IDisposable
 
     /// <summary>The recorded file size.</summary>
     public ulong Size { get; }
+
+    /// <summary>The replay's unit that maps the file (0: none yet).</summary>
+    public uint ReplayUnit { get; set; }
 
     /// <summary>The file for the recorded <paramref name="flags"/> and <paramref name="size"/>, or null when it cannot be made.</summary>
     public static ReplayRegion? Create(ushort flags, ulong size, string name)

@@ -354,12 +354,22 @@ public class MemoryTraceTests
         using var ram = new SharedRam(Name("vtd-bad"), RamBytes);
         string path = await RecordAsync(temp, "vtd.fitrace", c => VtdSession(c, ram));
 
-        Assert.Contains("region 7, which connection 1 did not pass", Damaged(temp, path, b => BinaryPrimitives.WriteUInt32LittleEndian(b, 7)), StringComparison.Ordinal);
+        Assert.Contains("region 7, which no unit of connection 1 maps", Damaged(temp, path, b => BinaryPrimitives.WriteUInt32LittleEndian(b, 7)), StringComparison.Ordinal);
         Assert.Contains("says the region has 131072 bytes, its descriptor record 65536", Damaged(temp, path, b => BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(16), 2 * RamBytes)), StringComparison.Ordinal);
         Assert.Contains("lie outside the 65536-byte region", Damaged(temp, path, b => BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(8), RamBytes - 8)), StringComparison.Ordinal);
         Assert.Contains("known flags (0x10)", Damaged(temp, path, _ => { }, flags: 0x10), StringComparison.Ordinal);
         Assert.Contains("a contents MEMORY record has no flags, a unit id", Damaged(temp, path, b => BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(4), 0)), StringComparison.Ordinal);
         Assert.Contains("descriptor MEMORY record (flag PASSED) has no contents", Damaged(temp, path, _ => { }, flags: TraceFormat.MemoryPassed), StringComparison.Ordinal);
+
+        // A contents record naming the region of a refused CREATE (the pipe, region 1), placed after it.
+        List<Rec> all = ReadAll(path);
+        int pipeCreate = all.FindIndex(r => IsDescriptor(r) && BinaryPrimitives.ReadUInt32LittleEndian(r.Body) == 1) + 1;
+        byte[] late = (byte[])all.First(IsContents).Body.Clone();
+        BinaryPrimitives.WriteUInt32LittleEndian(late, 1);
+        all.Insert(pipeCreate + 2, all.First(IsContents) with { Body = late });
+        string refused = temp.PathOf("refused-region.fitrace");
+        Write(refused, HeaderOf(path), all);
+        Assert.Contains("region 1, which no unit of connection 1 maps", Assert.Throws<TraceFormatException>(() => Replay(refused).Dispose()).Message, StringComparison.Ordinal);
 
         // A descriptor record out of order: region numbers must count up from 0.
         List<Rec> records = ReadAll(path);
