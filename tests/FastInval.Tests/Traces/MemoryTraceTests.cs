@@ -418,4 +418,42 @@ public class MemoryTraceTests
         Assert.Null(replayer.Difference);
         Assert.Equal(0, replayer.MemoryRecords);
     }
+
+    [Fact]
+    public async Task Random_damage_to_a_memfd_trace_is_replayed_or_refused_never_a_crash()
+    {
+        using var temp = new TempDir();
+        using var ram = new SharedRam(Name("vtd-fuzz"), RamBytes);
+        string path = await RecordAsync(temp, "vtd.fitrace", c => VtdSession(c, ram));
+        byte[] good = File.ReadAllBytes(path);
+        List<Rec> records = ReadAll(path);
+        // Byte offsets of the MEMORY records' headers and prefixes (where damage reaches the new code), and anywhere.
+        var targets = new List<int>();
+        foreach (Rec r in records.Where(r => r.Kind == TraceRecordKind.Memory))
+        {
+            targets.AddRange(Enumerable.Range((int)r.Offset, TraceFormat.RecordHeaderSize + TraceFormat.MemoryPrefixSize));
+        }
+
+        var random = new Random(11);
+        string damaged = temp.PathOf("damaged.fitrace");
+        int refused = 0, replayed = 0;
+        for (int i = 0; i < 400; i++)
+        {
+            byte[] bytes = (byte[])good.Clone();
+            int at = i % 2 == 0 ? targets[random.Next(targets.Count)] : random.Next(TraceFormat.HeaderSize, bytes.Length);
+            bytes[at] ^= (byte)(1 << random.Next(8));
+            File.WriteAllBytes(damaged, bytes);
+            try
+            {
+                using TraceReplayer replayer = Replay(damaged);
+                replayed++;
+            }
+            catch (TraceFormatException)
+            {
+                refused++;
+            }
+        }
+
+        Assert.True(refused > 100 && replayed > 0, $"{refused} refused, {replayed} replayed");
+    }
 }
