@@ -244,6 +244,7 @@ public sealed class TraceReplayer : IDisposable
         frame.CopyTo(_scratch);
         ushort requestType = BinaryPrimitives.ReadUInt16LittleEndian(frame[4..]);
         if (_formatMinor < 1 && requestType == MessageType.Create && frame.Length >= ProtocolConstants.HeaderSize + 8 &&
+            BinaryPrimitives.ReadUInt16LittleEndian(frame[ProtocolConstants.HeaderSize..]) is (ushort)UnitKind.Iommufd or (ushort)UnitKind.Vtd or (ushort)UnitKind.SmmuV3 &&
             BinaryPrimitives.ReadUInt32LittleEndian(frame[(ProtocolConstants.HeaderSize + 4)..]) != 0)
         {
             throw new TraceFormatException($"record {record.Index} at offset {record.Offset}: a CREATE that passes file descriptors in a format 1.0 trace, which holds no shared memory: it cannot be replayed (record the session again with a build that writes format 1.1)", record.Offset);

@@ -402,13 +402,17 @@ public class MemoryTraceTests
         TraceFormatException e = Assert.Throws<TraceFormatException>(() => Replay(without).Dispose());
         Assert.Contains("a CREATE that passes file descriptors in a format 1.0 trace", e.Message, StringComparison.Ordinal);
 
-        // An engine-only 1.0 trace (the committed ones) still replays.
+        // An engine-only 1.0 trace (the committed ones) still replays, an engine CREATE declaring descriptors included.
         string engine = temp.PathOf("engine.fitrace");
         await RecordAsync(temp, "engine.fitrace", c =>
         {
             byte[] p = c.Ok(Frames.Create(c.NextId(), 64, 64, 64));
             uint unit = BinaryPrimitives.ReadUInt32LittleEndian(p);
             c.Ok(Frames.FillIotlb(c.NextId(), unit, [TranslationEntry.Leaf(TranslationStage.Stage2, 1, AddressSpace.None, 0x4000, 0x9000)]));
+            byte[] withFds = Frames.Create(c.NextId(), 64, 64, 64);
+            BinaryPrimitives.WriteUInt32LittleEndian(withFds.AsSpan(16 + 4), 1); // an engine CREATE declaring a descriptor
+            WireReply refused = c.Call(withFds);
+            Assert.Equal(((ushort)ErrorCode.InvalidArgument, 4u), (refused.Status, refused.Detail));
         });
         byte[] engineHeader = HeaderOf(engine);
         BinaryPrimitives.WriteUInt16LittleEndian(engineHeader.AsSpan(10), 0);
