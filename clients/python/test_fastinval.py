@@ -117,6 +117,46 @@ def main() -> int:
     c.close()
     b.close()
 
+    def sent_by(replies: bytes, call) -> bytes:
+        """The bytes the client sends for `call` after HELLO (the fake server answers with `replies`)."""
+        a, b = socket.socketpair()
+        try:
+            b.sendall(hello_reply() + replies)
+            client = fi.Client(sock=a, timeout=5)
+            b.recv(24)
+            call(client)
+            b.setblocking(False)
+            data = b""
+            while True:
+                try:
+                    chunk, fds, _f, _a = socket.recv_fds(b, 1 << 16, 8)
+                except BlockingIOError:
+                    return data
+                for fd in fds:
+                    os.close(fd)
+                if not chunk:
+                    return data
+                data += chunk
+        finally:
+            a.close()
+            b.close()
+
+    sent = sent_by(reply(fi.CREATE, 2, 3, struct.pack("<II", 3, 0)) + reply(fi.REG_WRITE, 3, 3, bytes(8)),
+                   lambda c: c.reg_write(c.create_vtd(region), fi.VTD_IQT, 8, 0x20))
+    check("REG_WRITE: offset, size, 3 reserved bytes, value",
+          sent[-32:] == struct.pack("<IHHII", 32, fi.REG_WRITE, 0, 3, 3) + struct.pack("<IB3xQ", 0x88, 8, 0x20))
+    sent = sent_by(reply(fi.CREATE, 2, 3, struct.pack("<II", 3, 0)) + reply(fi.REG_READ, 3, 3, bytes(8)),
+                   lambda c: c.reg_read(c.create_vtd(region), fi.VTD_FSTS, 4))
+    check("REG_READ: offset, size, 3 reserved bytes", sent[-24:] == struct.pack("<IHHII", 24, fi.REG_READ, 0, 3, 3) + struct.pack("<IB3x", 0x34, 4))
+    iommufd_reply = reply(fi.CREATE, 2, 6, struct.pack("<IIQI", 6, 0, 0x10000, 1))
+    sent = sent_by(iommufd_reply + reply(fi.IOMMUFD_IOCTL, 3, 6, struct.pack("<iI", 0, 12) + bytes(12)),
+                   lambda c: c.iommufd_ioctl(c.create_iommufd([fi.Region(0, 0x10000, 0, ram)], [fi.IommufdDevice(2, 0x20, True)],
+                                                             flags=1, engine_kind=2).unit, fi.IOMMU_IOAS_ALLOC, struct.pack("<III", 12, 0, 0)))
+    create = struct.pack("<IHHII", 16 + 24 + 16 + 24 + 8, fi.CREATE, 0, 2, 0) + struct.pack("<HHIIIII", fi.KIND_IOMMUFD, 0, 1, 0, 0, 0, 48) + \
+        struct.pack("<IIIB3x", 1, 1, 1, 2) + struct.pack("<QQQ", 0, 0x10000, 0) + struct.pack("<BBHI", 2, 1, 0, 0x20)
+    ioctl = struct.pack("<IHHII", 16 + 8 + 12, fi.IOMMUFD_IOCTL, 0, 3, 6) + struct.pack("<II", 0x3B81, 12) + struct.pack("<III", 12, 0, 0)
+    check("CREATE IOMMUFD and IOMMUFD_IOCTL: the frames byte for byte", sent == create + ioctl)
+
     # -- strictness: every truncation and corruption of the replies of each request type --------------------------
     vtd = reply(fi.CREATE, 2, 3, struct.pack("<II", 3, 0))
     smmu = reply(fi.CREATE, 2, 4, struct.pack("<II", 4, 0))
