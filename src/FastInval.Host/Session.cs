@@ -124,7 +124,8 @@ internal sealed partial class Session : IDisposable
             }
         }
         else if (header.Type is MessageType.RegisterWrite or MessageType.IommufdIoctl && _minor >= 1 &&
-            _units.TryGetValue(header.UnitId, out Unit? unit) && !unit.Mappings.IsEmpty)
+            _units.TryGetValue(header.UnitId, out Unit? unit) && !unit.Mappings.IsEmpty &&
+            (header.Type == MessageType.IommufdIoctl) == (unit.Kind == UnitKind.Iommufd))
         {
             recorder.Capture(unit.Id, unit.Mappings);
         }
