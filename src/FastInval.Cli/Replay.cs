@@ -98,7 +98,7 @@ internal static class Replay
 
         if (replayer.MemoryRecords > 0 || replayer.SkippedRecords > 0)
         {
-            output.WriteLine($"memory records {N(replayer.MemoryRecords)} (no unit kind of this build maps shared memory), records of unknown kinds skipped {N(replayer.SkippedRecords)}");
+            output.WriteLine($"memory records {N(replayer.MemoryRecords)} ({N(replayer.MemoryBytes)} bytes of shared memory rebuilt), records of unknown kinds skipped {N(replayer.SkippedRecords)}");
         }
 
         double seconds = Math.Max(elapsed.TotalSeconds, 1e-9);

@@ -80,6 +80,36 @@ internal sealed class FdInbox : IDisposable
         }
     }
 
+    /// <summary>The descriptors <see cref="TryClaim"/> would look at for the frame starting at
+    /// <paramref name="frameStart"/>, without claiming them (the trace recorder describes them before the frame is
+    /// handled): up to <paramref name="fds"/>' length are copied; returns how many came (−1: none came with the frame).
+    /// The descriptors stay the inbox's.</summary>
+    public int Peek(long frameStart, Span<int> fds, out bool truncated)
+    {
+        lock (_gate)
+        {
+            truncated = false;
+            foreach (Batch batch in _batches)
+            {
+                if (batch.End <= frameStart + 1)
+                {
+                    continue; // what the claim releases first
+                }
+
+                if (batch.Start > frameStart)
+                {
+                    return -1;
+                }
+
+                truncated = batch.Truncated;
+                batch.Fds.AsSpan(0, Math.Min(batch.Fds.Length, fds.Length)).CopyTo(fds);
+                return batch.Fds.Length;
+            }
+
+            return -1;
+        }
+    }
+
     /// <summary>Closes every batch whose bytes all lie before <paramref name="offset"/>: no frame starting at or after it
     /// can claim them (descriptors sent with a frame that did not declare them).</summary>
     public void ReleaseBefore(long offset)

@@ -156,7 +156,13 @@ internal sealed partial class Session
                     return (ErrorCode.BadFd, (uint)i);
                 }
 
-                mappings[i] = new SharedMapping(address, regions[i].Length) { GuestBase = regions[i].Base };
+                mappings[i] = new SharedMapping(address, regions[i].Length)
+                {
+                    GuestBase = regions[i].Base,
+                    FileOffset = regions[i].FileOffset,
+                    FileSize = (ulong)size,
+                    TraceRegion = _recorder is { FrameRegionBase: >= 0 } r ? r.FrameRegionBase + i : -1,
+                };
                 mapped++;
             }
 
@@ -182,6 +188,7 @@ internal sealed partial class Session
             }
 
             output.Advance(total);
+            _recorder?.Mapped(unit.Id, unit.Mappings); // the initial contents, after the reply (docs/traces.md §4)
             return (ErrorCode.Ok, 0);
         }
         finally

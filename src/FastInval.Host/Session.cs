@@ -69,6 +69,11 @@ internal sealed partial class Session : IDisposable
             }
 
             _core.FrameRead();
+            if (_recorder is not null && status == FrameReadStatus.Frame)
+            {
+                RecordMemory(in header, in payload); // MEMORY records go before the REQUEST they serve
+            }
+
             // Records what is read: the frame, or the header the server could not trust.
             _recorder?.Received(buffer.Slice(start, status == FrameReadStatus.Fatal ? ProtocolConstants.HeaderSize : header.Length));
             if (status == FrameReadStatus.Fatal)
@@ -86,6 +91,44 @@ internal sealed partial class Session : IDisposable
         }
 
         return reader.Position;
+    }
+
+    /// <summary>The MEMORY records a recorded frame needs before its REQUEST (docs/traces.md §4): the descriptors a
+    /// CREATE that declares some came with; the changes to a unit's shared memory before a request that makes the unit
+    /// read it (REG_WRITE of a VT-d or SMMUv3 unit, IOMMUFD_IOCTL).</summary>
+    private void RecordMemory(in FrameHeader header, in ReadOnlySequence<byte> payload)
+    {
+        Traces.SessionRecorder recorder = _recorder!;
+        if (header.Type == MessageType.Create)
+        {
+            Span<byte> prefix = stackalloc byte[8];
+            Span<int> fds = stackalloc int[UnixFds.ControlFds];
+            int count = -1;
+            bool truncated = false;
+            if (_inbox is not null && payload.Length >= 8)
+            {
+                payload.Slice(0, 8).CopyTo(prefix);
+                if (BinaryPrimitives.ReadUInt32LittleEndian(prefix[4..]) != 0)
+                {
+                    count = _inbox.Peek(_frameStart, fds, out truncated);
+                }
+            }
+
+            if (count > 0)
+            {
+                recorder.Passed(fds[..Math.Min(count, fds.Length)], truncated);
+            }
+            else
+            {
+                recorder.NonePassed();
+            }
+        }
+        else if (header.Type is MessageType.RegisterWrite or MessageType.IommufdIoctl && _minor >= 1 &&
+            _units.TryGetValue(header.UnitId, out Unit? unit) && !unit.Mappings.IsEmpty &&
+            (header.Type == MessageType.IommufdIoctl) == (unit.Kind == UnitKind.Iommufd))
+        {
+            recorder.Capture(unit.Id, unit.Mappings);
+        }
     }
 
     /// <summary>Writes a FRAME_ERROR reply (a frame that could not be read, or a refused connection).</summary>

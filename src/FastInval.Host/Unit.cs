@@ -67,6 +67,9 @@ internal sealed class Unit : IDisposable
     /// <summary>Entries offered to FILL.</summary>
     public ulong Fills;
 
+    /// <summary>The unit's shared mappings, in region order (empty for an engine unit).</summary>
+    public ReadOnlySpan<SharedMapping> Mappings => _mappings;
+
     /// <summary>Bytes of shared memory mapped for the unit.</summary>
     public ulong MappedBytes { get; private set; }
 
@@ -140,10 +143,12 @@ internal sealed class Unit : IDisposable
     }
 }
 
-/// <summary>One <c>mmap</c> of a received file (MAP_SHARED, read-write), unmapped when disposed.</summary>
-internal sealed class SharedMapping : IDisposable
+/// <summary>One <c>mmap</c> of a received file (MAP_SHARED, read-write), unmapped when disposed; with the trace
+/// recorder's copy of its contents when the session is recorded.</summary>
+internal sealed unsafe class SharedMapping : IDisposable
 {
     private nint _address;
+    private nint _shadow;
 
     public SharedMapping(nint address, ulong length)
     {
@@ -160,12 +165,50 @@ internal sealed class SharedMapping : IDisposable
     /// <summary>Guest-physical base (VT-d, SMMUv3) or user address (iommufd) it is mapped at in the unit.</summary>
     public ulong GuestBase { get; set; }
 
+    /// <summary>Offset in the file of the first byte mapped.</summary>
+    public ulong FileOffset { get; init; }
+
+    /// <summary>Size of the file when it was passed.</summary>
+    public ulong FileSize { get; init; }
+
+    /// <summary>The trace's region index of the file (docs/traces.md §4), or −1 when the session is not recorded.</summary>
+    public int TraceRegion { get; init; } = -1;
+
+    /// <summary>The recorder's copy of the mapping as its last MEMORY records left it (0: none, see
+    /// <see cref="AllocateShadow"/>).</summary>
+    public nint Shadow => _shadow;
+
+    /// <summary>Allocates the recorder's copy, zeroed (a fresh region of a replay is zero). False when there is no
+    /// memory for it: the recorder then records the mapping whole at every capture.</summary>
+    public bool AllocateShadow()
+    {
+        if (_shadow == 0)
+        {
+            try
+            {
+                _shadow = (nint)System.Runtime.InteropServices.NativeMemory.AllocZeroed((nuint)Length);
+            }
+            catch (OutOfMemoryException)
+            {
+                _shadow = 0;
+            }
+        }
+
+        return _shadow != 0;
+    }
+
     public void Dispose()
     {
         nint a = Interlocked.Exchange(ref _address, 0);
         if (a != 0)
         {
             UnixFds.Unmap(a, Length);
+        }
+
+        nint s = Interlocked.Exchange(ref _shadow, 0);
+        if (s != 0)
+        {
+            System.Runtime.InteropServices.NativeMemory.Free((void*)s);
         }
     }
 }

@@ -73,6 +73,70 @@ internal static unsafe partial class UnixFds
     [LibraryImport("libc", EntryPoint = "ftruncate", SetLastError = true)]
     private static partial int FTruncate(int fd, long length);
 
+    [LibraryImport("libc", EntryPoint = "dup", SetLastError = true)]
+    private static partial int DupFd(int fd);
+
+    [LibraryImport("libc", EntryPoint = "pwrite", SetLastError = true)]
+    private static partial nint PWrite(int fd, byte* buffer, nuint count, long offset);
+
+    [LibraryImport("libc", EntryPoint = "pipe", SetLastError = true)]
+    private static partial int PipeFds(int* fds);
+
+    /// <summary>A second descriptor of the same open file, or −errno.</summary>
+    public static int Dup(int fd)
+    {
+        int d = DupFd(fd);
+        return d < 0 ? -Marshal.GetLastPInvokeError() : d;
+    }
+
+    /// <summary>Writes all of <paramref name="bytes"/> at <paramref name="offset"/> of <paramref name="fd"/>. Returns 0,
+    /// or −errno (−EIO for a write that stopped short).</summary>
+    public static int WriteAt(int fd, ReadOnlySpan<byte> bytes, long offset)
+    {
+        fixed (byte* p = bytes)
+        {
+            int done = 0;
+            while (done < bytes.Length)
+            {
+                nint n = PWrite(fd, p + done, (nuint)(bytes.Length - done), offset + done);
+                if (n < 0)
+                {
+                    int e = Marshal.GetLastPInvokeError();
+                    if (e == EIntr)
+                    {
+                        continue;
+                    }
+
+                    return -e;
+                }
+
+                if (n == 0)
+                {
+                    return -5; // EIO
+                }
+
+                done += (int)n;
+            }
+
+            return 0;
+        }
+    }
+
+    /// <summary>A pipe: its read end in <paramref name="read"/>, its write end in <paramref name="write"/>; 0 or −errno.</summary>
+    public static int Pipe(out int read, out int write)
+    {
+        int* fds = stackalloc int[2];
+        read = write = -1;
+        if (PipeFds(fds) != 0)
+        {
+            return -Marshal.GetLastPInvokeError();
+        }
+
+        read = fds[0];
+        write = fds[1];
+        return 0;
+    }
+
     /// <summary>
     /// One non-blocking <c>recvmsg</c> into <paramref name="buffer"/>. Returns the bytes read (0 at end of stream) or
     /// −errno. The descriptors that came with the bytes are stored in <paramref name="fds"/> (close-on-exec), their

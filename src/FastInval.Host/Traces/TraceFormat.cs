@@ -87,8 +87,8 @@ public static class TraceFormat
     /// <summary>Trace format major version.</summary>
     public const ushort Major = 1;
 
-    /// <summary>Trace format minor version.</summary>
-    public const ushort Minor = 0;
+    /// <summary>Trace format minor version (1: MEMORY records hold the shared guest memory, docs/traces.md §4).</summary>
+    public const ushort Minor = 1;
 
     /// <summary>Bytes of the file header.</summary>
     public const int HeaderSize = 64;
@@ -105,8 +105,26 @@ public static class TraceFormat
     /// <summary>Header flag: written by <c>fastinval generate</c>.</summary>
     public const uint FlagGenerated = 1;
 
-    /// <summary>MEMORY record flag: the bytes were written by the server's unit (compared by a verifying replay), not by the client.</summary>
-    public const ushort MemoryWrittenByUnit = 1;
+    /// <summary>MEMORY record flag: a descriptor record — the next REQUEST of the connection (a CREATE) came with this
+    /// file descriptor; the body holds no contents, <c>region_size</c> is the file's size.</summary>
+    public const ushort MemoryPassed = 1;
+
+    /// <summary>MEMORY record flag (with <see cref="MemoryPassed"/>): the file could not be sized (a pipe, a socket).</summary>
+    public const ushort MemoryNotSizable = 2;
+
+    /// <summary>MEMORY record flag (with <see cref="MemoryPassed"/>): the file was sized but cannot be mapped shared and
+    /// read-write (a read-only descriptor).</summary>
+    public const ushort MemoryNotMappable = 4;
+
+    /// <summary>MEMORY record flag (with <see cref="MemoryPassed"/>): the kernel dropped descriptors of the same message
+    /// (MSG_CTRUNC), so the CREATE could not claim them.</summary>
+    public const ushort MemoryTruncated = 8;
+
+    /// <summary>The MEMORY record flags a 1.1 trace may hold.</summary>
+    public const ushort MemoryFlagsKnown = MemoryPassed | MemoryNotSizable | MemoryNotMappable | MemoryTruncated;
+
+    /// <summary>Most content bytes the recorder puts in one MEMORY record (a longer change is split).</summary>
+    public const int MemoryRecordMaxBytes = 1 << 20;
 
     /// <summary>The 8 bytes a trace file starts with: "FITRACE" and a NUL.</summary>
     public static ReadOnlySpan<byte> Magic => "FITRACE\0"u8;

@@ -6,7 +6,7 @@ namespace FastInval.Host.Traces;
 /// <param name="Index">Zero-based index of the record in the file.</param>
 /// <param name="Offset">Byte offset of the record in the file.</param>
 /// <param name="Kind">Record kind.</param>
-/// <param name="Flags">Record flags (MEMORY: <see cref="TraceFormat.MemoryWrittenByUnit"/>).</param>
+/// <param name="Flags">Record flags (MEMORY: <see cref="TraceFormat.MemoryPassed"/> and the like).</param>
 /// <param name="ConnectionId">Connection the record belongs to (0 for END).</param>
 /// <param name="TimeNanoseconds">Nanoseconds since the trace was created.</param>
 /// <param name="Body">The record's body.</param>
@@ -104,6 +104,9 @@ public sealed class TraceReader : IDisposable
 
     /// <summary>The file header.</summary>
     public TraceHeader Header { get; }
+
+    /// <summary>The trace format's minor version (MEMORY records are replayed from 1.1 on).</summary>
+    public ushort FormatMinor => _minor;
 
     /// <summary>Bytes read so far.</summary>
     public long Position => _offset;
@@ -206,19 +209,7 @@ public sealed class TraceReader : IDisposable
 
                 break;
             case TraceRecordKind.Memory:
-                if ((flags & ~TraceFormat.MemoryWrittenByUnit) != 0 || connection == 0 || body.Length < TraceFormat.MemoryPrefixSize)
-                {
-                    throw new TraceFormatException($"bad {where}: a MEMORY record holds a 24-byte prefix, known flags and a connection id", _offset);
-                }
-
-                ulong offset = BinaryPrimitives.ReadUInt64LittleEndian(body[8..]);
-                ulong size = BinaryPrimitives.ReadUInt64LittleEndian(body[16..]);
-                ulong count = (ulong)(body.Length - TraceFormat.MemoryPrefixSize);
-                if (offset > size || count > size - offset)
-                {
-                    throw new TraceFormatException($"bad {where}: MEMORY bytes [{offset}, {offset + count}) lie outside the {size}-byte region", _offset);
-                }
-
+                CheckMemory(flags, connection, body, where);
                 break;
             case TraceRecordKind.End:
                 if (body.Length != TraceFormat.EndBodySize || flags != 0 || connection != 0)
@@ -241,6 +232,43 @@ public sealed class TraceReader : IDisposable
                 }
 
                 break;
+        }
+    }
+
+    /// <summary>A MEMORY record (docs/traces.md §4): the prefix, the flags, and the bytes inside the region.</summary>
+    private void CheckMemory(ushort flags, uint connection, ReadOnlySpan<byte> body, string where)
+    {
+        if (_minor < 1)
+        {
+            throw new TraceFormatException($"bad {where}: a MEMORY record in a format 1.0 trace (MEMORY records are read from format 1.1 on; no 1.0 recorder wrote one)", _offset + 4);
+        }
+
+        if ((flags & ~TraceFormat.MemoryFlagsKnown) != 0 || connection == 0 || body.Length < TraceFormat.MemoryPrefixSize)
+        {
+            throw new TraceFormatException($"bad {where}: a MEMORY record holds a 24-byte prefix, known flags (0x{flags:X}) and a connection id", _offset);
+        }
+
+        uint unit = BinaryPrimitives.ReadUInt32LittleEndian(body[4..]);
+        ulong offset = BinaryPrimitives.ReadUInt64LittleEndian(body[8..]);
+        ulong size = BinaryPrimitives.ReadUInt64LittleEndian(body[16..]);
+        ulong count = (ulong)(body.Length - TraceFormat.MemoryPrefixSize);
+        if ((flags & TraceFormat.MemoryPassed) != 0)
+        {
+            bool sizable = (flags & TraceFormat.MemoryNotSizable) == 0;
+            if (count != 0 || unit != 0 || offset != 0 || (!sizable && size != 0) || (!sizable && (flags & TraceFormat.MemoryNotMappable) != 0) ||
+                size > long.MaxValue)
+            {
+                throw new TraceFormatException($"bad {where}: a descriptor MEMORY record (flag PASSED) has no contents, unit 0, offset 0 and a file size (0 when not sizable)", _offset);
+            }
+        }
+        else if (flags != 0 || unit == 0 || count == 0)
+        {
+            throw new TraceFormatException($"bad {where}: a contents MEMORY record has no flags, a unit id and at least one byte", _offset);
+        }
+
+        if (offset > size || count > size - offset)
+        {
+            throw new TraceFormatException($"bad {where}: MEMORY bytes [{offset}, {offset + count}) lie outside the {size}-byte region", _offset);
         }
     }
 

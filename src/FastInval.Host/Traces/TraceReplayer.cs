@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 
 namespace FastInval.Host.Traces;
 
@@ -23,12 +24,16 @@ public sealed class TraceReplayer : IDisposable
     private readonly SortedDictionary<uint, UnitFigures> _units = [];
     private byte[] _scratch = new byte[4096];
     private long _frames;
+    private readonly ushort _formatMinor;
 
-    /// <summary>A replayer for a trace with <paramref name="header"/>.</summary>
-    public TraceReplayer(TraceHeader header, bool verify)
+    /// <summary>A replayer for a trace with <paramref name="header"/>, of format minor version
+    /// <paramref name="formatMinor"/> (a 1.0 trace holds no shared memory: its CREATEs that pass descriptors cannot be
+    /// replayed).</summary>
+    public TraceReplayer(TraceHeader header, bool verify, ushort formatMinor = TraceFormat.Minor)
     {
         _core = new ServerCore(header.ToServerOptions());
         _verify = verify;
+        _formatMinor = formatMinor;
     }
 
     /// <summary>The first difference found (with verify), or null.</summary>
@@ -49,8 +54,11 @@ public sealed class TraceReplayer : IDisposable
     /// <summary>Connections seen.</summary>
     public int Connections { get; private set; }
 
-    /// <summary>MEMORY records read (no unit kind of this build maps shared memory: they are checked and counted).</summary>
+    /// <summary>MEMORY records applied: descriptor records (a fresh file per descriptor) and contents written into them.</summary>
     public long MemoryRecords { get; private set; }
+
+    /// <summary>Bytes of shared memory the MEMORY records wrote into the replay's files.</summary>
+    public long MemoryBytes { get; private set; }
 
     /// <summary>Records of a kind this build does not know (a later minor version), skipped.</summary>
     public long SkippedRecords { get; private set; }
@@ -60,7 +68,7 @@ public sealed class TraceReplayer : IDisposable
     public static TraceReplayer Run(TraceReader reader, bool verify, Action<long, long>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(reader);
-        var replayer = new TraceReplayer(reader.Header, verify);
+        var replayer = new TraceReplayer(reader.Header, verify, reader.FormatMinor);
         try
         {
             long records = 0;
@@ -99,7 +107,8 @@ public sealed class TraceReplayer : IDisposable
                     throw new TraceFormatException($"bad record {record.Index} at offset {record.Offset}: connection {record.ConnectionId} connects twice", record.Offset);
                 }
 
-                _connections.Add(record.ConnectionId, new ReplayConnection(new Session(_core)));
+                var inbox = new FdInbox();
+                _connections.Add(record.ConnectionId, new ReplayConnection(new Session(_core, inbox), inbox));
                 Connections++;
                 return true;
             case TraceRecordKind.Disconnect:
@@ -124,7 +133,7 @@ public sealed class TraceReplayer : IDisposable
                 Replies++;
                 return Reply(in record, Connection(in record));
             case TraceRecordKind.Memory:
-                Connection(in record);
+                Memory(in record, Connection(in record));
                 MemoryRecords++;
                 return true;
             default:
@@ -165,7 +174,63 @@ public sealed class TraceReplayer : IDisposable
             }
         }
 
-        c.Session.Dispose();
+        c.Dispose();
+    }
+
+    /// <summary>A MEMORY record (docs/traces.md §4): a descriptor record makes a fresh file of the recorded kind and size
+    /// for the connection's next REQUEST to pass; a contents record writes its bytes into its region's file, which the
+    /// replayed unit maps as the recorded one mapped the client's.</summary>
+    private void Memory(in TraceRecord record, ReplayConnection c)
+    {
+        ReadOnlySpan<byte> body = record.Body.Span;
+        uint region = BinaryPrimitives.ReadUInt32LittleEndian(body);
+        ulong offset = BinaryPrimitives.ReadUInt64LittleEndian(body[8..]);
+        ulong size = BinaryPrimitives.ReadUInt64LittleEndian(body[16..]);
+        string where = $"bad record {record.Index} at offset {record.Offset}";
+        if ((record.Flags & TraceFormat.MemoryPassed) != 0)
+        {
+            if (region != (uint)c.Regions.Count)
+            {
+                throw new TraceFormatException($"{where}: descriptor MEMORY record of region {region}, connection {record.ConnectionId} has passed {c.Regions.Count} (regions are numbered in order)", record.Offset);
+            }
+
+            var file = ReplayRegion.Create(record.Flags, size, $"fastinval-replay-{record.ConnectionId}-{region}");
+            if (file is null)
+            {
+                throw new TraceFormatException($"{where}: cannot make a {size}-byte file for region {region} of connection {record.ConnectionId}", record.Offset);
+            }
+
+            if (c.PendingFds.Count >= UnixFds.ControlFds)
+            {
+                file.Dispose();
+                throw new TraceFormatException($"{where}: more than {UnixFds.ControlFds} descriptor MEMORY records before one REQUEST of connection {record.ConnectionId} (a frame carries at most {UnixFds.MaxFdsPerFrame})", record.Offset);
+            }
+
+            c.Regions.Add(file);
+            c.PendingFds.Add(file.TakeDescriptorForSession());
+            c.PendingTruncated |= (record.Flags & TraceFormat.MemoryTruncated) != 0;
+            return;
+        }
+
+        if (region >= (uint)c.Regions.Count || c.Regions[(int)region].Fd < 0)
+        {
+            throw new TraceFormatException($"{where}: MEMORY record of region {region}, which no unit of connection {record.ConnectionId} maps (never passed, not a mappable file, its CREATE failed or its unit is destroyed)", record.Offset);
+        }
+
+        ReplayRegion r = c.Regions[(int)region];
+        if (size != r.Size)
+        {
+            throw new TraceFormatException($"{where}: MEMORY record of region {region} says the region has {size} bytes, its descriptor record {r.Size}", record.Offset);
+        }
+
+        ReadOnlySpan<byte> bytes = body[TraceFormat.MemoryPrefixSize..];
+        int rc = UnixFds.WriteAt(r.Fd, bytes, (long)offset);
+        if (rc < 0)
+        {
+            throw new TraceFormatException($"{where}: writing {bytes.Length} bytes at {offset} of region {region}: errno {-rc}", record.Offset);
+        }
+
+        MemoryBytes += bytes.Length;
     }
 
     private void Request(in TraceRecord record, ReplayConnection c)
@@ -177,6 +242,24 @@ public sealed class TraceReplayer : IDisposable
         }
 
         frame.CopyTo(_scratch);
+        ushort requestType = BinaryPrimitives.ReadUInt16LittleEndian(frame[4..]);
+        if (_formatMinor < 1 && requestType == MessageType.Create && frame.Length >= ProtocolConstants.HeaderSize + 8 &&
+            BinaryPrimitives.ReadUInt16LittleEndian(frame[ProtocolConstants.HeaderSize..]) is (ushort)UnitKind.Iommufd or (ushort)UnitKind.Vtd or (ushort)UnitKind.SmmuV3 &&
+            BinaryPrimitives.ReadUInt32LittleEndian(frame[(ProtocolConstants.HeaderSize + 4)..]) != 0)
+        {
+            throw new TraceFormatException($"record {record.Index} at offset {record.Offset}: a CREATE that passes file descriptors in a format 1.0 trace, which holds no shared memory: it cannot be replayed (record the session again with a build that writes format 1.1)", record.Offset);
+        }
+
+        int passed = c.PendingFds.Count; // the regions this frame came with: the last `passed` of c.Regions
+        if (passed > 0)
+        {
+            // The descriptors the recorded frame came with, at this frame's first byte of the replayed stream.
+            c.Inbox.Add(c.StreamOffset, c.StreamOffset + Math.Max(frame.Length, 1), CollectionsMarshal.AsSpan(c.PendingFds), c.PendingTruncated);
+            c.PendingFds.Clear();
+            c.PendingTruncated = false;
+        }
+
+        c.StreamOffset += frame.Length;
         uint recordedUnit = BinaryPrimitives.ReadUInt32LittleEndian(frame[12..]);
         uint replayUnit = recordedUnit == 0 ? 0 : _recordedToReplay.GetValueOrDefault(recordedUnit, UnknownUnit);
         BinaryPrimitives.WriteUInt32LittleEndian(_scratch.AsSpan(12), replayUnit);
@@ -203,7 +286,64 @@ public sealed class TraceReplayer : IDisposable
             Close(c);
         }
 
+        ReleaseRegions(c, type, passed, replayUnit, c.Output.WrittenSpan[start..]);
         Account(c, recordedUnit, unit, type, frame, c.Output.WrittenSpan[start..], before);
+    }
+
+    /// <summary>Keeps the replay's files only while a unit maps them: the regions a CREATE came with are tied to the
+    /// unit its (replayed) success made, or closed when it failed; a successful DESTROY closes its unit's. A long trace of
+    /// units created and destroyed therefore holds no more files than the units alive.</summary>
+    private static void ReleaseRegions(ReplayConnection c, ushort type, int passed, uint replayUnit, ReadOnlySpan<byte> written)
+    {
+        if (passed == 0 && type != MessageType.Destroy)
+        {
+            return;
+        }
+
+        // The reply is the last frame the request caused (events come before it).
+        uint status = uint.MaxValue, unitId = 0;
+        while (written.Length >= ProtocolConstants.HeaderSize)
+        {
+            int length = (int)BinaryPrimitives.ReadUInt32LittleEndian(written);
+            if (length < ProtocolConstants.HeaderSize || length > written.Length)
+            {
+                break;
+            }
+
+            if (BinaryPrimitives.ReadUInt16LittleEndian(written[4..]) == (type | MessageType.ReplyBit))
+            {
+                status = BinaryPrimitives.ReadUInt16LittleEndian(written[6..]);
+                unitId = BinaryPrimitives.ReadUInt32LittleEndian(written[12..]);
+            }
+
+            written = written[length..];
+        }
+
+        if (passed > 0)
+        {
+            for (int i = c.Regions.Count - passed; i < c.Regions.Count; i++)
+            {
+                if (type == MessageType.Create && status == 0)
+                {
+                    c.Regions[i].ReplayUnit = unitId;
+                }
+                else
+                {
+                    c.Regions[i].Dispose(); // no unit maps it: no contents record may name it
+                }
+            }
+        }
+
+        if (type == MessageType.Destroy && status == 0 && replayUnit != 0)
+        {
+            foreach (ReplayRegion r in c.Regions)
+            {
+                if (r.ReplayUnit == replayUnit)
+                {
+                    r.Dispose();
+                }
+            }
+        }
     }
 
     private static void Counts(Unit unit, Span<int> counts)
@@ -393,15 +533,46 @@ public sealed class TraceReplayer : IDisposable
     {
         foreach (ReplayConnection c in _connections.Values)
         {
-            c.Session.Dispose();
+            c.Dispose();
         }
 
         _connections.Clear();
     }
 
-    private sealed class ReplayConnection(Session session)
+    private sealed class ReplayConnection(Session session, FdInbox inbox) : IDisposable
     {
         public Session Session { get; } = session;
+
+        /// <summary>The session's descriptor inbox: the replay puts a recorded frame's descriptors there.</summary>
+        public FdInbox Inbox { get; } = inbox;
+
+        /// <summary>Offset in the replayed byte stream of the next frame (what the session's inbox is keyed by).</summary>
+        public long StreamOffset { get; set; }
+
+        /// <summary>The files standing for the descriptors the connection passed, by region index.</summary>
+        public List<ReplayRegion> Regions { get; } = [];
+
+        /// <summary>Descriptors for the next REQUEST (from descriptor records), the session's to close.</summary>
+        public List<int> PendingFds { get; } = [];
+
+        public bool PendingTruncated { get; set; }
+
+        public void Dispose()
+        {
+            Session.Dispose(); // closes the inbox, and any descriptor it still holds
+            foreach (int fd in PendingFds)
+            {
+                UnixFds.Close(fd);
+            }
+
+            PendingFds.Clear();
+            foreach (ReplayRegion r in Regions)
+            {
+                r.Dispose();
+            }
+
+            Regions.Clear();
+        }
 
         public ArrayBufferWriter<byte> Output { get; } = new(4096);
 
@@ -416,5 +587,108 @@ public sealed class TraceReplayer : IDisposable
 
         /// <summary>Recorded ids of the units this connection created.</summary>
         public HashSet<uint> Created { get; } = [];
+    }
+}
+
+/// <summary>A file a replay passes for a recorded descriptor: a memfd of the recorded size (the replay writes the
+/// recorded contents into it), a read-only descriptor of one (a file that was sized but not mappable), or a pipe (a file
+/// that could not be sized).</summary>
+internal sealed class ReplayRegion : IDisposable
+{
+    private int _forSession;
+
+    private ReplayRegion(int fd, int forSession, ulong size)
+    {
+        Fd = fd;
+        _forSession = forSession;
+        Size = size;
+    }
+
+    /// <summary>The replay's own descriptor of the memfd (−1 for a pipe or a read-only file: no contents go there).</summary>
+    public int Fd { get; private set; }
+
+    /// <summary>The recorded file size.</summary>
+    public ulong Size { get; }
+
+    /// <summary>The replay's unit that maps the file (0: none yet).</summary>
+    public uint ReplayUnit { get; set; }
+
+    /// <summary>The file for the recorded <paramref name="flags"/> and <paramref name="size"/>, or null when it cannot be made.</summary>
+    public static ReplayRegion? Create(ushort flags, ulong size, string name)
+    {
+        if ((flags & TraceFormat.MemoryNotSizable) != 0)
+        {
+            if (UnixFds.Pipe(out int read, out int write) != 0)
+            {
+                return null;
+            }
+
+            UnixFds.Close(write);
+            return new ReplayRegion(-1, read, size);
+        }
+
+        if (size > long.MaxValue)
+        {
+            return null;
+        }
+
+        int fd = UnixFds.CreateMemfd(name, (long)size);
+        if (fd < 0)
+        {
+            return null;
+        }
+
+        if ((flags & TraceFormat.MemoryNotMappable) != 0)
+        {
+            int readOnly = OpenReadOnly(fd);
+            UnixFds.Close(fd);
+            return readOnly < 0 ? null : new ReplayRegion(-1, readOnly, size);
+        }
+
+        int dup = UnixFds.Dup(fd);
+        if (dup < 0)
+        {
+            UnixFds.Close(fd);
+            return null;
+        }
+
+        return new ReplayRegion(fd, dup, size);
+    }
+
+    /// <summary>A read-only descriptor of the file behind <paramref name="fd"/> (through /proc/self/fd), or −1.</summary>
+    private static int OpenReadOnly(int fd)
+    {
+        try
+        {
+            using Microsoft.Win32.SafeHandles.SafeFileHandle h = File.OpenHandle($"/proc/self/fd/{fd}", FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            return UnixFds.Dup((int)h.DangerousGetHandle());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return -1;
+        }
+    }
+
+    /// <summary>The descriptor to give the session (it closes it once the CREATE is answered); once only.</summary>
+    public int TakeDescriptorForSession()
+    {
+        int fd = _forSession;
+        _forSession = -1;
+        return fd;
+    }
+
+    public void Dispose()
+    {
+        if (Fd >= 0)
+        {
+            UnixFds.Close(Fd);
+            Fd = -1;
+        }
+
+        if (_forSession >= 0)
+        {
+            UnixFds.Close(_forSession);
+            _forSession = -1;
+        }
     }
 }

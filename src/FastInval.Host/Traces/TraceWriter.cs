@@ -85,9 +85,10 @@ public sealed class TraceWriter : IDisposable
     /// <summary>Appends a MEMORY record: <paramref name="contents"/> are the bytes at <paramref name="fileOffset"/> of the
     /// connection's shared-memory region <paramref name="region"/> (the zero-based index of the file descriptor among those
     /// the connection passed), which is <paramref name="regionSize"/> bytes long; <paramref name="unitId"/> is the unit
-    /// that maps it (0 before CREATE answered); <paramref name="writtenByUnit"/> marks bytes the server's unit wrote.</summary>
+    /// that maps it (0 in a descriptor record); <paramref name="flags"/> are the record's flags
+    /// (<see cref="TraceFormat.MemoryPassed"/> and the like, docs/traces.md §4).</summary>
     public void WriteMemory(uint connectionId, uint region, uint unitId, ulong fileOffset, ulong regionSize,
-        ReadOnlySpan<byte> contents, bool writtenByUnit = false)
+        ReadOnlySpan<byte> contents, ushort flags = 0)
     {
         Span<byte> prefix = stackalloc byte[TraceFormat.MemoryPrefixSize];
         BinaryPrimitives.WriteUInt32LittleEndian(prefix, region);
@@ -97,7 +98,7 @@ public sealed class TraceWriter : IDisposable
         lock (_gate)
         {
             // Two parts in one record: the prefix, then the contents (same lock: nothing comes between them).
-            AppendLocked(TraceRecordKind.Memory, writtenByUnit ? TraceFormat.MemoryWrittenByUnit : (ushort)0, connectionId, prefix,
+            AppendLocked(TraceRecordKind.Memory, flags, connectionId, prefix,
                 contents, default);
         }
     }
