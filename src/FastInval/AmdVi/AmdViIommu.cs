@@ -49,7 +49,7 @@ namespace FastInval.AmdVi;
 /// <para><b>Internal errors.</b> An engine status <see cref="InvalidationStatus.Invalid"/> is a FastInval bug: it asserts in
 /// debug builds, counts in <see cref="InternalErrors"/>, and the next COMPLETION_WAIT cannot give its guarantee: it is an
 /// ILLEGAL_COMMAND_ERROR with the head on it.</para>
-/// <para><b>Threading.</b> One caller at a time (the VMM's MMIO path holds a lock per unit); cache lookups on
+/// <para><b>Threading.</b> Every member may be called from any thread: the unit serializes its register accesses, state operations, disposal and device-TLB answers with a lock of its own (re-entrant: a callback may access the unit's registers on its thread); cache lookups on
 /// <see cref="Engine"/> may run on other threads. <b>Allocation.</b> None per register access or command.</para>
 /// <para><b>Structure.</b> The fetch under the fault plan, the batch, the status check, the re-entrancy guard and the
 /// engine's ownership are the queue core VT-d and SMMUv3 run on; this type keeps the registers, the decoder's outcomes and

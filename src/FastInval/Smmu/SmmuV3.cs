@@ -45,7 +45,7 @@ namespace FastInval.Smmu;
 /// GERROR_IRQ_CFG1 to GERROR_IRQ_CFG0 when MSIs are supported and the address is non-zero (a failed write sets
 /// MSI_GERROR_ABT_ERR), else the wired <see cref="SmmuInterrupt.GlobalError"/>. Writing GERRORN equal to GERROR acknowledges
 /// and resumes at CONS (the failing command is fetched again); changing CMDQEN neither acknowledges nor clears.</para>
-/// <para><b>Threading.</b> One caller at a time (the VMM's MMIO path holds a lock per SMMU); cache lookups on
+/// <para><b>Threading.</b> Every member may be called from any thread: the SMMU serializes its register accesses, state operations, disposal and device-TLB answers with a lock of its own (re-entrant: a callback may access its registers on its thread); cache lookups on
 /// <see cref="Engine"/> may run on other threads. <b>Allocation.</b> None per register access or command.</para>
 /// </remarks>
 public sealed partial class SmmuV3 : IDisposable, IDeviceTlbClient

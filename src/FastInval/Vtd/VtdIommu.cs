@@ -66,7 +66,7 @@ namespace FastInval.Vtd;
 /// while IP is set sends it then; clearing the last of those FSTS fields clears IP. Completion events work the same with
 /// ICS.IWC, IECTL and IEUADDR:IEADDR, IEDATA. Every MSI goes to <see cref="VtdOptions.Msi"/>.</para>
 ///
-/// <para><b>Threading.</b> One caller at a time (the VMM's MMIO path holds a lock per unit). Cache lookups on
+/// <para><b>Threading.</b> Every member may be called from any thread: the unit serializes its register accesses, state operations, disposal and device-TLB answers with a lock of its own (re-entrant: a callback may access the unit's registers on its thread). Cache lookups on
 /// <see cref="Engine"/> may run on other threads at any time. <b>Allocation.</b> None per register access or processed
 /// descriptor.</para>
 /// </remarks>
