@@ -454,9 +454,10 @@ int fastinval_iommufd_remove_device(fastinval_iommufd_t ctx, uint32_t dev_id);
  *   Lookups on a unit's engine never wait for that lock. A register write that lets the queue run processes it before
  *   it returns, on the calling thread.
  *
- * CALLBACKS (guest-memory read/write, interrupt, notifier)
+ * CALLBACKS (guest-memory read/write, interrupt, notifier, device-TLB request)
  *   Every callback runs synchronously on the thread whose call caused it (a register write, for the notifier also a
- *   fastinval_execute), inside that call, holding the unit's lock. It must return (it must not longjmp or throw a C++
+ *   fastinval_execute; with a device-TLB sink also a fastinval_device_tlb_complete, or the library's time-out timer
+ *   thread, which runs the queue on when a request times out), inside that call, holding the unit's lock. It must return (it must not longjmp or throw a C++
  *   exception across the library). It may call: lookups and fills on any engine; register reads of the same unit;
  *   register writes of the same unit (applied, but they start no processing: the queue runs on in the outer call);
  *   fastinval_notifier_unsubscribe (also of the notifier being called: no later call of it starts); any call on other
@@ -487,6 +488,47 @@ enum fastinval_interrupt_kind {
 };
 typedef void (*fastinval_interrupt_fn)(void *user, uint32_t kind, uint64_t address, uint32_t data);
 
+/*
+ * Device-TLB sink. Without one, a device-TLB invalidation (VT-d types 3 and 8, SMMUv3 CMD_ATC_INV) is answered at once
+ * by the fault plan. With one, each becomes a request to the VMM, which forwards it to the device (its ATS invalidation
+ * path, a vhost device IOTLB, a passthrough device's IOMMU_HWPT_INVALIDATE) and answers later, from any thread, with
+ * fastinval_device_tlb_complete. Until every earlier request is answered the unit holds the guest's next VT-d wait (IQH
+ * on it, no status write) or SMMUv3 CMD_SYNC (CONS on it, no signal), as hardware does. A time-out (the VMM's answer or
+ * the unit's own timer) is an ITE (VT-d: the held wait is aborted at once) or CERROR_ATC_INV_SYNC (SMMUv3); a
+ * completion error an ICE (VT-d; SMMUv3 has no error for it). The engine removes the entries a request covers when it is
+ * answered (not when it times out); notifiers hear of it then.
+ */
+struct fastinval_device_tlb_request {
+    uint64_t ticket;                        /* pass to fastinval_device_tlb_complete; never 0, never reused by the unit */
+    struct fastinval_descriptor descriptor; /* scope FASTINVAL_SCOPE_DEVICE_TLB: source_id = the device, first..last, pasid */
+    uint64_t index;                         /* the guest descriptor's queue slot */
+    uint64_t ordinal;                       /* the engine's device-TLB ordinal (the question a fault plan answers) */
+    uint8_t source;                         /* enum fastinval_record_source: VTD_QUEUE or SMMU_CMDQ */
+    uint8_t reserved[7];                    /* 0 */
+};
+
+/* Called once per request, in queue order, holding the unit's lock. It must not wait for the answer (the answer may
+ * come from inside it: fastinval_device_tlb_complete may be called in the callback). @request is valid only during
+ * the call. */
+typedef void (*fastinval_device_tlb_fn)(void *user, const struct fastinval_device_tlb_request *request);
+
+struct fastinval_device_tlb_sink {
+    fastinval_device_tlb_fn request;        /* NULL (with the whole struct zeroed): no sink */
+    void *user;                             /* passed to request */
+    uint64_t timeout_ns;                    /* silence that becomes a time-out; 0 = 1 s; UINT64_MAX = never */
+    uint32_t max_outstanding;               /* requests in flight, a power of two 16-65536; 0 = 256. When all are out
+                                               the queue stops before the next device-TLB invalidation until one is
+                                               answered */
+    uint32_t reserved;                      /* 0 */
+};
+
+/* Answers of fastinval_device_tlb_complete. */
+enum fastinval_device_tlb_outcome {
+    FASTINVAL_DEVICE_TLB_OK = 0,               /* the device invalidated and answered */
+    FASTINVAL_DEVICE_TLB_TIMEOUT = 1,          /* the VMM gives up on the device (as the unit's own time-out) */
+    FASTINVAL_DEVICE_TLB_COMPLETION_ERROR = 2  /* the device invalidated, its completion message was malformed */
+};
+
 /* VT-d capability flags (fastinval_vtd_options.flags). 0 gives the default part: everything on, caching mode off. */
 #define FASTINVAL_VTD_NO_SCALABLE_MODE       0x001u /* ECAP.SMTS off: 128-bit descriptors only */
 #define FASTINVAL_VTD_NO_PASID               0x002u /* ECAP.PASID off */
@@ -500,8 +542,9 @@ typedef void (*fastinval_interrupt_fn)(void *user, uint32_t kind, uint64_t addre
 #define FASTINVAL_VTD_MAMV_ZERO              0x200u /* CAP.MAMV = 0 (max_address_mask must then be 0) */
 #define FASTINVAL_VTD_MHMV_ZERO              0x400u /* ECAP.MHMV = 0 (max_handle_mask must then be 0) */
 
-/* VT-d unit options. size must be sizeof(struct fastinval_vtd_options); a zeroed struct with size set (or NULL) is the
- * default part. With an engine handle given to fastinval_vtd_create, engine.size must be 0 and fault_plan NULL. */
+/* VT-d unit options. size must be sizeof(struct fastinval_vtd_options), or 64 (the first version of the struct, which
+ * ended before device_tlb); a zeroed struct with size set (or NULL) is the default part. With an engine handle given to
+ * fastinval_vtd_create, engine.size must be 0 and fault_plan NULL. */
 struct fastinval_vtd_options {
     uint32_t size;
     uint32_t flags;                             /* FASTINVAL_VTD_* */
@@ -514,6 +557,7 @@ struct fastinval_vtd_options {
     const struct fastinval_fault_plan *fault_plan; /* copied; NULL = none. Also decides descriptor-fetch errors */
     fastinval_interrupt_fn interrupt;           /* every MSI the unit sends (FEUADDR:FEADDR/FEDATA, IEUADDR:IEADDR/IEDATA); NULL = none */
     void *interrupt_user;                       /* passed to interrupt; must be NULL without it */
+    struct fastinval_device_tlb_sink device_tlb; /* zeroed = none: the fault plan answers device-TLB invalidations */
 };
 
 /* SMMUv3 capability flags (fastinval_smmu_options.flags). 0 gives the default part (SMMUv3.1 with RIL, both stages,
@@ -531,7 +575,8 @@ struct fastinval_vtd_options {
 #define FASTINVAL_SMMU_LAX_RESERVED          0x400u /* ignore non-zero RES0 command fields (as QEMU) */
 #define FASTINVAL_SMMU_NO_SUBSTREAMS         0x800u /* IDR1.SSIDSIZE = 0 (substream_id_bits must then be 0) */
 
-/* SMMUv3 options. size must be sizeof(struct fastinval_smmu_options); the engine rules are those of the VT-d options. */
+/* SMMUv3 options. size must be sizeof(struct fastinval_smmu_options) or 64; the other rules are those of the VT-d
+ * options. */
 struct fastinval_smmu_options {
     uint32_t size;
     uint32_t flags;                             /* FASTINVAL_SMMU_* */
@@ -544,6 +589,7 @@ struct fastinval_smmu_options {
     const struct fastinval_fault_plan *fault_plan; /* also decides command-fetch errors */
     fastinval_interrupt_fn interrupt;           /* MSIs (CMD_SYNC, GERROR) and the wired outputs; NULL = none */
     void *interrupt_user;
+    struct fastinval_device_tlb_sink device_tlb; /* CMD_ATC_INV as requests; zeroed = none */
 };
 
 /* Sources of a notifier record (where its descriptor came from, and what source_index counts). */
@@ -593,13 +639,22 @@ struct fastinval_notifier_filter {
  * whole batch was applied and before the wait / CMD_SYNC that follows completes. @records is valid only during the call. */
 typedef void (*fastinval_notify_fn)(void *user, const struct fastinval_invalidation_record *records, size_t count);
 
-FASTINVAL_STATIC_ASSERT(sizeof(struct fastinval_vtd_options) == 64, "VT-d options are 64 bytes (LP64)");
+FASTINVAL_STATIC_ASSERT(sizeof(struct fastinval_device_tlb_request) == 64, "device-TLB request is 64 bytes");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_device_tlb_request, descriptor) == 8, "request descriptor at 8");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_device_tlb_request, index) == 40, "request index at 40");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_device_tlb_request, ordinal) == 48, "request ordinal at 48");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_device_tlb_request, source) == 56, "request source at 56");
+FASTINVAL_STATIC_ASSERT(sizeof(struct fastinval_device_tlb_sink) == 32, "device-TLB sink is 32 bytes (LP64)");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_device_tlb_sink, timeout_ns) == 16, "sink timeout at 16");
+FASTINVAL_STATIC_ASSERT(sizeof(struct fastinval_vtd_options) == 96, "VT-d options are 96 bytes (LP64)");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_vtd_options, device_tlb) == 64, "VT-d device-TLB sink at 64");
+FASTINVAL_STATIC_ASSERT(sizeof(struct fastinval_smmu_options) == 96, "SMMU options are 96 bytes (LP64)");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_smmu_options, device_tlb) == 64, "SMMU device-TLB sink at 64");
 FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_vtd_options, host_address_width) == 8, "VT-d HAW at 8");
 FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_vtd_options, engine) == 16, "VT-d engine options at 16");
 FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_vtd_options, fault_plan) == 40, "VT-d fault plan at 40");
 FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_vtd_options, interrupt) == 48, "VT-d interrupt at 48");
 FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_vtd_options, interrupt_user) == 56, "VT-d interrupt user at 56");
-FASTINVAL_STATIC_ASSERT(sizeof(struct fastinval_smmu_options) == 64, "SMMUv3 options are 64 bytes (LP64)");
 FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_smmu_options, substream_id_bits) == 8, "SMMU SSID bits at 8");
 FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_smmu_options, engine) == 16, "SMMU engine options at 16");
 FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_smmu_options, interrupt) == 48, "SMMU interrupt at 48");
@@ -685,7 +740,8 @@ int fastinval_smmu_write(fastinval_smmu_t unit, uint32_t offset, uint32_t size, 
  * positions, pending errors; not the caches) into @buf. With @size 0 (buf may be NULL) only the image size is returned.
  * Take it between register accesses, with the guest stopped.
  * Returns the image size (> 0), -EBADF, -EFAULT (buf NULL with size > 0), -ERANGE (size too small: nothing written),
- * -EBUSY (from inside the unit's callback).
+ * -EBUSY (from inside the unit's callback, or while a device-TLB request is unanswered: wait for the answers or their
+ * time-out).
  */
 int fastinval_vtd_save_state(fastinval_vtd_t unit, void *buf, size_t size);
 int fastinval_smmu_save_state(fastinval_smmu_t unit, void *buf, size_t size);
@@ -701,6 +757,17 @@ int fastinval_smmu_restore_state(fastinval_smmu_t unit, const void *image, size_
  * left to its owner). Returns 0, -EBADF, -EBUSY (from inside the unit's callback). */
 int fastinval_vtd_reset(fastinval_vtd_t unit);
 int fastinval_smmu_reset(fastinval_smmu_t unit);
+
+/*
+ * fastinval_device_tlb_complete - answer device-TLB request @ticket of @unit (a VT-d or SMMUv3 unit handle) with @outcome
+ * (enum fastinval_device_tlb_outcome). From any thread, also from inside the request callback. The answer is applied
+ * on the calling thread: the entries are removed, the error raised, and a held wait or CMD_SYNC released, which runs the
+ * queue on (interrupt and notifier callbacks then run on this thread). While requests are unanswered, save_state gives
+ * -EBUSY; reset and restore_state drop them (their entries are removed, their tickets refused from then on).
+ * Returns 0, -EBADF (not a live unit handle), -EINVAL (unknown outcome), -ENOENT (the ticket is not outstanding:
+ * never issued, answered already, timed out, dropped, or the unit has no sink).
+ */
+int fastinval_device_tlb_complete(uint64_t unit, uint64_t ticket, uint32_t outcome);
 
 /* ---- Notifiers ---- */
 

@@ -34,11 +34,69 @@ internal sealed class NativeUnit(VtdIommu? vtd, SmmuV3? smmu, InvalidationEngine
     }
 }
 
-/// <summary>The interrupt callbacks of one unit in flight: save, restore and reset refuse to run inside one (-EBUSY), as
-/// the header promises, whether or not the unit itself is processing its queue at the time.</summary>
+/// <summary>The C callbacks of one unit in flight (interrupts, device-TLB requests): save, restore and reset refuse to
+/// run inside one (-EBUSY), as the header promises, whether or not the unit itself is processing its queue at the time.
+/// Callbacks run under the unit's own lock, so one thread at a time changes this; another thread (a device answering
+/// while the time-out timer runs the queue) must not be refused for it, hence the owner.</summary>
 internal sealed class NativeUnitCallbacks
 {
-    public int Depth;
+    private int _depth;
+    private int _owner;
+
+    /// <summary>The unit's device-TLB sink, if its options gave one.</summary>
+    public NativeDeviceTlbSinkAdapter? Sink { get; set; }
+
+    /// <summary>True inside one of the unit's callbacks on the calling thread.</summary>
+    public bool OnThisThread => Volatile.Read(ref _depth) != 0 && Volatile.Read(ref _owner) == Environment.CurrentManagedThreadId;
+
+    public void Enter()
+    {
+        if (_depth++ == 0)
+        {
+            Volatile.Write(ref _owner, Environment.CurrentManagedThreadId);
+        }
+    }
+
+    public void Leave()
+    {
+        if (--_depth == 0)
+        {
+            Volatile.Write(ref _owner, 0);
+        }
+    }
+}
+
+/// <summary>A C device-TLB request callback as the unit's <see cref="IDeviceTlbSink"/>; keeps the completion the unit
+/// answers through for <c>fastinval_device_tlb_complete</c>.</summary>
+internal sealed unsafe class NativeDeviceTlbSinkAdapter(delegate* unmanaged<void*, NativeDeviceTlbRequest*, void> request, nint user,
+    NativeUnitCallbacks callbacks) : IDeviceTlbSink
+{
+    private IDeviceTlbCompletion? _completion;
+
+    /// <summary>Where answers go (null before the first request).</summary>
+    public IDeviceTlbCompletion? Completion => Volatile.Read(ref _completion);
+
+    public void Submit(in DeviceTlbRequest r, IDeviceTlbCompletion completion)
+    {
+        Volatile.Write(ref _completion, completion);
+        NativeDeviceTlbRequest native = new()
+        {
+            Ticket = r.Ticket,
+            Descriptor = r.Descriptor,
+            Index = r.Index,
+            Ordinal = r.Ordinal,
+            Source = (byte)r.Source,
+        };
+        callbacks.Enter();
+        try
+        {
+            request((void*)user, &native);
+        }
+        finally
+        {
+            callbacks.Leave();
+        }
+    }
 }
 
 /// <summary>The units made over one engine handle: their common lock and how many there are.</summary>
@@ -86,6 +144,10 @@ internal static unsafe partial class NativeExports
     private const byte FilterRange = 8;
 
     private const uint InterruptMsi = 0;
+
+    /// <summary>The size of the first version of fastinval_vtd_options and fastinval_smmu_options, before the device-TLB
+    /// sink was appended.</summary>
+    private const uint OptionsSizeV1 = 64;
 
     private static readonly object s_shareLock = new();
     private static readonly ConditionalWeakTable<InvalidationEngine, NativeEngineShare> s_shares = new();
@@ -592,7 +654,8 @@ internal static unsafe partial class NativeExports
             var destination = new Span<byte>(buffer, stateSize);
             using (unit!.Gate.EnterScope())
             {
-                if (unit.Callbacks.Depth != 0)
+                if (unit.Callbacks.OnThisThread ||
+                    (unit.Vtd is VtdIommu v ? v.OutstandingDeviceTlbRequests : unit.Smmu!.OutstandingDeviceTlbRequests) != 0)
                 {
                     return -NativeErrno.EBUSY;
                 }
@@ -637,7 +700,7 @@ internal static unsafe partial class NativeExports
             var source = new ReadOnlySpan<byte>(image, (int)size);
             using (unit!.Gate.EnterScope())
             {
-                if (unit.Callbacks.Depth != 0)
+                if (unit.Callbacks.OnThisThread)
                 {
                     return -NativeErrno.EBUSY;
                 }
@@ -680,7 +743,7 @@ internal static unsafe partial class NativeExports
         {
             using (unit!.Gate.EnterScope())
             {
-                if (unit.Callbacks.Depth != 0)
+                if (unit.Callbacks.OnThisThread)
                 {
                     return -NativeErrno.EBUSY;
                 }
@@ -819,7 +882,7 @@ internal static unsafe partial class NativeExports
             return 0;
         }
 
-        if (o->Size != (uint)sizeof(NativeVtdOptions) || (o->Flags & ~VtdFlags) != 0 || o->Reserved0 != 0 || o->Reserved1 != 0 ||
+        if ((o->Size != OptionsSizeV1 && o->Size != (uint)sizeof(NativeVtdOptions)) || (o->Flags & ~VtdFlags) != 0 || o->Reserved0 != 0 || o->Reserved1 != 0 ||
             (o->HostAddressWidth != 0 && o->HostAddressWidth is < 32 or > 64) || o->MaxAddressMask > 63 || o->MaxHandleMask > 15 ||
             ((o->Flags & VtdMamvZero) != 0 && o->MaxAddressMask != 0) || ((o->Flags & VtdMhmvZero) != 0 && o->MaxHandleMask != 0) ||
             (o->Interrupt == null && o->InterruptUser != null))
@@ -827,7 +890,9 @@ internal static unsafe partial class NativeExports
             return -NativeErrno.EINVAL;
         }
 
+        DeviceTlbSinkOptions? sink = null;
         int rc = UnitEngineOptions(&o->Engine, o->FaultPlan, callersEngine, out EngineOptions? engine, out FaultPlan? plan);
+        rc = rc != 0 ? rc : ToSinkOptions(o->Size == OptionsSizeV1 ? null : &o->DeviceTlb, callbacks, out sink);
         if (rc != 0)
         {
             return rc;
@@ -859,6 +924,7 @@ internal static unsafe partial class NativeExports
             Msi = msi,
             Engine = engine,
             FaultPlan = plan,
+            DeviceTlbSink = sink,
         };
         return 0;
     }
@@ -872,7 +938,7 @@ internal static unsafe partial class NativeExports
             return 0;
         }
 
-        if (o->Size != (uint)sizeof(NativeSmmuOptions) || (o->Flags & ~SmmuFlags) != 0 || o->Reserved != 0 ||
+        if ((o->Size != OptionsSizeV1 && o->Size != (uint)sizeof(NativeSmmuOptions)) || (o->Flags & ~SmmuFlags) != 0 || o->Reserved != 0 ||
             o->SubstreamIdBits > 20 || ((o->Flags & SmmuNoSubstreams) != 0 && o->SubstreamIdBits != 0) ||
             o->StreamIdBits > 32 || o->MaxCommandQueueLog2 > 19 ||
             o->OutputAddressBits is not (0 or 32 or 36 or 40 or 42 or 44 or 48 or 52) ||
@@ -881,7 +947,9 @@ internal static unsafe partial class NativeExports
             return -NativeErrno.EINVAL;
         }
 
+        DeviceTlbSinkOptions? sink = null;
         int rc = UnitEngineOptions(&o->Engine, o->FaultPlan, callersEngine, out EngineOptions? engine, out FaultPlan? plan);
+        rc = rc != 0 ? rc : ToSinkOptions(o->Size == OptionsSizeV1 ? null : &o->DeviceTlb, callbacks, out sink);
         if (rc != 0)
         {
             return rc;
@@ -922,21 +990,91 @@ internal static unsafe partial class NativeExports
             WiredInterrupt = wired,
             Engine = engine,
             FaultPlan = plan,
+            DeviceTlbSink = sink,
         };
         return 0;
+    }
+
+    /// <summary>struct fastinval_device_tlb_sink to <see cref="DeviceTlbSinkOptions"/> (null: none, as a zeroed struct or a
+    /// version-1 options struct without it).</summary>
+    private static int ToSinkOptions(NativeDeviceTlbSink* s, NativeUnitCallbacks callbacks, out DeviceTlbSinkOptions? options)
+    {
+        options = null;
+        if (s == null || (s->Request == null && s->User == null && s->TimeoutNs == 0 && s->MaxOutstanding == 0 && s->Reserved == 0))
+        {
+            return 0;
+        }
+
+        uint max = s->MaxOutstanding == 0 ? 256 : s->MaxOutstanding;
+        if (s->Request == null || s->Reserved != 0 || max is < 16 or > 65536 || (max & (max - 1)) != 0)
+        {
+            return -NativeErrno.EINVAL;
+        }
+
+        TimeSpan timeout = s->TimeoutNs switch
+        {
+            0 => DeviceTlbSinkOptions.DefaultTimeout,
+            ulong.MaxValue => Timeout.InfiniteTimeSpan,
+            ulong ns => TimeSpan.FromTicks((long)Math.Max(1, Math.Min(ns / 100, (ulong)TimeSpan.MaxValue.Ticks))),
+        };
+        var adapter = new NativeDeviceTlbSinkAdapter(s->Request, (nint)s->User, callbacks);
+        callbacks.Sink = adapter;
+        options = new DeviceTlbSinkOptions { Sink = adapter, Timeout = timeout, MaxOutstanding = (int)max };
+        return 0;
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "fastinval_device_tlb_complete")]
+    public static int DeviceTlbComplete(ulong handle, ulong ticket, uint outcome)
+    {
+        try
+        {
+            if (outcome > (uint)DeviceTlbFault.CompletionError)
+            {
+                return -NativeErrno.EINVAL;
+            }
+
+            HandleKind kind = (HandleKind)(byte)(handle >> 24);
+            if (kind is not (HandleKind.Vtd or HandleKind.Smmu))
+            {
+                return -NativeErrno.EBADF;
+            }
+
+            int rc = HandleTable.Enter(handle, kind, out NativeUnit? unit);
+            if (rc != 0)
+            {
+                return rc;
+            }
+
+            try
+            {
+                using (unit!.Gate.EnterScope())
+                {
+                    IDeviceTlbCompletion? completion = unit.Callbacks.Sink?.Completion;
+                    return completion is not null && completion.Complete(ticket, (DeviceTlbFault)outcome) ? 0 : -NativeErrno.ENOENT;
+                }
+            }
+            finally
+            {
+                HandleTable.Leave(handle);
+            }
+        }
+        catch (Exception e)
+        {
+            return NativeErrno.FromException(e);
+        }
     }
 
     private static void Interrupt(NativeUnitCallbacks callbacks, delegate* unmanaged<void*, uint, ulong, uint, void> fn, nint user,
         uint kind, ulong address, uint data)
     {
-        callbacks.Depth++;
+        callbacks.Enter();
         try
         {
             fn((void*)user, kind, address, data);
         }
         finally
         {
-            callbacks.Depth--;
+            callbacks.Leave();
         }
     }
 

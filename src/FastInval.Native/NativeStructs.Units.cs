@@ -5,8 +5,30 @@ namespace FastInval.Native;
 // The C structs of the units' section of fastinval.h ("VT-d and SMMUv3 units"), field for field. Each is blittable with
 // an explicit size; the header asserts the same sizes and offsets with _Static_assert, and the layout tests assert these.
 
-/// <summary>struct fastinval_vtd_options (64 bytes, LP64).</summary>
+/// <summary>struct fastinval_device_tlb_sink (32 bytes, LP64).</summary>
+[StructLayout(LayoutKind.Sequential, Size = 32)]
+internal unsafe struct NativeDeviceTlbSink
+{
+    public delegate* unmanaged<void*, NativeDeviceTlbRequest*, void> Request;
+    public void* User;
+    public ulong TimeoutNs;
+    public uint MaxOutstanding;
+    public uint Reserved;
+}
+
+/// <summary>struct fastinval_device_tlb_request (64 bytes).</summary>
 [StructLayout(LayoutKind.Sequential, Size = 64)]
+internal struct NativeDeviceTlbRequest
+{
+    public ulong Ticket;
+    public InvalidationDescriptor Descriptor;
+    public ulong Index;
+    public ulong Ordinal;
+    public byte Source;
+}
+
+/// <summary>struct fastinval_vtd_options (96 bytes, LP64; the first version without the device-TLB sink had 64).</summary>
+[StructLayout(LayoutKind.Sequential, Size = 96)]
 internal unsafe struct NativeVtdOptions
 {
     public uint Size;
@@ -20,10 +42,11 @@ internal unsafe struct NativeVtdOptions
     public NativeFaultPlan* FaultPlan;
     public delegate* unmanaged<void*, uint, ulong, uint, void> Interrupt;
     public void* InterruptUser;
+    public NativeDeviceTlbSink DeviceTlb; // read only when Size says it is there
 }
 
-/// <summary>struct fastinval_smmu_options (64 bytes, LP64).</summary>
-[StructLayout(LayoutKind.Sequential, Size = 64)]
+/// <summary>struct fastinval_smmu_options (96 bytes, LP64; 64 without the device-TLB sink).</summary>
+[StructLayout(LayoutKind.Sequential, Size = 96)]
 internal unsafe struct NativeSmmuOptions
 {
     public uint Size;
@@ -37,6 +60,7 @@ internal unsafe struct NativeSmmuOptions
     public NativeFaultPlan* FaultPlan;
     public delegate* unmanaged<void*, uint, ulong, uint, void> Interrupt;
     public void* InterruptUser;
+    public NativeDeviceTlbSink DeviceTlb;
 }
 
 /// <summary>struct fastinval_notifier_filter (32 bytes).</summary>

@@ -425,6 +425,57 @@ public sealed partial class InvalidationEngine : IDisposable
             return InvalidationStatus.TimedOut;
         }
 
+        RemoveDeviceTlb(in d);
+        return fault == DeviceTlbFault.CompletionError ? InvalidationStatus.CompletionError : InvalidationStatus.Ok;
+    }
+
+    /// <summary>Takes the next device-TLB ordinal for an invalidation that a device-TLB sink answers instead of the fault
+    /// plan (the sink's request carries it; the count goes on as if the engine had executed it).</summary>
+    internal ulong TakeDeviceTlbOrdinal()
+    {
+        using (EnterWrite())
+        {
+            return _deviceTlbOrdinal++;
+        }
+    }
+
+    /// <summary>Applies a device's answer to a device-TLB invalidation that a sink carried: unless it timed out, the
+    /// entries it covers are removed (a completion error removes them too, as in <see cref="FaultPlan"/>'s model) and
+    /// notifiers receive it as a one-record batch. Returns the status the descriptor would have had from the engine.</summary>
+    internal InvalidationStatus ApplyDeviceTlbAnswer(in InvalidationDescriptor d, DeviceTlbFault outcome, InvalidationSource source, ulong index)
+    {
+        FastAssert.True(d.Scope == InvalidationScope.DeviceTlb && DescriptorPredicates.IsValid(in d), "a sink carries valid device-TLB descriptors only");
+        InvalidationNotifiers notifiers = Notifiers;
+        if (notifiers.HasSubscribers && notifiers.IsDeliveringOnThisThread)
+        {
+            InvalidationNotifiers.ThrowReentrant();
+        }
+
+        InvalidationStatus status = outcome switch
+        {
+            DeviceTlbFault.Timeout => InvalidationStatus.TimedOut,
+            DeviceTlbFault.CompletionError => InvalidationStatus.CompletionError,
+            _ => InvalidationStatus.Ok,
+        };
+        using (EnterWrite())
+        {
+            NoteInvalidation(in d);
+            if (status != InvalidationStatus.TimedOut)
+            {
+                RemoveDeviceTlb(in d);
+            }
+        }
+
+        if (notifiers.HasSubscribers)
+        {
+            NotifyOne(in d, status, source, index);
+        }
+
+        return status;
+    }
+
+    private void RemoveDeviceTlb(in InvalidationDescriptor d)
+    {
         RangeMatch match = DescriptorPredicates.DeviceTlbMatch(in d);
         TranslationTable table = DeviceTlb.Table;
         bool probed = false;
@@ -447,8 +498,6 @@ public sealed partial class InvalidationEngine : IDisposable
         {
             ScanPasidTagged(table, in d);
         }
-
-        return fault == DeviceTlbFault.CompletionError ? InvalidationStatus.CompletionError : InvalidationStatus.Ok;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

@@ -49,13 +49,13 @@ namespace FastInval.AmdVi;
 /// <para><b>Internal errors.</b> An engine status <see cref="InvalidationStatus.Invalid"/> is a FastInval bug: it asserts in
 /// debug builds, counts in <see cref="InternalErrors"/>, and the next COMPLETION_WAIT cannot give its guarantee: it is an
 /// ILLEGAL_COMMAND_ERROR with the head on it.</para>
-/// <para><b>Threading.</b> One caller at a time (the VMM's MMIO path holds a lock per unit); cache lookups on
+/// <para><b>Threading.</b> Every member may be called from any thread: the unit serializes its register accesses, state operations, disposal and device-TLB answers with a lock of its own (re-entrant: a callback may access the unit's registers on its thread); cache lookups on
 /// <see cref="Engine"/> may run on other threads. <b>Allocation.</b> None per register access or command.</para>
 /// <para><b>Structure.</b> The fetch under the fault plan, the batch, the status check, the re-entrancy guard and the
 /// engine's ownership are the queue core VT-d and SMMUv3 run on; this type keeps the registers, the decoder's outcomes and
 /// the event log.</para>
 /// </remarks>
-public sealed class AmdViIommu : IDisposable
+public sealed class AmdViIommu : IDisposable, IDeviceTlbClient
 {
     private const int EntrySize = AmdViCommandLayout.Size;
 
@@ -79,6 +79,11 @@ public sealed class AmdViIommu : IDisposable
     private ulong _status; // RW1C bits only; the run bits are computed
     private bool _stopped;
     private bool _internalFailed;
+
+    // Device-TLB answers with a sink: a COMPLETION_WAIT after an unanswered INVALIDATE_IOTLB_PAGES is held, the head on it.
+    private bool _holding;
+    private AmdViCommand _heldWait;
+    private bool _stalled; // stopped before an INVALIDATE_IOTLB_PAGES: no ticket was free
 
     /// <summary>Creates a unit over <paramref name="memory"/> (where the command buffer, the event log and the
     /// completion-wait stores live).</summary>
@@ -124,6 +129,7 @@ public sealed class AmdViIommu : IDisposable
         _interrupt = options.Interrupt;
         _caps = new AmdViCapabilities(options);
         _efr = BuildExtendedFeatures(options);
+        _core.AttachDeviceTlbSink(this, options.DeviceTlbSink);
     }
 
     /// <summary>The unit's caches and executor: the host fills and looks up <see cref="InvalidationEngine.Iotlb"/>
@@ -192,6 +198,7 @@ public sealed class AmdViIommu : IDisposable
     /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public ulong ReadRegister(uint offset, int size)
     {
+        using Lock.Scope gate = _core.Gate.EnterScope();
         _core.ThrowIfDisposed(this);
         if (!RegisterAccess.IsValid(offset, size, WindowSize))
         {
@@ -207,6 +214,7 @@ public sealed class AmdViIommu : IDisposable
     /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public void WriteRegister(uint offset, ulong value, int size)
     {
+        using Lock.Scope gate = _core.Gate.EnterScope();
         _core.ThrowIfDisposed(this);
         if (!RegisterAccess.IsValid(offset, size, WindowSize))
         {
@@ -272,6 +280,7 @@ public sealed class AmdViIommu : IDisposable
                 if (!CommandBufferEnabled)
                 {
                     _stopped = false; // disabling the buffer clears an error stop; enabling resumes at the head
+                    _holding = _stalled = false; // a held COMPLETION_WAIT is fetched again then
                 }
 
                 Process();
@@ -321,7 +330,33 @@ public sealed class AmdViIommu : IDisposable
         {
             while (!_core.IsDisposed && CommandBufferRunning && _commandHead != _commandTail)
             {
+                _stalled = false;
+                if (_holding)
+                {
+                    if (_core.HasOutstandingDeviceTlb)
+                    {
+                        break; // the COMPLETION_WAIT at the head waits for the devices
+                    }
+
+                    _holding = false;
+                    CompleteWait(in _heldWait, (_commandBase & RingBaseAddressMask) + _commandHead);
+                    continue;
+                }
+
                 Step();
+                if (_holding)
+                {
+                    break;
+                }
+
+                if (_stalled)
+                {
+                    Flush(); // sends the batch's requests; go on if that freed a ticket (an answer inside the call)
+                    if (_core.Tickets!.Free == 0)
+                    {
+                        break;
+                    }
+                }
             }
 
             Flush();
@@ -359,6 +394,12 @@ public sealed class AmdViIommu : IDisposable
                     Flush();
                 }
 
+                if (!_core.Admit(decoded[..count]))
+                {
+                    _stalled = true; // fetched again once a request completes
+                    return;
+                }
+
                 for (int i = 0; i < count; i++)
                 {
                     _commandAddresses[_core.Count] = address;
@@ -369,33 +410,47 @@ public sealed class AmdViIommu : IDisposable
                 return;
             case AmdViDecodeOutcome.Wait:
                 Flush();
-                if (_internalFailed)
+                if (_core.HasOutstandingDeviceTlb && !_internalFailed)
                 {
-                    _internalFailed = false;
-                    Stop(AmdViEvent.IllegalCommand(address)); // an earlier invalidation failed inside FastInval
+                    _holding = true; // the head stays on the wait until the devices answer (OnDeviceTlbProgress)
+                    _heldWait = command;
                     return;
                 }
 
-                if (command.Store && !_memory.TryWriteUInt64(command.StoreAddress, command.StoreData))
-                {
-                    Stop(AmdViEvent.CommandHardwareError(AmdViHardwareErrorType.MasterAbort, command.StoreAddress));
-                    return;
-                }
-
-                _commandHead = (_commandHead + EntrySize) & (bufferBytes - 1);
-                if (command.Interrupt)
-                {
-                    _status |= StatusComWaitInt;
-                    if ((_control & ControlComWaitIntEn) != 0)
-                    {
-                        _interrupt?.Invoke();
-                    }
-                }
-
+                CompleteWait(in command, address);
                 return;
             default:
                 Stop(AmdViEvent.IllegalCommand(address));
                 return;
+        }
+    }
+
+    /// <summary>A COMPLETION_WAIT at <paramref name="address"/> (the head) once everything before it has completed:
+    /// ILLEGAL_COMMAND_ERROR after an internal error, COMMAND_HARDWARE_ERROR when the store cannot land, else the store,
+    /// the head past it, ComWaitInt and the interrupt.</summary>
+    private void CompleteWait(in AmdViCommand command, ulong address)
+    {
+        if (_internalFailed)
+        {
+            _internalFailed = false;
+            Stop(AmdViEvent.IllegalCommand(address)); // an earlier invalidation failed inside FastInval
+            return;
+        }
+
+        if (command.Store && !_memory.TryWriteUInt64(command.StoreAddress, command.StoreData))
+        {
+            Stop(AmdViEvent.CommandHardwareError(AmdViHardwareErrorType.MasterAbort, command.StoreAddress));
+            return;
+        }
+
+        _commandHead = (_commandHead + EntrySize) & (RingBytes(_commandBase) - 1);
+        if (command.Interrupt)
+        {
+            _status |= StatusComWaitInt;
+            if ((_control & ControlComWaitIntEn) != 0)
+            {
+                _interrupt?.Invoke();
+            }
         }
     }
 
@@ -407,10 +462,16 @@ public sealed class AmdViIommu : IDisposable
         Record(e);
     }
 
-    /// <summary>Executes the queued invalidations as one engine batch and records IOTLB_INV_TIMEOUT for each time-out.</summary>
+    /// <summary>Executes the queued invalidations as one engine batch and records IOTLB_INV_TIMEOUT for each time-out (with
+    /// a sink, the requests go out with the time-out the guest programmed, and time-outs are logged as they happen).</summary>
     private void Flush()
     {
         int n = _core.Count;
+        if (_core.Tickets is DeviceTlbTickets tickets)
+        {
+            tickets.TimeoutOverride = ProgrammedTimeout();
+        }
+
         QueueRunResult result = _core.ExecuteAdded(); // an Invalid status is asserted and counted there
         _internalFailed |= result.InternalError;
         if (result.TimedOutSource is null)
@@ -463,5 +524,34 @@ public sealed class AmdViIommu : IDisposable
     /// every member but <see cref="Dispose"/> (which may be called again) throws <see cref="ObjectDisposedException"/>.
     /// Called from an interrupt callback during processing, it stops the buffer after the command being completed
     /// (earlier invalidations are still executed) and disposes the engine when the register write returns.</summary>
-    public void Dispose() => _core.Dispose();
+    public void Dispose()
+    {
+        using Lock.Scope gate = _core.Gate.EnterScope();
+        _core.Dispose();
+    }
+
+    // ---- device-TLB sink ----------------------------------------------------------------------------------
+
+    void IDeviceTlbClient.OnDeviceTlbAnswer(DeviceTlbFault outcome, uint sourceId, ulong index)
+    {
+        if (outcome == DeviceTlbFault.Timeout)
+        {
+            Record(AmdViEvent.IotlbInvalidationTimeout((ushort)sourceId, (_commandBase & RingBaseAddressMask) + (index * EntrySize)));
+        }
+    }
+
+    void IDeviceTlbClient.OnDeviceTlbProgress()
+    {
+        if (_holding || _stalled)
+        {
+            Process();
+        }
+    }
+
+    /// <summary>Control.InvTimeOut as a time-out: 1 ms × 10^(n−1) for n = 1–6, none for 0 (and for the reserved 7).</summary>
+    private TimeSpan ProgrammedTimeout()
+    {
+        int n = (int)((_control & ControlInvTimeOutMask) >> ControlInvTimeOutShift);
+        return n is 0 or 7 ? Timeout.InfiniteTimeSpan : TimeSpan.FromMilliseconds(Math.Pow(10, n - 1));
+    }
 }

@@ -29,4 +29,12 @@ public sealed class AmdViOptions
 
     /// <summary>Capacities and kernel of the unit's engine (default capacities when null).</summary>
     public EngineOptions? Engine { get; init; }
+
+    /// <summary>Where INVALIDATE_IOTLB_PAGES goes: each becomes a request to the sink, answered later by the device, and a
+    /// COMPLETION_WAIT after it is held (the head on it, no store, no interrupt) until every earlier request is answered.
+    /// A request times out after the time Control.InvTimeOut programs (1 ms to 100 s; 0: never), as the guest set it when
+    /// the request went out, not after <see cref="DeviceTlbSinkOptions.Timeout"/>; a time-out (the sink's answer or the
+    /// timer) logs IOTLB_INV_TIMEOUT and counts as the command's completion. Null (the default): the fault plan answers
+    /// at once, inside the batch.</summary>
+    public DeviceTlbSinkOptions? DeviceTlbSink { get; init; }
 }

@@ -30,9 +30,12 @@ public enum DeviceTlbFault : byte
 /// <para>Guest-memory fetches (descriptor and command reads by the queue front ends): the ordinal is the front end's
 /// zero-based count of fetches; a fetch fails if its ordinal is in <see cref="FetchErrorOrdinals"/>, its address lies in
 /// one of <see cref="FetchErrorRanges"/>, or the seeded draw falls under <see cref="FetchErrorPerMillion"/>.</para>
+/// <para>As an <see cref="IDeviceTlbSink"/> (<see cref="DeviceTlbSinkOptions.Sink"/>) the plan answers each request at
+/// once with the same decision, asked with the request's <see cref="DeviceTlbRequest.Ordinal"/>: a unit over the plan as
+/// its sink behaves as the unit whose engine holds the plan.</para>
 /// <para>Threading: immutable; safe to share between engines and threads. Deciding allocates nothing.</para>
 /// </remarks>
-public sealed class FaultPlan
+public sealed class FaultPlan : IDeviceTlbSink
 {
     private const uint Million = 1_000_000;
 
@@ -102,6 +105,15 @@ public sealed class FaultPlan
         }
 
         return draw - TimeoutPerMillion < CompletionErrorPerMillion ? DeviceTlbFault.CompletionError : DeviceTlbFault.None;
+    }
+
+    /// <summary>Answers <paramref name="request"/> at once, inside the call, with
+    /// <see cref="DecideDeviceTlb"/>(<see cref="DeviceTlbRequest.Ordinal"/>, the descriptor's source id).</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="completion"/> is null.</exception>
+    public void Submit(in DeviceTlbRequest request, IDeviceTlbCompletion completion)
+    {
+        ArgumentNullException.ThrowIfNull(completion);
+        completion.Complete(request.Ticket, DecideDeviceTlb(request.Ordinal, request.Descriptor.SourceId));
     }
 
     /// <summary>Decides whether guest-memory fetch number <paramref name="ordinal"/> at <paramref name="address"/> fails.</summary>

@@ -1,3 +1,4 @@
+using FastInval.Descriptors;
 using FastInval.Internals;
 
 namespace FastInval.Queues;
@@ -21,7 +22,13 @@ namespace FastInval.Queues;
 /// architected errors (ITE / ICE, CERROR_ATC_INV_SYNC, IOTLB_INV_TIMEOUT).</para>
 /// <para><b>Registers.</b> <see cref="RegisterAccess"/> holds the access rule (4 or 8 bytes, naturally aligned, inside the
 /// window) and the merge of a 32-bit half into a 64-bit register.</para>
-/// <para><b>Threading.</b> One caller at a time, as the front ends document; nothing here locks.</para>
+/// <para><b>Device-TLB sink.</b> With <see cref="AttachDeviceTlbSink"/>, <see cref="Execute"/> takes the batch's valid
+/// device-TLB invalidations out of the engine batch and, once the rest has executed, sends them in order to the sink
+/// (<see cref="Tickets"/>); the engine applies each answer when it arrives. A front end admits a decoded descriptor with
+/// <see cref="Admit(int, int)"/> / <see cref="TryAdd"/> (false: no ticket is free, stop the queue before it) and holds its wait
+/// while <see cref="DeviceTlbTickets.HasOutstanding"/>.</para>
+/// <para><b>Threading.</b> Every entry point of a unit runs under <see cref="Gate"/>; the sink's answers and the
+/// time-out timer take it too, so a unit may be called from any thread.</para>
 /// </remarks>
 internal sealed class QueueCore
 {
@@ -33,6 +40,9 @@ internal sealed class QueueCore
     private readonly ulong[] _indices = new ulong[BatchCapacity]; // queue slot of each batch entry, for the notifiers
     private readonly InvalidationSource _source;
     private bool _running;
+    private InvalidationDescriptor[]? _deferred; // the batch's device-TLB invalidations, for the sink
+    private ulong[]? _deferredIndices;
+    private int _admitted; // device-TLB invalidations admitted into the batch not yet executed
 
     /// <summary>Builds the core over <paramref name="callerEngine"/> (owned by the caller) or, when it is null, over a
     /// new engine from <paramref name="engineOptions"/> and <paramref name="faultPlan"/> that the core owns.</summary>
@@ -64,6 +74,106 @@ internal sealed class QueueCore
 
     /// <summary>The engine the unit executes on.</summary>
     public InvalidationEngine Engine { get; }
+
+    /// <summary>The unit's lock: register accesses, state operations, disposal, device-TLB answers and the time-out
+    /// timer hold it (it is re-entrant, so callbacks that write registers on the same thread do not deadlock).</summary>
+    public Lock Gate { get; } = new();
+
+    /// <summary>The source the engine's notifiers report for this unit.</summary>
+    public InvalidationSource Source => _source;
+
+    /// <summary>The outstanding requests to the device-TLB sink; null without a sink.</summary>
+    public DeviceTlbTickets? Tickets { get; private set; }
+
+    /// <summary>True while a device-TLB request is unanswered (a wait must be held).</summary>
+    public bool HasOutstandingDeviceTlb => Tickets is { HasOutstanding: true };
+
+    /// <summary>Sends the unit's device-TLB invalidations to <paramref name="options"/>' sink (nothing when null).</summary>
+    /// <exception cref="ArgumentNullException">The sink or the time provider is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The time-out or the capacity is out of range.</exception>
+    public void AttachDeviceTlbSink(IDeviceTlbClient client, DeviceTlbSinkOptions? options)
+    {
+        if (options is null)
+        {
+            return;
+        }
+
+        Tickets = new DeviceTlbTickets(this, client, options);
+        _deferred = new InvalidationDescriptor[BatchCapacity];
+        _deferredIndices = new ulong[BatchCapacity];
+    }
+
+    /// <summary>Admits slots [<paramref name="start"/>, +<paramref name="count"/>) just decoded into the batch: false when
+    /// their device-TLB invalidations need more tickets than are free (the front end stops the queue before the guest
+    /// descriptor they came from, and goes on when an answer frees one).</summary>
+    public bool Admit(int start, int count)
+    {
+        if (Tickets is null)
+        {
+            return true;
+        }
+
+        int needed = 0;
+        foreach (ref readonly InvalidationDescriptor d in _batch.AsSpan(start, count))
+        {
+            needed += d.Scope == InvalidationScope.DeviceTlb ? 1 : 0;
+        }
+
+        if (needed == 0)
+        {
+            return true;
+        }
+
+        if (_admitted + needed > Tickets.Free)
+        {
+            return false;
+        }
+
+        _admitted += needed;
+        return true;
+    }
+
+    /// <summary>Admits <paramref name="decoded"/>, the descriptors one guest command decoded to, before they are added
+    /// with <see cref="Add"/>: false when their device-TLB invalidations need more tickets than are free.</summary>
+    public bool Admit(ReadOnlySpan<InvalidationDescriptor> decoded)
+    {
+        if (Tickets is null)
+        {
+            return true;
+        }
+
+        int needed = 0;
+        foreach (ref readonly InvalidationDescriptor d in decoded)
+        {
+            needed += d.Scope == InvalidationScope.DeviceTlb ? 1 : 0;
+        }
+
+        if (needed != 0 && _admitted + needed > Tickets.Free)
+        {
+            return false;
+        }
+
+        _admitted += needed;
+        return true;
+    }
+
+    /// <summary><see cref="Add"/> after <see cref="Admit(int, int)"/>: false (nothing added) when a device-TLB invalidation finds no
+    /// free ticket.</summary>
+    public bool TryAdd(in InvalidationDescriptor descriptor, ulong index)
+    {
+        if (Tickets is not null && descriptor.Scope == InvalidationScope.DeviceTlb)
+        {
+            if (_admitted + 1 > Tickets.Free)
+            {
+                return false;
+            }
+
+            _admitted++;
+        }
+
+        Add(in descriptor, index);
+        return true;
+    }
 
     /// <summary>True when the unit built <see cref="Engine"/> and disposes it.</summary>
     public bool OwnsEngine { get; }
@@ -105,11 +215,26 @@ internal sealed class QueueCore
         }
     }
 
+    /// <summary>Throws <see cref="InvalidOperationException"/> while a device-TLB request is unanswered (a state image
+    /// does not hold a held wait or outstanding requests).</summary>
+    public void ThrowIfDeviceTlbOutstanding()
+    {
+        if (HasOutstandingDeviceTlb)
+        {
+            throw new InvalidOperationException("device-TLB requests are outstanding: the state can be saved once the sink has answered them or they have timed out");
+        }
+    }
+
+    /// <summary>Drops every outstanding device-TLB request (a restore): their entries are removed as if answered, their
+    /// tickets no longer accepted.</summary>
+    public void DropDeviceTlbRequests() => Tickets?.DropAll();
+
     /// <summary>The core's part of a unit reset: the fetch ordinal back to 0 and, with its own engine, empty caches (a
     /// reset leaves nothing cached; a caller's engine, which other units may share, is left to its owner).</summary>
     public void Reset()
     {
         Fetches = 0;
+        Tickets?.DropAll();
         if (OwnsEngine)
         {
             Engine.Iotlb.Clear();
@@ -150,6 +275,7 @@ internal sealed class QueueCore
         }
 
         IsDisposed = true;
+        Tickets?.Dispose();
         if (OwnsEngine && !_running)
         {
             Engine.Dispose();
@@ -201,8 +327,49 @@ internal sealed class QueueCore
     public QueueRunResult Execute(int count)
     {
         TestHook?.Invoke(_batch.AsSpan(0, count));
+        if (Tickets is not null)
+        {
+            return ExecuteWithSink(count);
+        }
+
         BatchResult result = Engine.Execute(_batch.AsSpan(0, count), _statuses, _source, _indices);
         return result.AllOk ? QueueRunResult.Empty : Check(in result, count);
+    }
+
+    /// <summary>The batch without its valid device-TLB invalidations runs on the engine; those go to the sink after it,
+    /// in order (their answers reach the front end through <see cref="IDeviceTlbClient"/>, not in the result).</summary>
+    private QueueRunResult ExecuteWithSink(int count)
+    {
+        int kept = 0, deferred = 0;
+        for (int i = 0; i < count; i++)
+        {
+            ref readonly InvalidationDescriptor d = ref _batch[i];
+            if (d.Scope == InvalidationScope.DeviceTlb && DescriptorPredicates.IsValid(in d))
+            {
+                _deferred![deferred] = d;
+                _deferredIndices![deferred++] = _indices[i];
+            }
+            else
+            {
+                _batch[kept] = d;
+                _indices[kept++] = _indices[i];
+            }
+        }
+
+        _admitted = 0;
+        QueueRunResult run = QueueRunResult.Empty;
+        if (kept > 0)
+        {
+            BatchResult result = Engine.Execute(_batch.AsSpan(0, kept), _statuses, _source, _indices);
+            run = result.AllOk ? QueueRunResult.Empty : Check(in result, kept);
+        }
+
+        if (deferred > 0)
+        {
+            Tickets!.SubmitAll(_deferred.AsSpan(0, deferred), _deferredIndices.AsSpan(0, deferred), _source);
+        }
+
+        return run;
     }
 
     private QueueRunResult Check(in BatchResult result, int count)

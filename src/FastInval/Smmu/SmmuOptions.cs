@@ -44,4 +44,11 @@ public sealed class SmmuOptions
 
     /// <summary>Every wired interrupt or event the SMMU asserts.</summary>
     public Action<SmmuInterrupt>? WiredInterrupt { get; init; }
+
+    /// <summary>Where CMD_ATC_INV goes: each becomes a request to the sink, answered later by the device, and a CMD_SYNC
+    /// after it is held (CONS on it, no completion signal) until every earlier request is answered. A time-out (the
+    /// sink's answer or <see cref="DeviceTlbSinkOptions.Timeout"/>) fails that CMD_SYNC with CERROR_ATC_INV_SYNC; a
+    /// completion error removes the entries and is not reported, as the architecture has no error for it. Null (the
+    /// default): the fault plan answers at once, inside the batch.</summary>
+    public DeviceTlbSinkOptions? DeviceTlbSink { get; init; }
 }

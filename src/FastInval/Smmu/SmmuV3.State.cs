@@ -29,14 +29,18 @@ public sealed partial class SmmuV3
     /// image size, the ID registers the destination must match, then the registers, queue positions and pending errors).
     /// Take it between register accesses, with the VMM's MMIO path stopped.</summary>
     /// <exception cref="ArgumentException"><paramref name="destination"/> is shorter than <see cref="StateSize"/>.</exception>
-    /// <exception cref="InvalidOperationException">Called from inside a register write (an interrupt callback).</exception>
+    /// <exception cref="InvalidOperationException">Called from inside a register write (an interrupt callback), or while
+    /// a request to <see cref="SmmuOptions.DeviceTlbSink"/> is unanswered (a held CMD_SYNC is not in the image: wait for
+    /// the answers or their time-out).</exception>
     /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
     public int SaveState(Span<byte> destination)
     {
+        using Lock.Scope gate = _core.Gate.EnterScope();
         _core.ThrowIfDisposed(this);
         StateImage.CheckDestination(destination, StateSize, "SMMUv3");
 
         _core.ThrowIfRunning();
+        _core.ThrowIfDeviceTlbOutstanding();
         Span<byte> s = destination[..StateSize];
         s.Clear();
         StateImage.WriteHeader(s, StateMagic, StateVersion, StateSize);
@@ -76,6 +80,7 @@ public sealed partial class SmmuV3
     /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
     public void RestoreState(ReadOnlySpan<byte> image)
     {
+        using Lock.Scope gate = _core.Gate.EnterScope();
         _core.ThrowIfDisposed(this);
         _core.ThrowIfRunning();
         StateImage.CheckHeader(image, StateMagic, StateVersion, StateSize, "SMMUv3");
@@ -123,6 +128,9 @@ public sealed partial class SmmuV3
         _atcFailed = (flags & FlagAtcFailed) != 0;
         _internalFailed = (flags & FlagInternalFailed) != 0;
         _core.Fetches = StateImage.U64(image, 112);
+        _holding = _stalled = false;
+        _heldSync = default;
+        _core.DropDeviceTlbRequests();
     }
 
     /// <summary>Returns the SMMU to its power-on state: every register at its reset value (all 0; CMDQ_BASE.LOG2SIZE
@@ -133,6 +141,7 @@ public sealed partial class SmmuV3
     /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
     public void Reset()
     {
+        using Lock.Scope gate = _core.Gate.EnterScope();
         _core.ThrowIfDisposed(this);
         _core.ThrowIfRunning();
         _cr0 = _cr1 = _cr2 = _gbpa = _irqCtrl = _gerror = _gerrorn = 0;
@@ -143,6 +152,8 @@ public sealed partial class SmmuV3
         _cmdqBase = (uint)_cmdqMaxLog2 & 0x1F;
         _cmdqProd = _cmdqCons = 0;
         _atcFailed = _internalFailed = false;
+        _holding = _stalled = false;
+        _heldSync = default;
         _core.Reset();
     }
 }

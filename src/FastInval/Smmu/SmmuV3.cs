@@ -45,10 +45,10 @@ namespace FastInval.Smmu;
 /// GERROR_IRQ_CFG1 to GERROR_IRQ_CFG0 when MSIs are supported and the address is non-zero (a failed write sets
 /// MSI_GERROR_ABT_ERR), else the wired <see cref="SmmuInterrupt.GlobalError"/>. Writing GERRORN equal to GERROR acknowledges
 /// and resumes at CONS (the failing command is fetched again); changing CMDQEN neither acknowledges nor clears.</para>
-/// <para><b>Threading.</b> One caller at a time (the VMM's MMIO path holds a lock per SMMU); cache lookups on
+/// <para><b>Threading.</b> Every member may be called from any thread: the SMMU serializes its register accesses, state operations, disposal and device-TLB answers with a lock of its own (re-entrant: a callback may access its registers on its thread); cache lookups on
 /// <see cref="Engine"/> may run on other threads. <b>Allocation.</b> None per register access or command.</para>
 /// </remarks>
-public sealed partial class SmmuV3 : IDisposable
+public sealed partial class SmmuV3 : IDisposable, IDeviceTlbClient
 {
     private const uint PageSize = 0x1_0000;
 
@@ -78,6 +78,11 @@ public sealed partial class SmmuV3 : IDisposable
     private uint _cmdqCons;
     private bool _atcFailed;
     private bool _internalFailed;
+
+    // Device-TLB (ATC) answers with a sink: a CMD_SYNC after an unanswered CMD_ATC_INV is held, CONS on it.
+    private bool _holding;
+    private SmmuCommand _heldSync;
+    private bool _stalled; // stopped before a CMD_ATC_INV: no ticket was free
 
     /// <summary>Creates an SMMU over <paramref name="memory"/> (where the command queue and CMD_SYNC MSIs live).</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
@@ -137,6 +142,7 @@ public sealed partial class SmmuV3 : IDisposable
         _cmdqMaxLog2 = options.MaxCommandQueueLog2;
         _oasMask = (1UL << options.OutputAddressBits) - 1;
         _core = new QueueCore(engine, options.Engine, options.FaultPlan, InvalidationSource.SmmuCommandQueue, nameof(SmmuOptions));
+        _core.AttachDeviceTlbSink(this, options.DeviceTlbSink);
 
         _idr[0] = (f.Stage2 ? Idr0S2p : 0) | (f.Stage1 ? Idr0S1p : 0) | (2u << Idr0TtfShift) /* AArch64 */ | Idr0CohAcc |
                   (f.Ats ? Idr0Ats : 0) | (f.Asid16 ? Idr0Asid16 : 0) | (f.Msi ? Idr0Msi : 0) | (f.Sev ? Idr0Sev : 0) |
@@ -191,6 +197,19 @@ public sealed partial class SmmuV3 : IDisposable
         }
     }
 
+    /// <summary>Device-TLB requests sent to <see cref="SmmuOptions.DeviceTlbSink"/> and not yet answered or timed out (0
+    /// without a sink). While it is not 0 the state cannot be saved.</summary>
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
+    public int OutstandingDeviceTlbRequests
+    {
+        get
+        {
+            using Lock.Scope gate = _core.Gate.EnterScope();
+            _core.ThrowIfDisposed(this);
+            return _core.Tickets?.Outstanding ?? 0;
+        }
+    }
+
     /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
     internal BatchHook? TestBatchHook
     {
@@ -208,6 +227,7 @@ public sealed partial class SmmuV3 : IDisposable
     /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
     public ulong ReadRegister(uint offset, int size)
     {
+        using Lock.Scope gate = _core.Gate.EnterScope();
         _core.ThrowIfDisposed(this);
         if (!RegisterAccess.IsValid(offset, size, PageSize))
         {
@@ -227,6 +247,7 @@ public sealed partial class SmmuV3 : IDisposable
     /// <exception cref="ObjectDisposedException">The SMMU is disposed.</exception>
     public void WriteRegister(uint offset, ulong value, int size)
     {
+        using Lock.Scope gate = _core.Gate.EnterScope();
         _core.ThrowIfDisposed(this);
         if (!RegisterAccess.IsValid(offset, size, PageSize))
         {
@@ -322,6 +343,11 @@ public sealed partial class SmmuV3 : IDisposable
             {
                 uint implemented = Cr0SmmuEn | Cr0EvtqEn | Cr0CmdqEn | Cr0AtsChk | (_features.Pri ? Cr0PriqEn : 0);
                 _cr0 = value & implemented;
+                if (!CommandQueueEnabled)
+                {
+                    _holding = _stalled = false; // a held CMD_SYNC is fetched again when the queue is enabled
+                }
+
                 Consume();
                 break;
             }
@@ -398,8 +424,43 @@ public sealed partial class SmmuV3 : IDisposable
             ulong baseAddress = _cmdqBase & CmdqBaseAddressMask & ~(Math.Max(queueBytes, 32) - 1) & _oasMask;
             while (!_core.IsDisposed && CommandQueueEnabled && !CommandErrorActive && ((_cmdqCons ^ _cmdqProd) & span) != 0)
             {
-                ulong address = (baseAddress + ((_cmdqCons & indexMask) * (ulong)SmmuCommandLayout.Size)) & _oasMask;
-                SmmuCommandError error = Step(address, out SmmuCommand sync);
+                SmmuCommandError error;
+                SmmuCommand sync;
+                _stalled = false;
+                if (_holding)
+                {
+                    // The CMD_SYNC at CONS waits for the answers to earlier CMD_ATC_INVs; a time-out fails it at once.
+                    if (_core.HasOutstandingDeviceTlb && !_atcFailed)
+                    {
+                        return;
+                    }
+
+                    _holding = false;
+                    error = CompleteSync(in _heldSync, out sync);
+                }
+                else
+                {
+                    ulong address = (baseAddress + ((_cmdqCons & indexMask) * (ulong)SmmuCommandLayout.Size)) & _oasMask;
+                    error = Step(address, out sync);
+                }
+
+                if (_holding)
+                {
+                    return; // Step met a CMD_SYNC with CMD_ATC_INVs unanswered: CONS stays on it
+                }
+
+                if (_stalled)
+                {
+                    Flush(); // sends the batch's requests; go on if that freed a ticket (an answer inside the call)
+                    if (_core.Tickets!.Free == 0)
+                    {
+                        return;
+                    }
+
+                    _stalled = false;
+                    continue;
+                }
+
                 if (error != SmmuCommandError.None)
                 {
                     Flush();
@@ -451,26 +512,58 @@ public sealed partial class SmmuV3 : IDisposable
                     Flush();
                 }
 
-                _core.Add(decoded.Descriptor, _cmdqCons & ((1u << QueueLog2) - 1));
+                if (!_core.TryAdd(decoded.Descriptor, _cmdqCons & ((1u << QueueLog2) - 1)))
+                {
+                    _stalled = true; // fetched again once a request completes
+                }
+
                 return SmmuCommandError.None;
             case SmmuCommandKind.Sync:
                 Flush();
-                if (_internalFailed)
+                if (_core.HasOutstandingDeviceTlb && !_atcFailed && !_internalFailed)
                 {
-                    _internalFailed = false;
-                    return SmmuCommandError.Illegal; // an earlier invalidation failed inside FastInval (see InternalErrors)
+                    _holding = true;
+                    _heldSync = command;
+                    return SmmuCommandError.None;
                 }
 
-                if (_atcFailed)
-                {
-                    _atcFailed = false;
-                    return SmmuCommandError.AtcInvalidationSync;
-                }
-
-                sync = command;
-                return SmmuCommandError.None;
+                return CompleteSync(in command, out sync);
             default:
                 return SmmuCommandError.None;
+        }
+    }
+
+    /// <summary>A CMD_SYNC once every earlier command has completed: CERROR_ILL after an internal error, CERROR_ATC_INV_SYNC
+    /// after an ATC invalidation time-out (not consumed, no signal), else consumed with <paramref name="sync"/> to signal.</summary>
+    private SmmuCommandError CompleteSync(in SmmuCommand command, out SmmuCommand sync)
+    {
+        sync = default;
+        if (_internalFailed)
+        {
+            _internalFailed = false;
+            return SmmuCommandError.Illegal; // an earlier invalidation failed inside FastInval (see InternalErrors)
+        }
+
+        if (_atcFailed)
+        {
+            _atcFailed = false;
+            return SmmuCommandError.AtcInvalidationSync;
+        }
+
+        sync = command;
+        return SmmuCommandError.None;
+    }
+
+    void IDeviceTlbClient.OnDeviceTlbAnswer(DeviceTlbFault outcome, uint sourceId, ulong index)
+    {
+        _atcFailed |= outcome == DeviceTlbFault.Timeout; // a completion error removed the entries: no CERROR names it
+    }
+
+    void IDeviceTlbClient.OnDeviceTlbProgress()
+    {
+        if (_holding || _stalled)
+        {
+            Consume();
         }
     }
 
@@ -556,6 +649,7 @@ public sealed partial class SmmuV3 : IDisposable
     /// (earlier invalidations are still executed) and disposes the engine when the register write returns.</summary>
     public void Dispose()
     {
+        using Lock.Scope gate = _core.Gate.EnterScope();
         _core.Dispose();
     }
 }

@@ -29,14 +29,18 @@ public sealed partial class VtdIommu
     /// the capability registers the destination must match, then the registers, queue positions and pending errors).
     /// Take it between register accesses, with the VMM's MMIO path stopped.</summary>
     /// <exception cref="ArgumentException"><paramref name="destination"/> is shorter than <see cref="StateSize"/>.</exception>
-    /// <exception cref="InvalidOperationException">Called from inside a register write (an MSI callback).</exception>
+    /// <exception cref="InvalidOperationException">Called from inside a register write (an MSI callback), or while a
+    /// device-TLB request to <see cref="VtdOptions.DeviceTlbSink"/> is unanswered (a held wait is not in the image: wait
+    /// for the answers or their time-out).</exception>
     /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public int SaveState(Span<byte> destination)
     {
+        using Lock.Scope gate = _core.Gate.EnterScope();
         _core.ThrowIfDisposed(this);
         StateImage.CheckDestination(destination, StateSize, "VT-d");
 
         _core.ThrowIfRunning();
+        _core.ThrowIfDeviceTlbOutstanding();
         Span<byte> s = destination[..StateSize];
         StateImage.WriteHeader(s, StateMagic, StateVersion, StateSize);
         BinaryPrimitives.WriteUInt64LittleEndian(s[8..], _cap);
@@ -75,6 +79,7 @@ public sealed partial class VtdIommu
     /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public void RestoreState(ReadOnlySpan<byte> image)
     {
+        using Lock.Scope gate = _core.Gate.EnterScope();
         _core.ThrowIfDisposed(this);
         _core.ThrowIfRunning();
         StateImage.CheckHeader(image, StateMagic, StateVersion, StateSize, "VT-d");
@@ -122,6 +127,8 @@ public sealed partial class VtdIommu
         _iqercd = iqercd;
         _irta = irta;
         _core.Fetches = StateImage.U64(image, 120);
+        ClearDeviceTlbState();
+        _core.DropDeviceTlbRequests();
     }
 
     /// <summary>Returns the unit to its power-on state: every register at its reset value (FECTL.IM and IECTL.IM set,
@@ -132,6 +139,7 @@ public sealed partial class VtdIommu
     /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public void Reset()
     {
+        using Lock.Scope gate = _core.Gate.EnterScope();
         _core.ThrowIfDisposed(this);
         _core.ThrowIfRunning();
         _gsts = 0;
@@ -146,6 +154,14 @@ public sealed partial class VtdIommu
         _iedata = _ieaddr = _ieuaddr = 0;
         _iqercd = 0;
         _irta = 0;
+        ClearDeviceTlbState();
         _core.Reset();
+    }
+
+    private void ClearDeviceTlbState()
+    {
+        _held = _stalled = _timedOut = false;
+        _timedOutSource = 0;
+        _heldWait = default;
     }
 }

@@ -66,11 +66,11 @@ namespace FastInval.Vtd;
 /// while IP is set sends it then; clearing the last of those FSTS fields clears IP. Completion events work the same with
 /// ICS.IWC, IECTL and IEUADDR:IEADDR, IEDATA. Every MSI goes to <see cref="VtdOptions.Msi"/>.</para>
 ///
-/// <para><b>Threading.</b> One caller at a time (the VMM's MMIO path holds a lock per unit). Cache lookups on
+/// <para><b>Threading.</b> Every member may be called from any thread: the unit serializes its register accesses, state operations, disposal and device-TLB answers with a lock of its own (re-entrant: a callback may access the unit's registers on its thread). Cache lookups on
 /// <see cref="Engine"/> may run on other threads at any time. <b>Allocation.</b> None per register access or processed
 /// descriptor.</para>
 /// </remarks>
-public sealed partial class VtdIommu : IDisposable
+public sealed partial class VtdIommu : IDisposable, IDeviceTlbClient
 {
     private const ulong PageSize = 4096;
 
@@ -100,6 +100,13 @@ public sealed partial class VtdIommu : IDisposable
     private uint _ieuaddr;
     private ulong _iqercd;
     private ulong _irta;
+
+    // Device-TLB answers (with a sink they arrive after the batch that sent them, from any thread).
+    private bool _timedOut;        // a device-TLB invalidation timed out: abort the next wait, raise ITE
+    private uint _timedOutSource;  // the first one's source id
+    private bool _held;            // the wait at IQH waits for outstanding device-TLB requests
+    private VtdDescriptor _heldWait;
+    private bool _stalled;         // the queue stopped before a device-TLB invalidation: no ticket was free
 
     /// <summary>Creates a unit over <paramref name="memory"/> (where the queue and wait statuses live).</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of its documented range.</exception>
@@ -164,6 +171,7 @@ public sealed partial class VtdIommu : IDisposable
         _core = new QueueCore(engine, options.Engine, options.FaultPlan, InvalidationSource.VtdQueue, nameof(VtdOptions));
         _cap = BuildCap(options);
         _ecap = BuildEcap(options, in _caps);
+        _core.AttachDeviceTlbSink(this, options.DeviceTlbSink);
     }
 
     /// <summary>The unit's caches and executor: the host fills and looks up <see cref="InvalidationEngine.Iotlb"/>,
@@ -205,6 +213,19 @@ public sealed partial class VtdIommu : IDisposable
         }
     }
 
+    /// <summary>Device-TLB requests sent to <see cref="VtdOptions.DeviceTlbSink"/> and not yet answered or timed out (0
+    /// without a sink). While it is not 0 the state cannot be saved.</summary>
+    /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
+    public int OutstandingDeviceTlbRequests
+    {
+        get
+        {
+            using Lock.Scope gate = _core.Gate.EnterScope();
+            _core.ThrowIfDisposed(this);
+            return _core.Tickets?.Outstanding ?? 0;
+        }
+    }
+
     /// <summary>Test-only hook on each batch before it is executed (see <see cref="BatchHook"/>).</summary>
     internal BatchHook? TestBatchHook
     {
@@ -216,13 +237,16 @@ public sealed partial class VtdIommu : IDisposable
     /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public ulong ReadRegister(uint offset, int size)
     {
-        _core.ThrowIfDisposed(this);
-        if (!IsValidAccess(offset, size))
+        using (_core.Gate.EnterScope())
         {
-            return 0;
-        }
+            _core.ThrowIfDisposed(this);
+            if (!IsValidAccess(offset, size))
+            {
+                return 0;
+            }
 
-        return size == 4 ? ReadDword(offset) : ReadDword(offset) | ((ulong)ReadDword(offset + 4) << 32);
+            return size == 4 ? ReadDword(offset) : ReadDword(offset) | ((ulong)ReadDword(offset + 4) << 32);
+        }
     }
 
     /// <summary>Writes a register: <paramref name="size"/> 4 or 8 bytes at an offset aligned to it (else ignored). A write
@@ -230,16 +254,19 @@ public sealed partial class VtdIommu : IDisposable
     /// <exception cref="ObjectDisposedException">The unit is disposed.</exception>
     public void WriteRegister(uint offset, ulong value, int size)
     {
-        _core.ThrowIfDisposed(this);
-        if (!IsValidAccess(offset, size))
+        using (_core.Gate.EnterScope())
         {
-            return;
-        }
+            _core.ThrowIfDisposed(this);
+            if (!IsValidAccess(offset, size))
+            {
+                return;
+            }
 
-        WriteDword(offset, (uint)value);
-        if (size == 8)
-        {
-            WriteDword(offset + 4, (uint)(value >> 32));
+            WriteDword(offset, (uint)value);
+            if (size == 8)
+            {
+                WriteDword(offset + 4, (uint)(value >> 32));
+            }
         }
     }
 
@@ -376,6 +403,8 @@ public sealed partial class VtdIommu : IDisposable
         if (wasEnabled && !enable)
         {
             _iqh = 0;
+            _held = false; // a held wait is dropped with the queue; its requests still complete
+            _stalled = false;
         }
         else if (!wasEnabled && enable)
         {
@@ -506,19 +535,43 @@ public sealed partial class VtdIommu : IDisposable
 
     private void Run()
     {
-        bool timedOut = false;
-        uint timedOutSource = 0;
         Span<byte> fetched = stackalloc byte[32];
         while (true)
         {
             ulong head = _iqh, tail = _iqt;
+            bool wide = (_iqa & IqaDw) != 0;
+            ulong width = wide ? 32UL : 16UL;
+            ulong size = PageSize << (int)(_iqa & IqaQsMask);
+            if (_held)
+            {
+                // The wait at IQH was fetched but cannot complete while an earlier device-TLB request is unanswered;
+                // a time-out aborts it at once (IQH past it, ITE below), whatever else is still outstanding.
+                if (_timedOut)
+                {
+                    _held = false;
+                    _iqh = Next(head, width, size);
+                    break;
+                }
+
+                if (_core.HasOutstandingDeviceTlb || _core.IsDisposed)
+                {
+                    break;
+                }
+
+                _held = false;
+                if (!FinishWait(in _heldWait, head, width, size))
+                {
+                    break;
+                }
+
+                continue;
+            }
+
             if (_core.IsDisposed || (_gsts & Qie) == 0 || (_fsts & (Iqe | Ite)) != 0 || head == tail)
             {
                 break;
             }
 
-            bool wide = (_iqa & IqaDw) != 0;
-            ulong size = PageSize << (int)(_iqa & IqaQsMask);
             if (wide && !_scalableMode)
             {
                 RaiseQueueError(VtdQueueError.InvalidWidth);
@@ -537,8 +590,8 @@ public sealed partial class VtdIommu : IDisposable
                 break;
             }
 
-            // Decode the run up to the next wait, error, the tail, or a full batch.
-            ulong width = wide ? 32UL : 16UL;
+            // Decode the run up to the next wait, error, the tail, a full batch or a device-TLB invalidation that finds
+            // no free ticket.
             ulong queueBase = _iqa & IqaBaseMask & _caps.HostAddressMask;
             Span<byte> slot = fetched[..(int)width];
             Span<InvalidationDescriptor> batch = _core.Slots;
@@ -547,6 +600,7 @@ public sealed partial class VtdIommu : IDisposable
             VtdDecodeOutcome stop = VtdDecodeOutcome.Invalidation;
             VtdQueueError error = VtdQueueError.None;
             VtdDescriptor wait = default;
+            _stalled = false;
             while (position != tail && n <= QueueCore.BatchCapacity - VtdDescriptorDecoder.MaxOutput)
             {
                 ulong address = (queueBase + position) & _caps.HostAddressMask;
@@ -566,21 +620,27 @@ public sealed partial class VtdIommu : IDisposable
                     break;
                 }
 
+                if (!_core.Admit(n, count))
+                {
+                    _stalled = true; // fetched again once a request completes
+                    break;
+                }
+
                 _core.SetIndices(n, count, position / width);
                 n += count;
                 position = Next(position, width, size);
             }
 
-            // Execute the run; note time-outs (reported at the wait that cannot complete) and completion errors.
+            // Execute the run; time-outs (reported at the wait that cannot complete) and completion errors come back as
+            // the engine's statuses or, with a device-TLB sink, as its answers (OnDeviceTlbAnswer).
             bool internalError = false;
             if (n > 0)
             {
                 QueueRunResult result = _core.Execute(n);
                 internalError = result.InternalError;
-                if (result.TimedOutSource is uint timedOutSid && !timedOut)
+                if (result.TimedOutSource is uint timedOutSid)
                 {
-                    timedOut = true;
-                    timedOutSource = timedOutSid;
+                    NoteTimeout(timedOutSid);
                 }
 
                 if (result.CompletionErrorSource is uint iceSid)
@@ -602,32 +662,87 @@ public sealed partial class VtdIommu : IDisposable
                 break;
             }
 
+            if (_stalled && n == 0)
+            {
+                break; // every ticket is taken: OnDeviceTlbProgress goes on
+            }
+
             if (stop == VtdDecodeOutcome.Wait)
             {
-                if (timedOut)
+                if (_core.HasOutstandingDeviceTlb && !_timedOut)
                 {
-                    _iqh = Next(position, width, size);
-                    break; // the wait is aborted: no status write, no interrupt; ITE below
-                }
-
-                if (wait.StatusWrite && !_memory.TryWriteUInt32(wait.StatusAddress & _caps.HostAddressMask, wait.StatusData))
-                {
-                    RaiseQueueError(VtdQueueError.None); // the wait cannot complete: IQE with IQH on it, as QEMU does
+                    _held = true; // IQH stays on the wait until the device answers (OnDeviceTlbProgress)
+                    _heldWait = wait;
                     break;
                 }
 
-                _iqh = Next(position, width, size);
-
-                if (wait.InterruptFlag)
+                if (!FinishWait(in wait, position, width, size))
                 {
-                    RaiseCompletionEvent();
+                    break;
                 }
             }
         }
 
-        if (timedOut)
+        if (_timedOut && !_held)
         {
-            RaiseTimeout(timedOutSource);
+            _timedOut = false;
+            RaiseTimeout(_timedOutSource);
+        }
+    }
+
+    /// <summary>Completes the wait at <paramref name="position"/> once every earlier descriptor has: aborted after a
+    /// device-TLB time-out (IQH past it, no status write, no interrupt), an IQE on it when its status write cannot land,
+    /// else the status write and the completion event. False when the queue stops.</summary>
+    private bool FinishWait(in VtdDescriptor wait, ulong position, ulong width, ulong size)
+    {
+        if (_timedOut)
+        {
+            _iqh = Next(position, width, size);
+            return false; // the wait is aborted: no status write, no interrupt; ITE when the run ends
+        }
+
+        if (wait.StatusWrite && !_memory.TryWriteUInt32(wait.StatusAddress & _caps.HostAddressMask, wait.StatusData))
+        {
+            _iqh = position;
+            RaiseQueueError(VtdQueueError.None); // the wait cannot complete: IQE with IQH on it, as QEMU does
+            return false;
+        }
+
+        _iqh = Next(position, width, size);
+        if (wait.InterruptFlag)
+        {
+            RaiseCompletionEvent();
+        }
+
+        return true;
+    }
+
+    private void NoteTimeout(uint sourceId)
+    {
+        if (!_timedOut)
+        {
+            _timedOut = true;
+            _timedOutSource = sourceId;
+        }
+    }
+
+    void IDeviceTlbClient.OnDeviceTlbAnswer(DeviceTlbFault outcome, uint sourceId, ulong index)
+    {
+        if (outcome == DeviceTlbFault.Timeout)
+        {
+            NoteTimeout(sourceId);
+        }
+        else if (outcome == DeviceTlbFault.CompletionError)
+        {
+            RaiseCompletionError(sourceId);
+        }
+    }
+
+    void IDeviceTlbClient.OnDeviceTlbProgress()
+    {
+        if (_held || _stalled || _timedOut)
+        {
+            Process();
         }
     }
 
@@ -684,6 +799,7 @@ public sealed partial class VtdIommu : IDisposable
     /// disposes the engine when the register write returns.</summary>
     public void Dispose()
     {
+        using Lock.Scope gate = _core.Gate.EnterScope();
         _core.Dispose();
     }
 }

@@ -67,4 +67,10 @@ public sealed class VtdOptions
 
     /// <summary>Capacities and scan kernel of the unit's caches (default <see cref="EngineOptions"/>'s defaults).</summary>
     public EngineOptions? Engine { get; init; }
+
+    /// <summary>Where device-TLB invalidations (types 3 and 8) go: each becomes a request to the sink, answered later by
+    /// the device, and a wait after it is held (IQH on it, no status write) until every earlier request is answered. A
+    /// time-out (the sink's answer or <see cref="DeviceTlbSinkOptions.Timeout"/>) is an ITE, a completion error an ICE,
+    /// and the fault plan no longer decides them. Null (the default): the fault plan answers at once, inside the batch.</summary>
+    public DeviceTlbSinkOptions? DeviceTlbSink { get; init; }
 }

@@ -87,11 +87,13 @@ public static class AmdViDifferential
         AmdViRegisters.Status, 0x2028,
     ];
 
-    /// <summary>Runs the scenario; null when both agree throughout.</summary>
-    public static string? Run(AmdViScenario s)
+    /// <summary>Runs the scenario; null when both agree throughout. With <paramref name="planAsSink"/> the fast unit's
+    /// INVALIDATE_IOTLB_PAGES go to the scenario's fault plan as its device-TLB sink (the engine keeps the plan for fetch
+    /// errors).</summary>
+    public static string? Run(AmdViScenario s, bool planAsSink = false)
     {
-        using var pair = new Pair(s);
-        var records = new RecordingNotifier();
+        using var pair = new Pair(s, planAsSink);
+        var records = new RecordingNotifier { OrderInsensitive = planAsSink };
         using NotifierSubscription subscription = pair.Fast.Engine.Notifiers.Subscribe(records);
         pair.SetUp(s);
         return QueueDifferential.Run(pair, s.Steps, records);
@@ -107,7 +109,7 @@ public static class AmdViDifferential
         private readonly List<ulong> _fastHeads = [];
         private readonly ReferenceAmdVi _reference;
 
-        public Pair(AmdViScenario s)
+        public Pair(AmdViScenario s, bool planAsSink)
         {
             var memory = new GuestMemory();
             memory.Map(BufferRegion, _fastBuffer);
@@ -126,6 +128,7 @@ public static class AmdViDifferential
                 InvalidateAll = preset.InvalidateAll,
                 FaultPlan = plan,
                 Engine = new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 },
+                DeviceTlbSink = planAsSink ? new DeviceTlbSinkOptions { Sink = plan } : null,
                 Interrupt = () =>
                 {
                     _fastStatuses.Add(Fast!.ReadRegister(AmdViRegisters.Status, 8));

@@ -66,11 +66,12 @@ public static class SmmuDifferential
     /// <summary>An address with no memory.</summary>
     public const ulong Unmapped = 0x90_0000;
 
-    /// <summary>Runs the scenario; null when both agree throughout.</summary>
-    public static string? Run(SmmuScenario s)
+    /// <summary>Runs the scenario; null when both agree throughout. With <paramref name="planAsSink"/> the fast SMMU's
+    /// CMD_ATC_INVs go to the scenario's fault plan as its device-TLB sink (the engine keeps the plan for fetch errors).</summary>
+    public static string? Run(SmmuScenario s, bool planAsSink = false)
     {
-        using var pair = new Pair(s);
-        var records = new RecordingNotifier();
+        using var pair = new Pair(s, planAsSink);
+        var records = new RecordingNotifier { OrderInsensitive = planAsSink };
         using NotifierSubscription subscription = pair.Fast.Engine.Notifiers.Subscribe(records);
         pair.SetUp(s);
         return QueueDifferential.Run(pair, s.Steps, records);
@@ -87,7 +88,7 @@ public static class SmmuDifferential
         private readonly ReferenceSmmu _reference;
         private readonly int _maxLog2;
 
-        public Pair(SmmuScenario s)
+        public Pair(SmmuScenario s, bool planAsSink)
         {
             var memory = new GuestMemory();
             memory.Map(QueueRegion, _fastQueue);
@@ -105,6 +106,7 @@ public static class SmmuDifferential
                 OutputAddressBits = preset.OutputAddressBits,
                 FaultPlan = plan,
                 Engine = new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 },
+                DeviceTlbSink = planAsSink ? new DeviceTlbSinkOptions { Sink = plan } : null,
                 Msi = (a, d) =>
                 {
                     _fastMsis.Add((a, d));

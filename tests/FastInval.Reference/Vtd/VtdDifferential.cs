@@ -70,30 +70,34 @@ public static class VtdDifferential
     private const uint FeAddress = 0xFEE0_0000, IeAddress = 0xFEE0_1000;
 
     /// <summary>The capabilities of <paramref name="capabilities"/> with the host's interrupt sink, fault plan and caches.</summary>
-    public static VtdOptions WithHost(VtdOptions capabilities, Action<ulong, uint>? msi, FaultPlan? plan, EngineOptions? engine) => new()
-    {
-        ScalableMode = capabilities.ScalableMode,
-        Pasid = capabilities.Pasid,
-        DeviceTlb = capabilities.DeviceTlb,
-        DeviceTlbThrottling = capabilities.DeviceTlbThrottling,
-        PageRequestDrain = capabilities.PageRequestDrain,
-        InterruptRemapping = capabilities.InterruptRemapping,
-        DrainReads = capabilities.DrainReads,
-        DrainWrites = capabilities.DrainWrites,
-        CachingMode = capabilities.CachingMode,
-        MaxAddressMask = capabilities.MaxAddressMask,
-        MaxHandleMask = capabilities.MaxHandleMask,
-        HostAddressWidth = capabilities.HostAddressWidth,
-        FaultPlan = plan,
-        Engine = engine,
-        Msi = msi,
-    };
+    public static VtdOptions WithHost(VtdOptions capabilities, Action<ulong, uint>? msi, FaultPlan? plan, EngineOptions? engine,
+        DeviceTlbSinkOptions? sink = null) => new()
+        {
+            ScalableMode = capabilities.ScalableMode,
+            Pasid = capabilities.Pasid,
+            DeviceTlb = capabilities.DeviceTlb,
+            DeviceTlbThrottling = capabilities.DeviceTlbThrottling,
+            PageRequestDrain = capabilities.PageRequestDrain,
+            InterruptRemapping = capabilities.InterruptRemapping,
+            DrainReads = capabilities.DrainReads,
+            DrainWrites = capabilities.DrainWrites,
+            CachingMode = capabilities.CachingMode,
+            MaxAddressMask = capabilities.MaxAddressMask,
+            MaxHandleMask = capabilities.MaxHandleMask,
+            HostAddressWidth = capabilities.HostAddressWidth,
+            FaultPlan = plan,
+            Engine = engine,
+            Msi = msi,
+            DeviceTlbSink = sink ?? capabilities.DeviceTlbSink,
+        };
 
-    /// <summary>Runs the scenario; null when both units agree on everything after every step.</summary>
-    public static string? Run(VtdScenario s)
+    /// <summary>Runs the scenario; null when both units agree on everything after every step. With
+    /// <paramref name="planAsSink"/> the fast unit's device-TLB invalidations go to the scenario's fault plan as its
+    /// device-TLB sink (the engine keeps the plan for fetch errors), so the sink path is checked against the reference.</summary>
+    public static string? Run(VtdScenario s, bool planAsSink = false)
     {
-        using var pair = new Pair(s);
-        var records = new RecordingNotifier();
+        using var pair = new Pair(s, planAsSink);
+        var records = new RecordingNotifier { OrderInsensitive = planAsSink };
         using NotifierSubscription subscription = pair.Fast.Engine.Notifiers.Subscribe(records);
         pair.SetUp(s);
         return QueueDifferential.Run(pair, s.Steps, records);
@@ -107,7 +111,7 @@ public static class VtdDifferential
         private readonly List<(ulong, uint)> _fastMsis = [];
         private readonly ReferenceVtd _reference;
 
-        public Pair(VtdScenario s)
+        public Pair(VtdScenario s, bool planAsSink)
         {
             var memory = new GuestMemory();
             memory.Map(QueueRegion, _fastQueue);
@@ -117,7 +121,8 @@ public static class VtdDifferential
             refMemory.Map(StatusRegion, _refStatus);
             FaultPlan plan = s.Faults.Build();
             VtdOptions options = WithHost(VtdScenario.Options(s.Preset), (a, d) => _fastMsis.Add((a, d)), plan,
-                new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 });
+                new EngineOptions { IotlbCapacity = 512, DeviceTlbCapacity = 256, ConfigCacheCapacity = 256 },
+                planAsSink ? new DeviceTlbSinkOptions { Sink = plan } : null);
             Fast = new VtdIommu(memory, options);
             _reference = new ReferenceVtd(refMemory, options, new ReferenceEngine(plan));
         }

@@ -27,6 +27,7 @@ internal sealed class AmdViRig : IDisposable
             InvalidateAll = options.InvalidateAll,
             FaultPlan = options.FaultPlan,
             Engine = options.Engine,
+            DeviceTlbSink = options.DeviceTlbSink,
             Interrupt = () =>
             {
                 Interrupts++;

@@ -34,6 +34,7 @@ public class DisposedUnitTests
         Assert.Throws<ObjectDisposedException>(() => unit.Engine);
         Assert.Throws<ObjectDisposedException>(() => unit.DescriptorFetches);
         Assert.Throws<ObjectDisposedException>(() => unit.InternalErrors);
+        Assert.Throws<ObjectDisposedException>(() => unit.OutstandingDeviceTlbRequests);
         Assert.Throws<ObjectDisposedException>(() => unit.ReadRegister(VtdRegisters.Ver, 4));
         Assert.Throws<ObjectDisposedException>(() => unit.ReadRegister(0xFFF, 3));              // even an access that would be ignored
         Assert.Throws<ObjectDisposedException>(() => unit.WriteRegister(VtdRegisters.Iqt, 0x10, 4));
@@ -41,7 +42,7 @@ public class DisposedUnitTests
         Assert.Throws<ObjectDisposedException>(() => unit.RestoreState(new byte[VtdIommu.StateSize]));
         Assert.Throws<ObjectDisposedException>(unit.Reset);
         AssertEveryPublicMemberIsCovered<VtdIommu>(nameof(VtdIommu.Engine), nameof(VtdIommu.DescriptorFetches), nameof(VtdIommu.InternalErrors),
-            nameof(VtdIommu.ReadRegister), nameof(VtdIommu.WriteRegister), nameof(VtdIommu.SaveState), nameof(VtdIommu.RestoreState),
+            nameof(VtdIommu.OutstandingDeviceTlbRequests), nameof(VtdIommu.ReadRegister), nameof(VtdIommu.WriteRegister), nameof(VtdIommu.SaveState), nameof(VtdIommu.RestoreState),
             nameof(VtdIommu.Reset));
     }
 
@@ -54,13 +55,14 @@ public class DisposedUnitTests
         Assert.Throws<ObjectDisposedException>(() => smmu.Engine);
         Assert.Throws<ObjectDisposedException>(() => smmu.CommandFetches);
         Assert.Throws<ObjectDisposedException>(() => smmu.InternalErrors);
+        Assert.Throws<ObjectDisposedException>(() => smmu.OutstandingDeviceTlbRequests);
         Assert.Throws<ObjectDisposedException>(() => smmu.ReadRegister(SmmuRegisters.Idr0, 4));
         Assert.Throws<ObjectDisposedException>(() => smmu.ReadRegister(0x1_0000, 4));
         Assert.Throws<ObjectDisposedException>(() => smmu.WriteRegister(SmmuRegisters.CmdqProd, 1, 4));
         Assert.Throws<ObjectDisposedException>(() => smmu.SaveState(new byte[SmmuV3.StateSize]));
         Assert.Throws<ObjectDisposedException>(() => smmu.RestoreState(new byte[SmmuV3.StateSize]));
         Assert.Throws<ObjectDisposedException>(smmu.Reset);
-        AssertEveryPublicMemberIsCovered<SmmuV3>(nameof(SmmuV3.Engine), nameof(SmmuV3.CommandFetches), nameof(SmmuV3.InternalErrors),
+        AssertEveryPublicMemberIsCovered<SmmuV3>(nameof(SmmuV3.Engine), nameof(SmmuV3.CommandFetches), nameof(SmmuV3.InternalErrors), nameof(SmmuV3.OutstandingDeviceTlbRequests),
             nameof(SmmuV3.ReadRegister), nameof(SmmuV3.WriteRegister), nameof(SmmuV3.SaveState), nameof(SmmuV3.RestoreState),
             nameof(SmmuV3.Reset));
     }

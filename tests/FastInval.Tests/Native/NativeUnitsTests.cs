@@ -59,8 +59,18 @@ public sealed unsafe class NativeUnitsTests
     [Fact]
     public void Structs_HaveTheSizesAndOffsetsTheHeaderAsserts()
     {
-        Assert.Equal(64, sizeof(NativeVtdOptions));
-        Assert.Equal(64, sizeof(NativeSmmuOptions));
+        Assert.Equal(96, sizeof(NativeVtdOptions));
+        Assert.Equal(96, sizeof(NativeSmmuOptions));
+        Assert.Equal(32, sizeof(NativeDeviceTlbSink));
+        Assert.Equal(64, sizeof(NativeDeviceTlbRequest));
+        var q = default(NativeDeviceTlbRequest);
+        Assert.Equal(8, (int)((byte*)&q.Descriptor - (byte*)&q));
+        Assert.Equal(40, (int)((byte*)&q.Index - (byte*)&q));
+        Assert.Equal(48, (int)((byte*)&q.Ordinal - (byte*)&q));
+        Assert.Equal(56, (int)((byte*)&q.Source - (byte*)&q));
+        var k = default(NativeDeviceTlbSink);
+        Assert.Equal(16, (int)((byte*)&k.TimeoutNs - (byte*)&k));
+        Assert.Equal(24, (int)((byte*)&k.MaxOutstanding - (byte*)&k));
         Assert.Equal(32, sizeof(NativeNotifierFilter));
         Assert.Equal(48, sizeof(InvalidationRecord));
         Assert.False(RuntimeHelpers.IsReferenceOrContainsReferences<InvalidationRecord>());
@@ -70,10 +80,12 @@ public sealed unsafe class NativeUnitsTests
         Assert.Equal(40, (int)((byte*)&v.FaultPlan - (byte*)&v));
         Assert.Equal(48, (int)((byte*)&v.Interrupt - (byte*)&v));
         Assert.Equal(56, (int)((byte*)&v.InterruptUser - (byte*)&v));
+        Assert.Equal(64, (int)((byte*)&v.DeviceTlb - (byte*)&v));
         var s = default(NativeSmmuOptions);
         Assert.Equal(8, (int)((byte*)&s.SubstreamIdBits - (byte*)&s));
         Assert.Equal(16, (int)((byte*)&s.Engine - (byte*)&s));
         Assert.Equal(48, (int)((byte*)&s.Interrupt - (byte*)&s));
+        Assert.Equal(64, (int)((byte*)&s.DeviceTlb - (byte*)&s));
         var f = default(NativeNotifierFilter);
         Assert.Equal(8, (int)((byte*)&f.AddressSpaceId - (byte*)&f));
         Assert.Equal(16, (int)((byte*)&f.First - (byte*)&f));

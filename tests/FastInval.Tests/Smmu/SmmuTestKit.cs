@@ -25,6 +25,7 @@ internal sealed class SmmuRig : IDisposable
             OutputAddressBits = options.OutputAddressBits,
             FaultPlan = options.FaultPlan,
             Engine = options.Engine,
+            DeviceTlbSink = options.DeviceTlbSink,
             Msi = (a, d) =>
             {
                 Msis.Add((a, d));
