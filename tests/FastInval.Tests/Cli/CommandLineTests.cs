@@ -16,7 +16,7 @@ public class CommandLineTests
     }
 
     [Fact]
-    public void No_arguments_is_a_parse_error_on_stderr_with_exit_2()
+    public void NoArguments_IsAParseErrorOnStderrWithExit2()
     {
         (int exit, string stdout, string stderr) = Run();
         Assert.Equal(2, exit);
@@ -29,7 +29,7 @@ public class CommandLineTests
     [InlineData("--help")]
     [InlineData("-h")]
     [InlineData("-?")]
-    public void Help_lists_every_command_on_stdout_and_exits_0(string arg)
+    public void Help_ListsEveryCommandOnStdoutAndExits0(string arg)
     {
         (int exit, string stdout, string stderr) = Run(arg);
         Assert.Equal(0, exit);
@@ -41,7 +41,7 @@ public class CommandLineTests
     }
 
     [Fact]
-    public void Version_prints_the_informational_version_and_exits_0()
+    public void Version_PrintsTheInformationalVersionAndExits0()
     {
         (int exit, string stdout, string stderr) = Run("--version");
         Assert.Equal(0, exit);
@@ -57,7 +57,7 @@ public class CommandLineTests
     [InlineData("frobnicate")]
     [InlineData("help")]
     [InlineData("frobnicate", "demo")]
-    public void Unknown_command_is_an_error_on_stderr_and_exits_2(params string[] args)
+    public void UnknownCommand_IsAnErrorOnStderrAndExits2(params string[] args)
     {
         (int exit, string stdout, string stderr) = Run(args);
         Assert.Equal(2, exit);
@@ -67,7 +67,7 @@ public class CommandLineTests
     }
 
     [Fact]
-    public void Demo_help_describes_the_demo_and_exits_0_without_running_it()
+    public void DemoHelpDescribesTheDemoAnd_Exits0WithoutRunningIt()
     {
         (int exit, string stdout, _) = Run("demo", "--help");
         Assert.Equal(0, exit);
@@ -77,7 +77,7 @@ public class CommandLineTests
     }
 
     [Fact]
-    public void Demo_rejects_extra_arguments_with_exit_2()
+    public void Demo_RejectsExtraArgumentsWithExit2()
     {
         (int exit, string stdout, string stderr) = Run("demo", "--fast");
         Assert.Equal(2, exit);
@@ -86,7 +86,7 @@ public class CommandLineTests
     }
 
     [Fact]
-    public void Serve_parses_its_options_with_defaults()
+    public void Serve_ParsesItsOptionsWithDefaults()
     {
         ServeSettings? seen = null;
         (int exit, _, string stderr) = RunWith((s, _, _, _) => { seen = s; return 0; }, "serve", "--socket", "/tmp/x.sock");
@@ -107,7 +107,7 @@ public class CommandLineTests
     [InlineData("serve", "--socket", "a", "--max-frame-bytes", "8")]
     [InlineData("serve", "--socket", "a", "--max-connections", "-1")]
     [InlineData("serve", "--socket", "a", "extra")]
-    public void Serve_parse_errors_exit_2_without_starting_a_server(params string[] args)
+    public void Serve_ParseErrorsExit2WithoutStartingAServer(params string[] args)
     {
         bool started = false;
         (int exit, string stdout, string stderr) = RunWith((_, _, _, _) => { started = true; return 0; }, args);
@@ -118,14 +118,14 @@ public class CommandLineTests
     }
 
     [Fact]
-    public void Command_names_are_unique()
+    public void Command_NamesAreUnique()
     {
         var names = CommandLine.Build().Subcommands.Select(c => c.Name).ToList();
         Assert.Equal(names.Count, names.Distinct().Count());
     }
 
     [Fact]
-    public void Launcher_named_fastinval_sits_beside_the_cli_assembly()
+    public void Launcher_NamedFastinvalSitsBesideTheCliAssembly()
     {
         string dir = Path.GetDirectoryName(typeof(CommandLine).Assembly.Location)!;
         string cliProjectOutput = Path.Combine(CliLocator.ProjectOutputDirectory());

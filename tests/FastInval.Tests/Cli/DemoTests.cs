@@ -50,7 +50,7 @@ public sealed partial class DemoTests(DemoRunFixture run) : IClassFixture<DemoRu
     private string Text => run.Text;
 
     [Fact]
-    public void Demo_exits_0_and_every_self_check_held()
+    public void Demo_Exits0AndEverySelfCheckHeld()
     {
         Assert.Equal(0, run.ExitCode);
         Assert.DoesNotContain("CHECK FAILED", Text, StringComparison.Ordinal);
@@ -62,13 +62,13 @@ public sealed partial class DemoTests(DemoRunFixture run) : IClassFixture<DemoRu
     }
 
     [Fact]
-    public void Mapping_fills_every_cache_with_the_scenario_entries()
+    public void Mapping_FillsEveryCacheWithTheScenarioEntries()
     {
         Assert.Contains($"now cached: IOTLB {N(Iotlb0)} entries, device TLB {N(Atc0)} entries, config cache {N(Config0)} entries", Step(1), StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Dma_lookups_after_mapping_all_hit()
+    public void DmaLookupsAfterMappingAll_Hit()
     {
         string[] lookups = Lookups(Step(2));
         Assert.Equal(7, lookups.Length);
@@ -78,7 +78,7 @@ public sealed partial class DemoTests(DemoRunFixture run) : IClassFixture<DemoRu
     }
 
     [Fact]
-    public void Page_selective_batch_removes_the_ranges_and_honours_the_leaf_hint()
+    public void PageSelectiveBatch_RemovesTheRangesAndHonoursTheLeafHint()
     {
         string s = Step(3);
         Assert.Equal(("4 descriptors: 4 Ok", Step3Iotlb, Step3Atc, 0), EngineDid(s));
@@ -94,7 +94,7 @@ public sealed partial class DemoTests(DemoRunFixture run) : IClassFixture<DemoRu
     }
 
     [Fact]
-    public void Pasid_flush_removes_that_pasid_everywhere_and_nothing_of_the_other_pasid_or_stage_2()
+    public void Pasid_FlushRemovesThatPasidEverywhereAndNothingOfTheOtherPasidOrStage2()
     {
         string s = Step(4);
         Assert.Equal(("3 descriptors: 3 Ok", Step4Iotlb, Step4Atc, 1), EngineDid(s));
@@ -107,7 +107,7 @@ public sealed partial class DemoTests(DemoRunFixture run) : IClassFixture<DemoRu
     }
 
     [Fact]
-    public void Domain_flush_removes_exactly_the_domains_entries()
+    public void Domain_FlushRemovesExactlyTheDomainsEntries()
     {
         string s = Step(5);
         (string outcome, int iotlb, int atc, int config) = EngineDid(s);
@@ -131,7 +131,7 @@ public sealed partial class DemoTests(DemoRunFixture run) : IClassFixture<DemoRu
     }
 
     [Fact]
-    public void Timed_out_device_keeps_its_stale_entries()
+    public void TimedOutDevice_KeepsItsStaleEntries()
     {
         string s = Step(6);
         Assert.Equal(("2 descriptors: 1 Ok, 1 TimedOut", 16, 0, 0), EngineDid(s));
@@ -144,7 +144,7 @@ public sealed partial class DemoTests(DemoRunFixture run) : IClassFixture<DemoRu
     }
 
     [Fact]
-    public void Retry_with_a_new_fault_plan_removes_the_stale_entries()
+    public void RetryWithANewFaultPlan_RemovesTheStaleEntries()
     {
         string s = Step(7);
         Assert.Equal(("1 descriptor: 1 Ok", 0, 16, 0), EngineDid(s));
@@ -154,7 +154,7 @@ public sealed partial class DemoTests(DemoRunFixture run) : IClassFixture<DemoRu
     }
 
     [Fact]
-    public void Iommufd_array_with_a_bad_middle_entry_returns_the_errno_and_entry_num_and_applies_only_the_entries_before_it()
+    public void IommufdArrayWithABadMiddleEntry_ReturnsTheErrnoAndEntryNumAndAppliesOnlyTheEntriesBeforeIt()
     {
         string s = Step(8);
         Assert.Contains("ioctl returned -95 (-EOPNOTSUPP), entry_num = 1", s, StringComparison.Ordinal);
@@ -164,7 +164,7 @@ public sealed partial class DemoTests(DemoRunFixture run) : IClassFixture<DemoRu
     }
 
     [Fact]
-    public void Vtd_queue_step_completes_a_wait_then_raises_ite_for_the_silent_device_and_recovers()
+    public void VtdQueueStep_CompletesAWaitThenRaisesIteForTheSilentDeviceAndRecovers()
     {
         string s = Step(9);
         // Doorbell 1: three 256-bit slots, the wait writes 1 and raises a completion event.
@@ -178,7 +178,7 @@ public sealed partial class DemoTests(DemoRunFixture run) : IClassFixture<DemoRu
     }
 
     [Fact]
-    public void AmdVi_step_completes_a_wait_then_stops_on_the_illegal_command_and_recovers()
+    public void AmdViStep_CompletesAWaitThenStopsOnTheIllegalCommandAndRecovers()
     {
         string s = Step(10);
         // Doorbell 1: three slots, the COMPLETION_WAIT stores 1 after both invalidations; no interrupt was asked for.
@@ -192,7 +192,7 @@ public sealed partial class DemoTests(DemoRunFixture run) : IClassFixture<DemoRu
     }
 
     [Fact]
-    public void Final_counts_are_the_mapping_minus_every_removal()
+    public void Final_CountsAreTheMappingMinusEveryRemoval()
     {
         int iotlb = Iotlb0 - Step3Iotlb - Step4Iotlb - Step5Iotlb - 16;
         int atc = Atc0 - Step3Atc - Step4Atc - Step5Atc - 16;
@@ -202,7 +202,7 @@ public sealed partial class DemoTests(DemoRunFixture run) : IClassFixture<DemoRu
     }
 
     [Fact]
-    public void Timing_section_names_kernel_and_cpu_and_reports_positive_rates()
+    public void TimingSection_NamesKernelAndCpuAndReportsPositiveRates()
     {
         string t = Text[Text.IndexOf("How fast:", StringComparison.Ordinal)..];
         Assert.Contains($"kernel:             {TagScanKernels.Name(TagScanKernels.Best)} ", t, StringComparison.Ordinal);

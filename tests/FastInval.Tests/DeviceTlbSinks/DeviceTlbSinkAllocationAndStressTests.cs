@@ -13,7 +13,7 @@ public sealed class DeviceTlbSinkAllocationAndStressTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void Vtd_requests_held_waits_and_answers_allocate_nothing_after_warm_up(bool answerLater)
+    public void VtdRequestsHeld_WaitsAndAnswersAllocateNothingAfterWarmUp(bool answerLater)
     {
         var buffered = new BufferedSink();
         var immediate = new ImmediateSink();
@@ -64,7 +64,7 @@ public sealed class DeviceTlbSinkAllocationAndStressTests
     }
 
     [Fact]
-    public void Smmu_requests_held_syncs_and_answers_allocate_nothing_after_warm_up()
+    public void SmmuRequestsHeldSyncsAnd_AnswersAllocateNothingAfterWarmUp()
     {
         var sink = new BufferedSink();
         using var rig = new SmmuRig(log2Size: 8, options: new SmmuOptions { DeviceTlbSink = new DeviceTlbSinkOptions { Sink = sink } });
@@ -160,7 +160,7 @@ public sealed class DeviceTlbSinkAllocationAndStressTests
     }
 
     [Fact]
-    public void Vtd_waits_complete_only_after_their_devices_answer_and_leave_nothing_of_them_cached()
+    public void Vtd_WaitsCompleteOnlyAfterTheirDevicesAnswerAndLeaveNothingOfThemCached()
     {
         using var device = new SlowDevice(seed: 11);
         using var rig = new VtdRig(new VtdOptions { DeviceTlbSink = new DeviceTlbSinkOptions { Sink = device, Timeout = TimeSpan.FromMinutes(1) } },

@@ -41,7 +41,7 @@ public sealed class DeviceTlbSinkTests
     private static int FaultMsis(VtdRig rig) => rig.Msis.Count(m => m.Address == VtdRig.FeAddress);
 
     [Fact]
-    public void Vtd_wait_is_held_until_every_earlier_request_is_answered_out_of_order_from_other_threads()
+    public void Vtd_WaitIsHeldUntilEveryEarlierRequestIsAnsweredOutOfOrderFromOtherThreads()
     {
         var sink = new ParkedSink();
         using VtdRig rig = VtdWith(Parked(sink));
@@ -100,7 +100,7 @@ public sealed class DeviceTlbSinkTests
     }
 
     [Fact]
-    public void Vtd_time_out_answer_aborts_the_held_wait_at_once_with_ite_and_keeps_that_device_s_entries()
+    public void VtdTimeOut_AnswerAbortsTheHeldWaitAtOnceWithIteAndKeepsThatDeviceSEntries()
     {
         var sink = new ParkedSink();
         using VtdRig rig = VtdWith(Parked(sink));
@@ -130,7 +130,7 @@ public sealed class DeviceTlbSinkTests
     }
 
     [Fact]
-    public void Vtd_completion_error_raises_ice_when_it_arrives_and_the_wait_still_completes()
+    public void VtdCompletionError_RaisesIceWhenItArrivesAndTheWaitStillCompletes()
     {
         var sink = new ParkedSink();
         using VtdRig rig = VtdWith(Parked(sink));
@@ -147,7 +147,7 @@ public sealed class DeviceTlbSinkTests
     }
 
     [Fact]
-    public void Vtd_silence_becomes_ite_when_the_time_out_passes_and_a_late_answer_is_refused()
+    public void VtdSilenceBecomesIteWhenTheTimeOut_PassesAndALateAnswerIsRefused()
     {
         var time = new FakeTimeProvider();
         var sink = new ParkedSink();
@@ -175,7 +175,7 @@ public sealed class DeviceTlbSinkTests
     }
 
     [Fact]
-    public void Vtd_time_outs_of_several_requests_report_the_first_and_answers_after_it_change_nothing()
+    public void VtdTimeOutsOfSeveralRequests_ReportTheFirstAndAnswersAfterItChangeNothing()
     {
         var time = new FakeTimeProvider();
         var sink = new ParkedSink();
@@ -194,7 +194,7 @@ public sealed class DeviceTlbSinkTests
     }
 
     [Fact]
-    public void Vtd_queue_stops_before_a_device_tlb_invalidation_when_every_ticket_is_out_and_goes_on_as_they_return()
+    public void VtdQueue_StopsBeforeADeviceTlbInvalidationWhenEveryTicketIsOutAndGoesOnAsTheyReturn()
     {
         var sink = new ParkedSink();
         using VtdRig rig = VtdWith(Parked(sink, max: 16));
@@ -232,7 +232,7 @@ public sealed class DeviceTlbSinkTests
     }
 
     [Fact]
-    public void Vtd_reset_drops_outstanding_requests_removes_their_entries_and_refuses_their_answers()
+    public void Vtd_ResetDropsOutstandingRequestsRemovesTheirEntriesAndRefusesTheirAnswers()
     {
         var sink = new ParkedSink();
         using VtdRig rig = VtdWith(Parked(sink));
@@ -256,7 +256,7 @@ public sealed class DeviceTlbSinkTests
     }
 
     [Fact]
-    public void Vtd_answers_after_dispose_are_refused_and_a_throwing_sink_loses_nothing()
+    public void Vtd_AnswersAfterDisposeAreRefusedAndAThrowingSinkLosesNothing()
     {
         var sink = new ParkedSink { ThrowOnce = true };
         VtdRig rig = VtdWith(Parked(sink));
@@ -276,7 +276,7 @@ public sealed class DeviceTlbSinkTests
     }
 
     [Fact]
-    public void Vtd_disabling_the_queue_drops_a_held_wait()
+    public void VtdDisablingTheQueue_DropsAHeldWait()
     {
         var sink = new ParkedSink();
         using VtdRig rig = VtdWith(Parked(sink));
@@ -289,7 +289,7 @@ public sealed class DeviceTlbSinkTests
     }
 
     [Fact]
-    public void Options_are_checked()
+    public void Options_AreChecked()
     {
         var sink = new ParkedSink();
         var memory = new GuestMemory();
@@ -305,7 +305,7 @@ public sealed class DeviceTlbSinkTests
     }
 
     [Fact]
-    public void Completion_outcome_must_be_defined()
+    public void CompletionOutcome_MustBeDefined()
     {
         var sink = new ParkedSink();
         using VtdRig rig = VtdWith(Parked(sink));
@@ -325,7 +325,7 @@ public sealed class DeviceTlbSinkTests
     }
 
     [Fact]
-    public void Smmu_cmd_sync_is_held_on_cons_until_the_atc_answers_and_its_msi_follows_cons()
+    public void SmmuCmdSync_IsHeldOnConsUntilTheAtcAnswersAndItsMsiFollowsCons()
     {
         var sink = new ParkedSink();
         using SmmuRig rig = SmmuWith(Parked(sink));
@@ -349,7 +349,7 @@ public sealed class DeviceTlbSinkTests
     }
 
     [Fact]
-    public void Smmu_atc_time_out_fails_the_held_sync_with_cerror_atc_inv_sync_and_a_retry_completes()
+    public void SmmuAtcTimeOut_FailsTheHeldSyncWithCerrorAtcInvSyncAndARetryCompletes()
     {
         var sink = new ParkedSink();
         using SmmuRig rig = SmmuWith(Parked(sink));
@@ -368,7 +368,7 @@ public sealed class DeviceTlbSinkTests
     }
 
     [Fact]
-    public void Smmu_completion_error_is_not_an_error_of_the_sync()
+    public void SmmuCompletionError_IsNotAnErrorOfTheSync()
     {
         var sink = new ParkedSink();
         using SmmuRig rig = SmmuWith(Parked(sink));
@@ -380,7 +380,7 @@ public sealed class DeviceTlbSinkTests
     }
 
     [Fact]
-    public void Smmu_timer_times_out_a_silent_atc()
+    public void SmmuTimer_TimesOutASilentAtc()
     {
         var time = new FakeTimeProvider();
         var sink = new ParkedSink();
@@ -394,7 +394,7 @@ public sealed class DeviceTlbSinkTests
     }
 
     [Fact]
-    public void Smmu_queue_stalls_on_tickets_and_disabling_the_queue_drops_a_held_sync()
+    public void SmmuQueueStallsOnTicketsAndDisablingTheQueue_DropsAHeldSync()
     {
         var sink = new ParkedSink();
         using SmmuRig rig = new(log2Size: 6, options: new SmmuOptions { DeviceTlbSink = Parked(sink, max: 16) });
@@ -426,7 +426,7 @@ public sealed class DeviceTlbSinkTests
     }
 
     [Fact]
-    public void Sink_answers_inside_submit_behave_as_the_builtin_path()
+    public void Sink_AnswersInsideSubmitBehaveAsTheBuiltinPath()
     {
         var sink = new ImmediateSink(DeviceTlbFault.Timeout);
         using VtdRig rig = VtdWith(new DeviceTlbSinkOptions { Sink = sink });
@@ -449,7 +449,7 @@ public sealed class AmdViDeviceTlbSinkTests
                      (invTimeOut << AmdViRegisters.ControlInvTimeOutShift));
 
     [Fact]
-    public void Completion_wait_is_held_until_every_earlier_request_is_answered()
+    public void Completion_WaitIsHeldUntilEveryEarlierRequestIsAnswered()
     {
         var sink = new ParkedSink();
         using AmdViRig rig = Rig(sink);
@@ -475,7 +475,7 @@ public sealed class AmdViDeviceTlbSinkTests
     }
 
     [Fact]
-    public void Silence_times_out_after_the_programmed_inv_time_out_and_the_wait_then_completes()
+    public void Silence_TimesOutAfterTheProgrammedInvTimeOutAndTheWaitThenCompletes()
     {
         var time = new FakeTimeProvider();
         var sink = new ParkedSink();
@@ -497,7 +497,7 @@ public sealed class AmdViDeviceTlbSinkTests
     }
 
     [Fact]
-    public void Inv_time_out_zero_never_times_out()
+    public void InvTimeOutZero_NeverTimesOut()
     {
         var time = new FakeTimeProvider();
         var sink = new ParkedSink();
@@ -512,7 +512,7 @@ public sealed class AmdViDeviceTlbSinkTests
     }
 
     [Fact]
-    public void Disabling_the_buffer_drops_a_held_wait_which_is_fetched_again()
+    public void DisablingTheBuffer_DropsAHeldWaitWhichIsFetchedAgain()
     {
         var sink = new ParkedSink();
         using AmdViRig rig = Rig(sink);

@@ -6,7 +6,7 @@ public class ReadmeTests
     private const string Region = "readme:minimal-example";
 
     [Fact]
-    public void Minimal_example_runs_and_README_shows_it_verbatim()
+    public void MinimalExample_RunsAndREADMEShowsItVerbatim()
     {
         // <readme:minimal-example>
         using var engine = new InvalidationEngine(); // an IOTLB, device TLBs and config caches with default capacities
@@ -42,7 +42,7 @@ public class ReadmeTests
     }
 
     [Fact]
-    public void README_keeps_the_two_quick_start_commands()
+    public void README_KeepsTheTwoQuickStartCommands()
     {
         string readme = Normalize(File.ReadAllText(RepoFile("README.md")));
         Assert.Contains("dotnet run --project src/FastInval.Cli -- demo     # the embedded demo\n", readme, StringComparison.Ordinal);
@@ -68,7 +68,7 @@ public class ReadmeTests
     [InlineData("CERROR")]
     [InlineData("STE / CD")]
     [InlineData("context / PASID entries")]
-    public void README_terminology_table_defines(string term)
+    public void README_TerminologyTableDefines(string term)
     {
         string readme = Normalize(File.ReadAllText(RepoFile("README.md")));
         Assert.Contains($"\n| {term} | ", readme, StringComparison.Ordinal);

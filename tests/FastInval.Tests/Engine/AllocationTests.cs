@@ -47,7 +47,7 @@ public class AllocationTests
 
     [Theory]
     [MemberData(nameof(Kernels))]
-    public void Fill_lookup_and_batch_execute_allocate_nothing_after_warm_up(TagScanKernel kernel)
+    public void FillLookupAndBatchExecute_AllocateNothingAfterWarmUp(TagScanKernel kernel)
     {
         using var engine = new InvalidationEngine(new EngineOptions { IotlbCapacity = 256, DeviceTlbCapacity = 64, ConfigCacheCapacity = 128, Kernel = kernel });
         InvalidationDescriptor[] batch = MixedBatch();
@@ -79,7 +79,7 @@ public class AllocationTests
 
     [Theory]
     [MemberData(nameof(Kernels))]
-    public void Eviction_path_allocates_nothing(TagScanKernel kernel)
+    public void EvictionPath_AllocatesNothing(TagScanKernel kernel)
     {
         using var engine = new InvalidationEngine(new EngineOptions { IotlbCapacity = 8, Kernel = kernel });
         for (ulong p = 0; p < 64; p++)

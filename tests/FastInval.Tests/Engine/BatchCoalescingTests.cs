@@ -14,7 +14,7 @@ public class BatchCoalescingTests
 
     [Theory]
     [MemberData(nameof(Kernels))]
-    public void Storm_of_tag_flushes_in_one_batch_equals_one_at_a_time(TagScanKernel kernel)
+    public void StormOfTag_FlushesInOneBatchEqualsOneAtATime(TagScanKernel kernel)
     {
         var batch = new List<InvalidationDescriptor>();
         for (int i = 0; i < 70; i++)

@@ -3,7 +3,7 @@ namespace FastInval.Tests.Engine;
 public class CapacityTests
 {
     [Fact]
-    public void Capacity_one_holds_the_newest_entry_and_evicts_one_at_a_time()
+    public void CapacityOne_HoldsTheNewestEntryAndEvictsOneAtATime()
     {
         using var engine = new InvalidationEngine(new EngineOptions { IotlbCapacity = 1, DeviceTlbCapacity = 1, ConfigCacheCapacity = 1 });
         Assert.Equal(FillResult.Inserted, engine.Iotlb.Fill(TranslationEntry.Leaf(TranslationStage.Stage1, 1, 1, 0x1000, 0xA000)));
@@ -23,7 +23,7 @@ public class CapacityTests
     }
 
     [Fact]
-    public void Full_cache_never_empties_wholesale_and_keeps_recently_used_entries_longer()
+    public void FullCache_NeverEmptiesWholesaleAndKeepsRecentlyUsedEntriesLonger()
     {
         using var engine = new InvalidationEngine(new EngineOptions { IotlbCapacity = 256 });
         for (ulong p = 0; p < 256; p++)
@@ -46,7 +46,7 @@ public class CapacityTests
     }
 
     [Fact]
-    public void Capacity_16M_fills_looks_up_and_flushes()
+    public void Capacity16M_FillsLooksUpAndFlushes()
     {
         const int capacity = 16 << 20;
         using var engine = new InvalidationEngine(new EngineOptions { IotlbCapacity = capacity, DeviceTlbCapacity = 8, ConfigCacheCapacity = 8 });
@@ -69,7 +69,7 @@ public class CapacityTests
     }
 
     [Fact]
-    public void Capacity_outside_1_to_2_pow_28_is_a_host_error()
+    public void CapacityOutside1To2Pow28_IsAHostError()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new TranslationCache(0));
         Assert.Throws<ArgumentOutOfRangeException>(() => new DeviceTlb(-1));

@@ -21,7 +21,7 @@ public class ConcurrencyStressTests
     [InlineData(4096, 0)] // no eviction
     [InlineData(4096, 1)]
     [InlineData(64, 0)]   // constant eviction
-    public void Lookups_during_invalidation_never_see_stale_or_torn_entries(int capacity, int kernelIndex)
+    public void LookupsDuringInvalidation_NeverSeeStaleOrTornEntries(int capacity, int kernelIndex)
     {
         TagScanKernel kernel = kernelIndex == 0 ? TagScanKernels.Best : TagScanKernel.Scalar;
         using var engine = new InvalidationEngine(new EngineOptions { IotlbCapacity = capacity, Kernel = kernel });

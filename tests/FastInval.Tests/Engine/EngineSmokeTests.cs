@@ -3,7 +3,7 @@ namespace FastInval.Tests.Engine;
 public class EngineSmokeTests
 {
     [Fact]
-    public void Fill_then_lookup_then_domain_flush_removes_only_that_domain()
+    public void FillThenLookupThenDomain_FlushRemovesOnlyThatDomain()
     {
         using var engine = new InvalidationEngine(new EngineOptions { IotlbCapacity = 1024 });
         for (ulong p = 0; p < 100; p++)
@@ -22,7 +22,7 @@ public class EngineSmokeTests
     }
 
     [Fact]
-    public void Range_flush_by_probe_removes_overlapping_pages_and_blocks()
+    public void Range_FlushByProbeRemovesOverlappingPagesAndBlocks()
     {
         using var engine = new InvalidationEngine(new EngineOptions { IotlbCapacity = 1 << 16 });
         for (ulong p = 0; p < 4096; p++)
@@ -42,7 +42,7 @@ public class EngineSmokeTests
 public class DeviceTlbSemanticsTests
 {
     [Fact]
-    public void Invalidation_without_pasid_removes_no_pasid_entries_in_range_and_every_pasid_entry_of_the_device()
+    public void InvalidationWithoutPasid_RemovesNoPasidEntriesInRangeAndEveryPasidEntryOfTheDevice()
     {
         using var engine = new InvalidationEngine();
         engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, AddressSpace.None, 0x1000, 0x1000));
@@ -60,7 +60,7 @@ public class DeviceTlbSemanticsTests
     }
 
     [Fact]
-    public void Invalidation_with_a_pasid_keeps_other_pasids_and_no_pasid_entries()
+    public void InvalidationWithAPasid_KeepsOtherPasidsAndNoPasidEntries()
     {
         using var engine = new InvalidationEngine();
         engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, AddressSpace.None, 0x1000, 0x1000));

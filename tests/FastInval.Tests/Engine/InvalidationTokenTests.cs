@@ -14,7 +14,7 @@ public class InvalidationTokenTests
         TranslationEntry.Leaf(TranslationStage.Stage1, domain, 1, address, output);
 
     [Fact]
-    public void A_fresh_token_fills_and_a_miss_returns_one()
+    public void AFreshToken_FillsAndAMissReturnsOne()
     {
         using var engine = new InvalidationEngine();
         Assert.False(engine.Iotlb.TryLookup(TranslationStage.Stage1, 3, 1, 0x4000, out _, out InvalidationToken token));
@@ -31,7 +31,7 @@ public class InvalidationTokenTests
     }
 
     [Fact]
-    public void Default_foreign_and_mismatched_tokens_never_fill()
+    public void DefaultForeignAndMismatchedTokens_NeverFill()
     {
         using var engine = new InvalidationEngine();
         using var other = new TranslationCache(64);
@@ -58,7 +58,7 @@ public class InvalidationTokenTests
 
     [Theory]
     [MemberData(nameof(CoveringInvalidations))]
-    public void Every_invalidation_that_may_cover_the_entry_makes_the_token_stale(string kind)
+    public void EveryInvalidationThatMay_CoverTheEntryMakesTheTokenStale(string kind)
     {
         using var engine = new InvalidationEngine();
         InvalidationToken small = engine.Iotlb.GetInvalidationToken(3, 0x20_4000);
@@ -90,7 +90,7 @@ public class InvalidationTokenTests
     }
 
     [Fact]
-    public void A_small_range_invalidation_stales_a_block_containing_it_but_not_other_regions()
+    public void ASmallRangeInvalidationStalesA_BlockContainingItButNotOtherRegions()
     {
         using var engine = new InvalidationEngine();
         InvalidationToken block = engine.Iotlb.GetInvalidationToken(3, 0x4000_0000);
@@ -101,7 +101,7 @@ public class InvalidationTokenTests
     }
 
     [Fact]
-    public void Unrelated_invalidations_rarely_stale_a_token()
+    public void Unrelated_InvalidationsRarelyStaleAToken()
     {
         // Tokens of domain 3, page-sized invalidations of other domains and of other regions of domain 3: only counter
         // stripes shared by hashing can reject. Measures the false-positive rate (reported in the test output).
@@ -136,7 +136,7 @@ public class InvalidationTokenTests
     }
 
     [Fact]
-    public void Device_tlb_tokens_follow_the_source_id_and_range()
+    public void Device_TlbTokensFollowTheSourceIdAndRange()
     {
         using var engine = new InvalidationEngine();
         DeviceTlb tlb = engine.DeviceTlb;
@@ -166,7 +166,7 @@ public class InvalidationTokenTests
     }
 
     [Fact]
-    public void Configuration_tokens_follow_the_source_id()
+    public void Configuration_TokensFollowTheSourceId()
     {
         using var engine = new InvalidationEngine();
         ConfigurationCache cache = engine.ConfigCache;
@@ -199,7 +199,7 @@ public class InvalidationTokenTests
     }
 
     [Fact]
-    public void An_invalid_descriptor_changes_no_sequence()
+    public void An_InvalidDescriptorChangesNoSequence()
     {
         using var engine = new InvalidationEngine();
         InvalidationToken token = engine.Iotlb.GetInvalidationToken(3, 0x4000);
@@ -208,7 +208,7 @@ public class InvalidationTokenTests
     }
 
     [Fact]
-    public void TryFill_and_token_reads_allocate_nothing()
+    public void TryFillAndToken_ReadsAllocateNothing()
     {
         using var engine = new InvalidationEngine(new EngineOptions { IotlbCapacity = 64 });
         TranslationEntry e = Page(3, 0x4000);

@@ -21,7 +21,7 @@ public class LifetimeTests
 
     [Theory]
     [MemberData(nameof(TranslationCacheMembers))]
-    public void Every_translation_cache_member_throws_after_dispose(string member)
+    public void EveryTranslationCacheMember_ThrowsAfterDispose(string member)
     {
         var cache = new TranslationCache(64);
         cache.Fill(in s_entry);
@@ -59,7 +59,7 @@ public class LifetimeTests
 
     [Theory]
     [MemberData(nameof(DeviceTlbMembers))]
-    public void Every_device_tlb_member_throws_after_dispose(string member)
+    public void EveryDeviceTlbMember_ThrowsAfterDispose(string member)
     {
         var tlb = new DeviceTlb(64);
         tlb.Fill(in s_devEntry);
@@ -95,7 +95,7 @@ public class LifetimeTests
 
     [Theory]
     [MemberData(nameof(ConfigMembers))]
-    public void Every_configuration_cache_member_throws_after_dispose(string member)
+    public void EveryConfigurationCacheMember_ThrowsAfterDispose(string member)
     {
         var cache = new ConfigurationCache(64);
         cache.Fill(in s_configEntry);
@@ -124,7 +124,7 @@ public class LifetimeTests
     }
 
     [Fact]
-    public void Engine_operations_throw_after_dispose_and_so_do_its_caches()
+    public void EngineOperations_ThrowAfterDisposeAndSoDoItsCaches()
     {
         var engine = new InvalidationEngine();
         engine.Iotlb.Fill(in s_entry);
@@ -144,7 +144,7 @@ public class LifetimeTests
     }
 
     [Fact]
-    public void Disposing_one_cache_of_an_engine_makes_Execute_throw_instead_of_touching_it()
+    public void DisposingOneCacheOfAnEngine_MakesExecuteThrowInsteadOfTouchingIt()
     {
         using var engine = new InvalidationEngine();
         engine.DeviceTlb.Dispose();
@@ -158,7 +158,7 @@ public class LifetimeTests
     [InlineData("device")]
     [InlineData("config")]
     [InlineData("engine")]
-    public void Lookups_racing_dispose_finish_or_throw_ObjectDisposedException(string target)
+    public void LookupsRacingDisposeFinishOr_ThrowObjectDisposedException(string target)
     {
         const int Rounds = 60;
         long completed = 0, disposedSeen = 0;

@@ -19,7 +19,7 @@ public class MultiWriterStressTests
     [Theory]
     [InlineData(4096)] // no eviction
     [InlineData(96)]   // constant eviction
-    public void Fills_from_two_threads_invalidations_from_a_third_and_lookups_keep_every_invariant(int capacity)
+    public void FillsFromTwoThreadsInvalidationsFromAThirdAndLookups_KeepEveryInvariant(int capacity)
     {
         using var engine = new InvalidationEngine(new EngineOptions { IotlbCapacity = capacity, DeviceTlbCapacity = 256 });
         var deadBefore = new long[Pages];

@@ -18,7 +18,7 @@ public class SlotIndexTests
     private static ulong TagOf(int key) => Valid | ((ulong)(uint)key << TranslationTag.SpaceShift);
 
     [Fact]
-    public void Index_bucket_and_record_have_the_documented_sizes_and_no_references()
+    public void IndexBucketAnd_RecordHaveTheDocumentedSizesAndNoReferences()
     {
         Assert.Equal(64, Unsafe.SizeOf<IndexBucket>());
         Assert.Equal(32, Unsafe.SizeOf<SlotRecord>());
@@ -30,7 +30,7 @@ public class SlotIndexTests
     [InlineData(1)]
     [InlineData(100)]
     [InlineData(1 << 16)]
-    public void Layout_header_names_the_version_sizes_and_line_offsets_of_every_region(int capacity)
+    public void LayoutHeader_NamesTheVersionSizesAndLineOffsetsOfEveryRegion(int capacity)
     {
         using var store = new SlotStore(capacity, StoreKind.DeviceTlb);
         ReadOnlySpan<byte> h = store.Header;
@@ -64,7 +64,7 @@ public class SlotIndexTests
     }
 
     [Fact]
-    public void Entries_sharing_one_home_bucket_and_fingerprint_overflow_in_order_and_are_all_found()
+    public void EntriesSharingOneHomeBucketAndFingerprintOverflowInOrderAnd_AreAllFound()
     {
         using var store = new SlotStore(64, StoreKind.Iotlb); // 16 buckets
         const ulong hash = 0xAB00_0000_0000_0003UL;           // home 3, fingerprint 0xAB for every key
@@ -110,7 +110,7 @@ public class SlotIndexTests
     }
 
     [Fact]
-    public void Removing_from_a_full_home_bucket_keeps_the_overflowed_entry_reachable_and_reuses_the_free_way()
+    public void RemovingFromAFullHomeBucket_KeepsTheOverflowedEntryReachableAndReusesTheFreeWay()
     {
         using var store = new SlotStore(64, StoreKind.Iotlb);
         const ulong hash = 0x1100_0000_0000_000FUL; // home 15, the last bucket: the path wraps to bucket 0
@@ -144,7 +144,7 @@ public class SlotIndexTests
     }
 
     [Fact]
-    public void Killed_slot_is_invisible_and_a_fill_of_the_same_key_beside_it_is_found_then_reuse_unlinks_it()
+    public void KilledSlot_IsInvisibleAndAFillOfTheSameKeyBesideItIsFoundThenReuseUnlinksIt()
     {
         using var store = new SlotStore(8, StoreKind.Iotlb);
         const ulong hash = 0x5500_0000_0000_0001UL;
@@ -170,7 +170,7 @@ public class SlotIndexTests
     }
 
     [Fact]
-    public void A_killed_entry_whose_tag_is_zero_without_its_valid_bit_is_still_reported_dead_and_unlinked_on_reuse()
+    public void AKilledEntryWhoseTag_IsZeroWithoutItsValidBitIsStillReportedDeadAndUnlinkedOnReuse()
     {
         using var store = new SlotStore(8, StoreKind.Iotlb);
         const ulong hash = 0x3300_0000_0000_0002UL;
@@ -194,7 +194,7 @@ public class SlotIndexTests
     }
 
     [Fact]
-    public void Eviction_is_clock_in_slot_order_skipping_entries_hit_since_the_last_sweep()
+    public void Eviction_IsClockInSlotOrderSkippingEntriesHitSinceTheLastSweep()
     {
         using var cache = new TranslationCache(16);
         for (ulong p = 0; p < 16; p++)
@@ -229,7 +229,7 @@ public class SlotIndexTests
     }
 
     [Fact]
-    public void Every_page_and_block_size_of_every_granule_is_found_at_any_offset_and_the_smallest_span_wins()
+    public void EveryPageAnd_BlockSizeOfEveryGranuleIsFoundAtAnyOffsetAndTheSmallestSpanWins()
     {
         using var cache = new TranslationCache(64);
         (Granule Granule, byte Size)[] sizes =
@@ -272,7 +272,7 @@ public class SlotIndexTests
     }
 
     [Fact]
-    public void Device_tlb_spans_from_4K_to_2_pow_62_are_each_found_with_their_span()
+    public void DeviceTlbSpansFrom4KTo2Pow62_AreEachFoundWithTheirSpan()
     {
         using var atc = new DeviceTlb(128);
         for (int s = 12; s <= 62; s++)
@@ -290,7 +290,7 @@ public class SlotIndexTests
     }
 
     [Fact]
-    public void A_fill_at_1M_touches_two_index_lines_the_new_entrys_bucket_and_the_victims()
+    public void A_FillAt1MTouchesTwoIndexLinesTheNewEntrysBucketAndTheVictims()
     {
         const int capacity = 1 << 20;
         using var cache = new TranslationCache(capacity);
@@ -316,7 +316,7 @@ public class SlotIndexTests
     }
 
     [Fact]
-    public void Readers_never_see_a_torn_or_foreign_record_while_a_writer_moves_slots_between_keys()
+    public void Readers_NeverSeeATornOrForeignRecordWhileAWriterMovesSlotsBetweenKeys()
     {
         // Few slots, many keys and colliding hashes: the writer evicts and reuses slots for other keys all the time, so a
         // reader holding a stale way would read another key's record unless the bucket version catches it.

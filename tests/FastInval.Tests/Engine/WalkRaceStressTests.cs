@@ -217,7 +217,7 @@ public class WalkRaceStressTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public void TryFill_never_leaves_a_stale_translation_after_an_invalidation_returns(bool callerLock)
+    public void TryFill_NeverLeavesAStaleTranslationAfterAnInvalidationReturns(bool callerLock)
     {
         long minLookups = long.TryParse(Environment.GetEnvironmentVariable(LongModeVariable), out long n) ? n : 0;
         RaceOutcome o = Run(useTryFill: true, callerLock, TimeSpan.FromSeconds(2), minLookups, stopAtFirstViolation: false);
@@ -234,7 +234,7 @@ public class WalkRaceStressTests
     }
 
     [Fact]
-    public void The_same_race_with_plain_Fill_is_caught()
+    public void TheSameRaceWithPlain_FillIsCaught()
     {
         // Shows the harness has teeth: the window TryFill closes is real and this test's invariant sees it.
         RaceOutcome o = Run(useTryFill: false, callerLock: true, TimeSpan.FromSeconds(20), 0, stopAtFirstViolation: true);

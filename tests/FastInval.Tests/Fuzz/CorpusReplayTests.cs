@@ -35,7 +35,7 @@ public class CorpusReplayTests
     }
 
     [Fact]
-    public void Every_target_is_found_by_reflection_and_has_a_corpus()
+    public void EveryTarget_IsFoundByReflectionAndHasACorpus()
     {
         Assert.Contains(Fuzzers.All, f => f.Name == "EngineDifferential");
         Assert.Contains(Fuzzers.All, f => f.Name == "KernelAgreement");
@@ -54,7 +54,7 @@ public class CorpusReplayTests
 
     [Theory]
     [MemberData(nameof(Targets))]
-    public void Every_committed_input_passes_the_targets_oracles(string target)
+    public void EveryCommittedInput_PassesTheTargetsOracles(string target)
     {
         IFuzzer fuzzer = Fuzzers.Find(target)!;
         string[] files = Directory.GetFiles(CorpusDirectory(target));
@@ -77,7 +77,7 @@ public class CorpusReplayTests
 
     [Theory]
     [MemberData(nameof(Targets))]
-    public void Seeded_random_inputs_pass_the_targets_oracles(string target)
+    public void SeededRandomInputs_PassTheTargetsOracles(string target)
     {
         IFuzzer fuzzer = Fuzzers.Find(target)!;
         var rng = new Random(20261123);

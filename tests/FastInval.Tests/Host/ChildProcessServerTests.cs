@@ -32,7 +32,7 @@ public partial class ChildProcessServerTests
     }
 
     [Fact]
-    public void Serve_as_a_child_process_serves_refuses_a_second_server_and_stops_cleanly_on_sigterm()
+    public void ServeAsAChildProcess_ServesRefusesASecondServerAndStopsCleanlyOnSigterm()
     {
         Assert.True(File.Exists(CliLocator.CliDll()), CliLocator.CliDll());
         DirectoryInfo dir = Directory.CreateTempSubdirectory("fastinval-serve-");

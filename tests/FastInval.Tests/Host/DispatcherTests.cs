@@ -126,7 +126,7 @@ public class DispatcherTests
     }
 
     [Fact]
-    public void One_segment_stream_gets_one_reply_per_frame_in_order_with_the_expected_statuses()
+    public void OneSegmentStream_GetsOneReplyPerFrameInOrderWithTheExpectedStatuses()
     {
         byte[] stream = Stream();
         (byte[] output, int consumed, bool close) = Run(new ReadOnlySequence<byte>(stream));
@@ -139,7 +139,7 @@ public class DispatcherTests
     }
 
     [Fact]
-    public void One_byte_per_segment_gives_the_same_replies_as_one_segment()
+    public void OneBytePerSegment_GivesTheSameRepliesAsOneSegment()
     {
         byte[] stream = Stream();
         byte[] expected = Run(new ReadOnlySequence<byte>(stream)).Output;
@@ -149,7 +149,7 @@ public class DispatcherTests
     }
 
     [Fact]
-    public void Split_at_every_offset_gives_the_same_replies_as_one_segment()
+    public void SplitAtEveryOffset_GivesTheSameRepliesAsOneSegment()
     {
         byte[] stream = Stream();
         byte[] expected = Run(new ReadOnlySequence<byte>(stream)).Output;
@@ -162,7 +162,7 @@ public class DispatcherTests
     }
 
     [Fact]
-    public void Bytes_arriving_one_at_a_time_are_answered_exactly_when_each_frame_completes()
+    public void BytesArrivingOneAtATime_AreAnsweredExactlyWhenEachFrameCompletes()
     {
         byte[] stream = Stream();
         byte[] expected = Run(new ReadOnlySequence<byte>(stream)).Output;
@@ -206,7 +206,7 @@ public class DispatcherTests
     [InlineData(15u, ErrorCode.BadLength)]
     [InlineData(8193u, ErrorCode.FrameTooLarge)]
     [InlineData(uint.MaxValue, ErrorCode.FrameTooLarge)]
-    public void A_length_that_cannot_be_trusted_gets_a_frame_error_and_closes(uint length, ErrorCode code)
+    public void ALengthThat_CannotBeTrustedGetsAFrameErrorAndCloses(uint length, ErrorCode code)
     {
         byte[] bad = Frames.Stats(42, 0);
         BinaryPrimitives.WriteUInt32LittleEndian(bad, length);
@@ -222,7 +222,7 @@ public class DispatcherTests
     }
 
     [Fact]
-    public void Every_request_context_goes_back_to_the_pool_whatever_the_outcome()
+    public void EveryRequestContext_GoesBackToThePoolWhateverTheOutcome()
     {
         var pool = new LeakCheckingPool();
         byte[] stream = Stream();
@@ -232,7 +232,7 @@ public class DispatcherTests
     }
 
     [Fact]
-    public void Steady_state_requests_allocate_nothing_one_segment_and_across_segments()
+    public void SteadyStateRequests_AllocateNothingOneSegmentAndAcrossSegments()
     {
         var core = new ServerCore(Options);
         using var session = new Session(core);

@@ -11,7 +11,7 @@ namespace FastInval.Tests.Host;
 public class IommufdUnitTests
 {
     [Fact]
-    public async Task Ioctls_over_the_wire_match_an_in_process_context_over_the_same_user_memory()
+    public async Task IoctlsOverTheWire_MatchAnInProcessContextOverTheSameUserMemory()
     {
         await using var server = new TestServer();
         using var ram = new SharedRam($"fastinval-test-iommufd-{Environment.ProcessId}-{Guid.NewGuid():N}", 16 * 1024);
@@ -95,7 +95,7 @@ public class IommufdUnitTests
     }
 
     [Fact]
-    public async Task Hello_at_1_1_advertises_the_shared_memory_limits_and_1_0_stays_1_0()
+    public async Task HelloAt1_1AdvertisesTheSharedMemoryLimitsAnd1_0_Stays1_0()
     {
         await using var server = new TestServer();
         using WireClient c11 = server.Connect(minor: 1);

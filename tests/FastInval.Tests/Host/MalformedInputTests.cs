@@ -63,7 +63,7 @@ public class MalformedInputTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Truncations_corruptions_garbage_and_dying_clients_never_disturb_a_healthy_connection()
+    public async Task TruncationsCorruptionsGarbageAndDyingClients_NeverDisturbAHealthyConnection()
     {
         await using var server = new TestServer(p => new ServerOptions { SocketPath = p, MaxFrameBytes = 4096, MaxConnections = 8 });
         using WireClient healthy = server.Connect();
@@ -166,7 +166,7 @@ public class MalformedInputTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Reserved_bytes_and_bad_selectors_get_invalid_argument_with_the_offset_and_change_nothing()
+    public async Task ReservedBytesAndBadSelectors_GetInvalidArgumentWithTheOffsetAndChangeNothing()
     {
         await using var server = new TestServer();
         using WireClient c = server.Connect();

@@ -9,7 +9,7 @@ namespace FastInval.Tests.Host;
 public class ServerTests
 {
     [Fact]
-    public async Task Hello_advertises_the_version_and_the_limits()
+    public async Task Hello_AdvertisesTheVersionAndTheLimits()
     {
         await using var server = new TestServer(p => new ServerOptions { SocketPath = p, MaxUnitsPerConnection = 3, MaxConnections = 5, MaxFrameBytes = 4096 });
         using WireClient c = server.Connect();
@@ -25,7 +25,7 @@ public class ServerTests
     }
 
     [Fact]
-    public async Task Hello_negotiates_the_lower_minor_and_refuses_another_major()
+    public async Task HelloNegotiatesTheLowerMinorAnd_RefusesAnotherMajor()
     {
         await using var server = new TestServer();
         using var c = server.Connect(hello: false);
@@ -41,7 +41,7 @@ public class ServerTests
     }
 
     [Fact]
-    public async Task A_unit_fills_looks_up_and_invalidates_over_the_socket()
+    public async Task AUnit_FillsLooksUpAndInvalidatesOverTheSocket()
     {
         await using var server = new TestServer();
         using WireClient c = server.Connect();
@@ -61,7 +61,7 @@ public class ServerTests
     }
 
     [Fact]
-    public async Task Socket_file_is_mode_0600_and_removed_on_stop()
+    public async Task SocketFile_IsMode0600AndRemovedOnStop()
     {
         var server = new TestServer();
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(server.SocketPath));
@@ -71,7 +71,7 @@ public class ServerTests
     }
 
     [Fact]
-    public async Task Start_refuses_a_path_a_live_server_holds_and_leaves_it_serving()
+    public async Task Start_RefusesAPathALiveServerHoldsAndLeavesItServing()
     {
         await using var server = new TestServer();
         var second = new FastInvalServer(new ServerOptions { SocketPath = server.SocketPath });
@@ -82,7 +82,7 @@ public class ServerTests
     }
 
     [Fact]
-    public async Task Start_removes_a_stale_socket_but_refuses_a_regular_file()
+    public async Task Start_RemovesAStaleSocketButRefusesARegularFile()
     {
         DirectoryInfo dir = Directory.CreateTempSubdirectory("fastinval-host-");
         try
@@ -114,7 +114,7 @@ public class ServerTests
     }
 
     [Fact]
-    public async Task Connection_limit_refuses_with_a_frame_error_and_frees_the_slot_on_close()
+    public async Task ConnectionLimit_RefusesWithAFrameErrorAndFreesTheSlotOnClose()
     {
         await using var server = new TestServer(p => new ServerOptions { SocketPath = p, MaxConnections = 2 });
         using WireClient a = server.Connect();
@@ -136,7 +136,7 @@ public class ServerTests
     }
 
     [Fact]
-    public async Task Unit_limit_per_connection_and_units_freed_when_the_client_goes()
+    public async Task UnitLimitPerConnectionAndUnitsFreedWhenTheClient_Goes()
     {
         await using var server = new TestServer(p => new ServerOptions { SocketPath = p, MaxUnitsPerConnection = 2 });
         using (WireClient c = server.Connect())
@@ -153,7 +153,7 @@ public class ServerTests
     }
 
     [Fact]
-    public async Task Units_of_another_connection_are_unknown_here_and_untouched()
+    public async Task UnitsOfAnotherConnection_AreUnknownHereAndUntouched()
     {
         await using var server = new TestServer();
         using WireClient owner = server.Connect();
@@ -174,7 +174,7 @@ public class ServerTests
     }
 
     [Fact]
-    public async Task Pipelined_requests_are_answered_in_order()
+    public async Task PipelinedRequests_AreAnsweredInOrder()
     {
         await using var server = new TestServer(p => new ServerOptions { SocketPath = p, MaxOutstandingRequests = 4 });
         using WireClient c = server.Connect();
@@ -196,7 +196,7 @@ public class ServerTests
     }
 
     [Fact]
-    public async Task Stop_drains_the_requests_already_received_then_closes()
+    public async Task StopDrainsTheRequestsAlreadyReceivedThen_Closes()
     {
         var server = new TestServer();
         using WireClient c = server.Connect();
@@ -226,7 +226,7 @@ public class ServerTests
     }
 
     [Fact]
-    public async Task Stop_ends_even_when_a_client_never_reads_its_replies()
+    public async Task Stop_EndsEvenWhenAClientNeverReadsItsReplies()
     {
         var server = new TestServer();
         using WireClient c = server.Connect();
@@ -273,7 +273,7 @@ public class ServerTests
     [InlineData(1)]
     [InlineData(2)]
     [InlineData(3)]
-    public async Task Random_operation_streams_over_the_socket_match_the_in_process_api(int seed)
+    public async Task RandomOperationStreamsOverTheSocket_MatchTheInProcessApi(int seed)
     {
         await using var server = new TestServer();
         using WireClient c = server.Connect();

@@ -19,7 +19,7 @@ public class SharedUnitTests
     private static string Name(string what) => $"fastinval-test-{what}-{Environment.ProcessId}-{Guid.NewGuid():N}";
 
     [Fact]
-    public async Task Vtd_unit_reads_its_queue_from_the_memfd_and_writes_the_wait_status_into_it()
+    public async Task VtdUnit_ReadsItsQueueFromTheMemfdAndWritesTheWaitStatusIntoIt()
     {
         await using var server = new TestServer();
         using var ram = new SharedRam(Name("vtd"), RamBytes);
@@ -50,7 +50,7 @@ public class SharedUnitTests
     }
 
     [Fact]
-    public async Task Vtd_fault_events_follow_fectl_masking_and_a_time_out_is_reported_with_its_source()
+    public async Task VtdFaultEventsFollowFectlMaskingAndATimeOut_IsReportedWithItsSource()
     {
         await using var server = new TestServer();
         using var ram = new SharedRam(Name("vtd-fault"), RamBytes);
@@ -86,7 +86,7 @@ public class SharedUnitTests
     }
 
     [Fact]
-    public async Task Vtd_completion_event_sent_by_unmasking_iectl_reports_iectl_as_the_write_left_it()
+    public async Task VtdCompletionEventSentByUnmaskingIectl_ReportsIectlAsTheWriteLeftIt()
     {
         await using var server = new TestServer();
         using var ram = new SharedRam(Name("vtd-iectl"), RamBytes);
@@ -110,7 +110,7 @@ public class SharedUnitTests
     }
 
     [Fact]
-    public async Task Smmu_unit_consumes_commands_from_the_memfd_signals_cmd_sync_and_reports_gerror()
+    public async Task SmmuUnitConsumesCommandsFromTheMemfdSignalsCmdSyncAnd_ReportsGerror()
     {
         await using var server = new TestServer();
         using var ram = new SharedRam(Name("smmu"), RamBytes);
@@ -138,7 +138,7 @@ public class SharedUnitTests
     }
 
     [Fact]
-    public async Task Smmu_atc_time_out_is_a_gerror_and_a_time_out_event()
+    public async Task SmmuAtcTimeOut_IsAGerrorAndATimeOutEvent()
     {
         await using var server = new TestServer();
         using var ram = new SharedRam(Name("smmu-atc"), RamBytes);
@@ -161,7 +161,7 @@ public class SharedUnitTests
     }
 
     [Fact]
-    public async Task Bad_descriptors_short_files_overlaps_and_wrong_kinds_get_typed_errors_and_leave_nothing_behind()
+    public async Task BadDescriptorsShortFilesOverlapsAndWrongKinds_GetTypedErrorsAndLeaveNothingBehind()
     {
         await using var server = new TestServer();
         using var ram = new SharedRam(Name("errors"), RamBytes);
@@ -214,7 +214,7 @@ public class SharedUnitTests
     }
 
     [Fact]
-    public async Task Destroy_and_disconnect_unmap_the_shared_memory()
+    public async Task Destroy_AndDisconnectUnmapTheSharedMemory()
     {
         await using var server = new TestServer();
         using var ram = new SharedRam(Name("unmap"), RamBytes);

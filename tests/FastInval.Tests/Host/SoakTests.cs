@@ -11,7 +11,7 @@ namespace FastInval.Tests.Host;
 public class SoakTests(ITestOutputHelper output)
 {
     [Fact]
-    public async Task Concurrent_connections_run_mixed_operations_with_every_reply_checked()
+    public async Task ConcurrentConnections_RunMixedOperationsWithEveryReplyChecked()
     {
         int seconds = int.TryParse(Environment.GetEnvironmentVariable("FASTINVAL_SOAK_SECONDS"), out int s) && s > 0 ? s : 3;
         const int Connections = 8;

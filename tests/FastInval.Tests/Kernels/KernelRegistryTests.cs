@@ -5,14 +5,14 @@ namespace FastInval.Tests.Kernels;
 public class KernelRegistryTests
 {
     [Fact]
-    public void Available_lists_every_kernel_narrowest_first()
+    public void Available_ListsEveryKernelNarrowestFirst()
     {
         Assert.Equal([TagScanKernel.Scalar, TagScanKernel.Vector128, TagScanKernel.Vector256, TagScanKernel.Vector512],
             TagScanKernels.Available.ToArray());
     }
 
     [Fact]
-    public void Accelerated_follows_the_hardware_report()
+    public void AcceleratedFollowsTheHardware_Report()
     {
         Assert.Equal(Vector128.IsHardwareAccelerated, TagScanKernels.Accelerated.Contains(TagScanKernel.Vector128));
         Assert.Equal(Vector256.IsHardwareAccelerated, TagScanKernels.Accelerated.Contains(TagScanKernel.Vector256));
@@ -21,7 +21,7 @@ public class KernelRegistryTests
     }
 
     [Fact]
-    public void Best_is_the_widest_accelerated_kernel_unless_forced()
+    public void Best_IsTheWidestAcceleratedKernelUnlessForced()
     {
         string? forced = Environment.GetEnvironmentVariable(TagScanKernels.EnvironmentVariable);
         if (TagScanKernels.TryParse(forced, out TagScanKernel k))
@@ -38,7 +38,7 @@ public class KernelRegistryTests
     /// <summary>CI runs the suite under DOTNET_EnableHWIntrinsic=0 and DOTNET_PreferredVectorBitWidth=128 and sets
     /// FASTINVAL_EXPECT_KERNEL, so this proves the knob reached the process and the registry obeyed it.</summary>
     [Fact]
-    public void Best_matches_the_kernel_CI_expects_under_its_runtime_knobs()
+    public void Best_MatchesTheKernelCIExpectsUnderItsRuntimeKnobs()
     {
         string? expected = Environment.GetEnvironmentVariable("FASTINVAL_EXPECT_KERNEL");
         Assert.True(expected is null || TagScanKernels.TryParse(expected, out _), $"bad FASTINVAL_EXPECT_KERNEL '{expected}'");
@@ -53,7 +53,7 @@ public class KernelRegistryTests
     [InlineData("TagScan.Vector512", TagScanKernel.Vector512)]
     [InlineData(" scalar ", TagScanKernel.Scalar)]
     [InlineData("tagscan.vector128", TagScanKernel.Vector128)]
-    public void TryParse_accepts_names_with_or_without_prefix(string text, TagScanKernel expected)
+    public void TryParse_AcceptsNamesWithOrWithoutPrefix(string text, TagScanKernel expected)
     {
         Assert.True(TagScanKernels.TryParse(text, out TagScanKernel k));
         Assert.Equal(expected, k);
@@ -66,5 +66,5 @@ public class KernelRegistryTests
     [InlineData("Vector1024")]
     [InlineData("TagScan.")]
     [InlineData(null)]
-    public void TryParse_rejects_unknown_names(string? text) => Assert.False(TagScanKernels.TryParse(text, out _));
+    public void TryParse_RejectsUnknownNames(string? text) => Assert.False(TagScanKernels.TryParse(text, out _));
 }

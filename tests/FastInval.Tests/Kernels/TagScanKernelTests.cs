@@ -60,7 +60,7 @@ public class TagScanKernelTests
 
     [Theory]
     [MemberData(nameof(Kernels))]
-    public void TagOp_every_length_and_offset_reports_exactly_the_matching_slot(TagScanKernel kernel)
+    public void TagOpEveryLengthAndOffset_ReportsExactlyTheMatchingSlot(TagScanKernel kernel)
     {
         var op = new TagOp(TranslationTag.ValidBit | TranslationTag.SpaceMask, TranslationTag.ValidBit | TranslationTag.Space(2),
             TranslationTag.Stage(StageMask.All));
@@ -79,7 +79,7 @@ public class TagScanKernelTests
 
     [Theory]
     [MemberData(nameof(Kernels))]
-    public void TagOp_all_slots_matching_reports_every_slot_in_order_across_resumes(TagScanKernel kernel)
+    public void TagOpAllSlotsMatching_ReportsEverySlotInOrderAcrossResumes(TagScanKernel kernel)
     {
         var op = new TagOp(TranslationTag.ValidBit | TranslationTag.SpaceMask, TranslationTag.ValidBit | TranslationTag.Space(1),
             TranslationTag.Stage(StageMask.All));
@@ -92,7 +92,7 @@ public class TagScanKernelTests
 
     [Theory]
     [MemberData(nameof(Kernels))]
-    public void TagOp_any_mask_excludes_slots_of_other_stages(TagScanKernel kernel)
+    public void TagOp_AnyMaskExcludesSlotsOfOtherStages(TagScanKernel kernel)
     {
         var op = new TagOp(TranslationTag.ValidBit, TranslationTag.ValidBit, TranslationTag.Stage(StageMask.Stage2));
         for (int length = 1; length <= 64; length++)
@@ -109,7 +109,7 @@ public class TagScanKernelTests
 
     [Theory]
     [MemberData(nameof(Kernels))]
-    public void TagOpAnyOf_every_offset_matches_any_of_its_values(TagScanKernel kernel)
+    public void TagOpAnyOfEveryOffset_MatchesAnyOfItsValues(TagScanKernel kernel)
     {
         static ulong Dom(uint d) => TranslationTag.ValidBit | TranslationTag.Space(d);
         for (int values = 1; values <= TagOpAnyOf.Capacity; values++)
@@ -144,7 +144,7 @@ public class TagScanKernelTests
 
     [Theory]
     [MemberData(nameof(Kernels))]
-    public void RangeOp_every_offset_selects_only_the_overlapping_span(TagScanKernel kernel)
+    public void RangeOpEveryOffsetSelects_OnlyTheOverlappingSpan(TagScanKernel kernel)
     {
         for (int length = 0; length <= 257; length++)
         {
@@ -164,7 +164,7 @@ public class TagScanKernelTests
 
     [Theory]
     [MemberData(nameof(Kernels))]
-    public void RangeOp_unsigned_bounds_near_the_top_of_the_address_space(TagScanKernel kernel)
+    public void RangeOp_UnsignedBoundsNearTheTopOfTheAddressSpace(TagScanKernel kernel)
     {
         (ulong[] tags, ulong[] firsts, ulong[] lasts) = Table(16);
         for (int i = 0; i < 16; i++)
@@ -182,7 +182,7 @@ public class TagScanKernelTests
 
     [Theory]
     [MemberData(nameof(Kernels))]
-    public void Engine_domain_flush_every_length_and_offset_removes_exactly_that_entry(TagScanKernel kernel)
+    public void EngineDomain_FlushEveryLengthAndOffsetRemovesExactlyThatEntry(TagScanKernel kernel)
     {
         for (int length = 1; length <= 257; length++)
         {

@@ -7,7 +7,7 @@ namespace FastInval.Tests.Layout;
 public class LayoutTests
 {
     [Fact]
-    public void InvalidationDescriptor_is_32_blittable_bytes_with_the_documented_offsets()
+    public void InvalidationDescriptor_Is32BlittableBytesWithTheDocumentedOffsets()
     {
         Assert.Equal(32, Unsafe.SizeOf<InvalidationDescriptor>());
         Assert.False(RuntimeHelpers.IsReferenceOrContainsReferences<InvalidationDescriptor>());
@@ -23,7 +23,7 @@ public class LayoutTests
     }
 
     [Fact]
-    public void InvalidationDescriptor_bytes_round_trip_through_a_span()
+    public void InvalidationDescriptorBytes_RoundTripThroughASpan()
     {
         InvalidationDescriptor d = InvalidationDescriptor.IotlbRange(0x1234, 0xABCDE, 0x1000, 0x1FFF, leafOnly: true, levelHint: 3, granuleHint: Granule.Size4K);
         Span<byte> bytes = stackalloc byte[32];
@@ -36,7 +36,7 @@ public class LayoutTests
     }
 
     [Fact]
-    public void Value_types_of_the_vocabulary_contain_no_references()
+    public void Value_TypesOfTheVocabularyContainNoReferences()
     {
         Assert.False(RuntimeHelpers.IsReferenceOrContainsReferences<TranslationEntry>());
         Assert.False(RuntimeHelpers.IsReferenceOrContainsReferences<Translation>());
@@ -45,7 +45,7 @@ public class LayoutTests
     }
 
     [Fact]
-    public void Translation_tag_fields_do_not_overlap_and_fill_the_documented_bits()
+    public void TranslationTagFields_DoNotOverlapAndFillTheDocumentedBits()
     {
         ulong[] fields =
         [
@@ -67,7 +67,7 @@ public class LayoutTests
     }
 
     [Fact]
-    public void Config_tag_fields_do_not_overlap()
+    public void ConfigTagFields_DoNotOverlap()
     {
         Assert.Equal(0UL, ConfigTag.KindMask & ConfigTag.DomainMask);
         Assert.Equal(0UL, ConfigTag.KindMask & ConfigTag.ValidBit);
@@ -93,6 +93,6 @@ public class LayoutTests
     [InlineData(Granule.Size16K, 12, -1)]
     [InlineData(Granule.Size64K, 21, -1)]
     [InlineData(Granule.Any, 12, -1)]
-    public void LevelForSize_follows_the_granule_geometry(Granule g, int sizeLog2, int level) =>
+    public void LevelForSize_FollowsTheGranuleGeometry(Granule g, int sizeLog2, int level) =>
         Assert.Equal(level, TranslationTag.LevelForSize(g, sizeLog2));
 }

@@ -3,7 +3,7 @@ namespace FastInval.Tests.Memory;
 public class GuestMemoryTests
 {
     [Fact]
-    public void Empty_address_space_faults_every_access()
+    public void Empty_AddressSpaceFaultsEveryAccess()
     {
         var memory = new GuestMemory();
         Assert.False(memory.TryReadUInt64(0, out ulong v));
@@ -14,7 +14,7 @@ public class GuestMemoryTests
     }
 
     [Fact]
-    public void Reads_and_writes_inside_a_mapping_reach_the_host_buffer_little_endian()
+    public void ReadsAnd_WritesInsideAMappingReachTheHostBufferLittleEndian()
     {
         var memory = new GuestMemory();
         var ram = new byte[0x2000];
@@ -27,7 +27,7 @@ public class GuestMemoryTests
     }
 
     [Fact]
-    public void Access_straddling_the_end_of_a_mapping_faults_and_writes_nothing()
+    public void AccessStraddlingThe_EndOfAMappingFaultsAndWritesNothing()
     {
         var memory = new GuestMemory();
         var ram = new byte[0x1000];
@@ -39,7 +39,7 @@ public class GuestMemoryTests
     }
 
     [Fact]
-    public void Access_across_adjacent_mappings_is_split_between_them()
+    public void AccessAcrossAdjacentMappings_IsSplitBetweenThem()
     {
         var memory = new GuestMemory();
         var a = new byte[0x1000];
@@ -56,7 +56,7 @@ public class GuestMemoryTests
     }
 
     [Fact]
-    public void Overlapping_or_empty_or_wrapping_mappings_are_refused()
+    public void OverlappingOrEmptyOrWrappingMappings_AreRefused()
     {
         var memory = new GuestMemory();
         memory.Map(0x1000, new byte[0x1000]);
@@ -70,7 +70,7 @@ public class GuestMemoryTests
     }
 
     [Fact]
-    public void Unmap_removes_only_the_named_mapping()
+    public void Unmap_RemovesOnlyTheNamedMapping()
     {
         var memory = new GuestMemory();
         memory.Map(0x1000, new byte[0x1000]);
@@ -82,7 +82,7 @@ public class GuestMemoryTests
     }
 
     [Fact]
-    public void Reads_and_writes_allocate_nothing()
+    public void ReadsAnd_WritesAllocateNothing()
     {
         var memory = new GuestMemory();
         memory.Map(0x1000, new byte[0x1000]);

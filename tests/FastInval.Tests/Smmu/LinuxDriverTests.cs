@@ -99,7 +99,7 @@ public class LinuxDriverTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void Linux_issue_and_recovery_under_random_fault_plans_end_as_linux_expects(bool msiPolling)
+    public void LinuxIssueAndRecoveryUnderRandomFaultPlans_EndAsLinuxExpects(bool msiPolling)
     {
         int scenarios = 0, illegal = 0, aborts = 0, atcRetries = 0;
         for (int seed = 0; seed < 150; seed++)
@@ -151,7 +151,7 @@ public class LinuxDriverTests
     }
 
     [Fact]
-    public void Atc_time_out_loses_only_the_atc_invalidation_and_the_retried_sync_completes()
+    public void AtcTimeOut_LosesOnlyTheAtcInvalidationAndTheRetriedSyncCompletes()
     {
         var plan = new FaultPlan { TimeoutSourceIds = [0x10] };
         using var side = new Side(true, new SmmuOptions(), plan, 5, msiPolling: false);
@@ -164,7 +164,7 @@ public class LinuxDriverTests
     }
 
     [Fact]
-    public void Illegal_command_in_a_batch_is_replaced_by_a_sync_and_the_rest_of_the_batch_runs()
+    public void IllegalCommandInABatch_IsReplacedByASyncAndTheRestOfTheBatchRuns()
     {
         using var side = new Side(true, new SmmuOptions(), FaultPlan.None, 5, msiPolling: true);
         side.Fast!.Engine.Iotlb.Fill(TranslationEntry.Leaf(TranslationStage.Stage1, 1, 1, 0x1000, 0x1000));

@@ -61,7 +61,7 @@ public class LinuxRangeSplitterTests
     [InlineData(12, false)]
     [InlineData(14, true)]
     [InlineData(16, false)]
-    public void Random_ranges_are_covered_exactly(int pageShift, bool leaf)
+    public void RandomRanges_AreCoveredExactly(int pageShift, bool leaf)
     {
         var r = new Random(pageShift * 31 + (leaf ? 1 : 0));
         for (int i = 0; i < 2000; i++)
@@ -94,7 +94,7 @@ public class LinuxRangeSplitterTests
     }
 
     [Fact]
-    public void Worked_examples_of_the_notes()
+    public void Worked_ExamplesOfTheNotes()
     {
         // 33 × 4 KiB, leaf: (A, NUM 0, SCALE 0, TTL 3) then (A + 4 KiB, NUM 0, SCALE 5).
         List<SmmuCommand> c = Split(1, 2, 0x10_0000, 33UL << 12, 12, 0x1000, leaf: true, ril: true);
@@ -115,7 +115,7 @@ public class LinuxRangeSplitterTests
     }
 
     [Fact]
-    public void Splitter_output_through_the_queue_removes_exactly_the_range()
+    public void SplitterOutputThroughTheQueue_RemovesExactlyTheRange()
     {
         using var rig = new SmmuRig(log2Size: 6);
         for (ulong p = 0; p < 200; p++)

@@ -60,7 +60,7 @@ public class SmmuCommandDecoderTests
     }
 
     [Fact]
-    public void Command_reads_and_writes_16_little_endian_bytes()
+    public void Command_ReadsAndWrites16LittleEndianBytes()
     {
         SmmuCommand c = Cmd.NhVa(0x1234, 0xBEEF, 0xFFFF_8000_0012_3000, leaf: true, num: 3, scale: 5, ttl: 3, tg: 1);
         Span<byte> bytes = stackalloc byte[16];
@@ -78,7 +78,7 @@ public class SmmuCommandDecoderTests
     }
 
     [Fact]
-    public void Linux_plain_sync_is_legal_and_cs_0b11_is_illegal()
+    public void LinuxPlainSync_IsLegalAndCs0b11IsIllegal()
     {
         Assert.Equal(SmmuCommandKind.Sync, SmmuCommandDecoder.Decode(Cmd.Sync(), All).Kind);
         Ill(Cmd.Of(SmmuOpcode.Sync, 3UL << 12));
@@ -108,10 +108,10 @@ public class SmmuCommandDecoderTests
     [InlineData(0x70)]
     [InlineData(0x80)]
     [InlineData(0xFF)]
-    public void Reserved_secure_el2_el3_and_mpam_opcodes_are_illegal(int opcode) => Ill(new SmmuCommand((ulong)opcode, 0));
+    public void ReservedSecureEl2El3AndMpamOpcodes_AreIllegal(int opcode) => Ill(new SmmuCommand((ulong)opcode, 0));
 
     [Fact]
-    public void Commands_for_absent_features_are_illegal()
+    public void CommandsForAbsentFeatures_AreIllegal()
     {
         var s2Only = new SmmuFeatures { Stage1 = false };
         Ill(Cmd.CfgiCd(1, 0), s2Only);
@@ -137,7 +137,7 @@ public class SmmuCommandDecoderTests
     }
 
     [Fact]
-    public void Ssec_is_illegal_on_the_non_secure_queue_even_when_reserved_fields_are_ignored()
+    public void Ssec_IsIllegalOnTheNonSecureQueueEvenWhenReservedFieldsAreIgnored()
     {
         var lax = new SmmuFeatures { StrictReservedFields = false };
         foreach (SmmuCommand c in new[] { Cmd.CfgiSte(1), Cmd.CfgiSteRange(1, 3), Cmd.CfgiCd(1, 2), Cmd.CfgiCdAll(1), Cmd.Of(SmmuOpcode.PrefetchConfig, 1UL << 32) })
@@ -149,7 +149,7 @@ public class SmmuCommandDecoderTests
     }
 
     [Fact]
-    public void Reserved_bits_are_illegal_when_strict_and_ignored_when_not()
+    public void ReservedBits_AreIllegalWhenStrictAndIgnoredWhenNot()
     {
         var lax = new SmmuFeatures { StrictReservedFields = false };
         SmmuCommand[] dirty =
@@ -171,7 +171,7 @@ public class SmmuCommandDecoderTests
     }
 
     [Fact]
-    public void Eight_bit_asid_and_vmid_have_res0_upper_bytes()
+    public void EightBitAsidAndVmid_HaveRes0UpperBytes()
     {
         var narrow = new SmmuFeatures { Asid16 = false, Vmid16 = false };
         Ill(Cmd.NhAsid(0x100, 1), narrow);
@@ -181,7 +181,7 @@ public class SmmuCommandDecoderTests
     }
 
     [Fact]
-    public void Cfgi_scopes_follow_the_architecture()
+    public void Cfgi_ScopesFollowTheArchitecture()
     {
         InvalidationDescriptor ste = Desc(Cmd.CfgiSte(0x42));
         Assert.Equal(ConfigKinds.StreamTableEntry | ConfigKinds.ContextDescriptor, ste.ConfigKinds); // §4.3.1: its CDs too
@@ -202,7 +202,7 @@ public class SmmuCommandDecoderTests
     }
 
     [Fact]
-    public void Tlbi_scopes_follow_the_architecture()
+    public void Tlbi_ScopesFollowTheArchitecture()
     {
         Assert.Equal(InvalidationDescriptor.IotlbDomain(5, StageMask.FirstStage), Desc(Cmd.NhAll(5)));
         Assert.Equal(InvalidationDescriptor.IotlbAddressSpace(5, 9, StageMask.FirstStage), Desc(Cmd.NhAsid(5, 9)));
@@ -225,7 +225,7 @@ public class SmmuCommandDecoderTests
     [InlineData(0x3_0000UL, 2, 0, 3, 3, 0x3_0000UL, 0x5_FFFFUL)]
     // Saturates at the top of the address space instead of wrapping.
     [InlineData(0xFFFF_FFFF_FFFF_E000UL, 31, 31, 0, 3, 0xFFFF_FFFF_FFFF_E000UL, ulong.MaxValue)]
-    public void Range_commands_cover_num_plus_one_times_two_to_scale_granules(ulong va, int num, int scale, int ttl, int tg, ulong first, ulong last)
+    public void RangeCommands_CoverNumPlusOneTimesTwoToScaleGranules(ulong va, int num, int scale, int ttl, int tg, ulong first, ulong last)
     {
         InvalidationDescriptor d = Desc(Cmd.NhVa(1, 2, va, leaf: ttl != 0, num, scale, ttl, tg));
         Assert.Equal((first, last), (d.First, d.Last));
@@ -234,7 +234,7 @@ public class SmmuCommandDecoderTests
     }
 
     [Fact]
-    public void Reserved_range_combinations_are_illegal()
+    public void ReservedRangeCombinations_AreIllegal()
     {
         Ill(Cmd.NhVa(1, 2, 0x1000, num: 0, scale: 0, ttl: 0, tg: 1));
         Ill(Cmd.NhVa(1, 2, 0x4000, num: 0, scale: 0, ttl: 1, tg: 2)); // 16K + TTL 1 is TTL 0 without LPA2
@@ -256,7 +256,7 @@ public class SmmuCommandDecoderTests
     [InlineData(0x7000UL, 4, 0x0UL, 0xFFFFUL)]         // pages 7..10 round out to 0..15
     [InlineData(0x12_3000UL, 0, 0x12_3000UL, 0x12_3FFFUL)]
     [InlineData(0x5000UL, 52, 0UL, ulong.MaxValue)]    // Size 52: everything
-    public void Atc_inv_covers_the_aligned_block_of_its_size(ulong address, int size, ulong first, ulong last)
+    public void AtcInv_CoversTheAlignedBlockOfItsSize(ulong address, int size, ulong first, ulong last)
     {
         InvalidationDescriptor d = Desc(Cmd.AtcInv(0x20, address, size, ssid: 3));
         Assert.Equal(InvalidationScope.DeviceTlb, d.Scope);
@@ -266,7 +266,7 @@ public class SmmuCommandDecoderTests
     }
 
     [Fact]
-    public void Atc_inv_without_ssv_is_a_request_without_pasid_and_size_above_52_is_illegal()
+    public void AtcInvWithoutSsv_IsARequestWithoutPasidAndSizeAbove52IsIllegal()
     {
         InvalidationDescriptor d = Desc(Cmd.AtcInv(0x20, 0x1000, 0));
         Assert.Equal(AddressSpace.None, d.AddressSpaceId);
@@ -278,7 +278,7 @@ public class SmmuCommandDecoderTests
     }
 
     [Fact]
-    public void Every_legal_invalidation_decodes_to_a_descriptor_the_engine_accepts()
+    public void EveryLegalInvalidationDecodesToADescriptorTheEngine_Accepts()
     {
         using var engine = new InvalidationEngine();
         SmmuCommand[] commands =
@@ -295,7 +295,7 @@ public class SmmuCommandDecoderTests
     }
 
     [Fact]
-    public void Nh_va_removes_the_asid_and_global_entries_of_the_range_but_keeps_other_asids_and_stage_2()
+    public void NhVa_RemovesTheAsidAndGlobalEntriesOfTheRangeButKeepsOtherAsidsAndStage2()
     {
         using var engine = new InvalidationEngine();
         engine.Iotlb.Fill(TranslationEntry.Leaf(TranslationStage.Stage1, 1, 2, 0x1000, 0xA000));

@@ -9,7 +9,7 @@ namespace FastInval.Tests.Smmu;
 public class SmmuCommandLayoutTests
 {
     [Fact]
-    public void Command_is_16_blittable_bytes_dword0_then_dword1()
+    public void Command_Is16BlittableBytesDword0ThenDword1()
     {
         Assert.Equal(Size, Unsafe.SizeOf<SmmuCommand>());
         Assert.False(RuntimeHelpers.IsReferenceOrContainsReferences<SmmuCommand>());
@@ -44,7 +44,7 @@ public class SmmuCommandLayoutTests
     [InlineData("PrgIndex", PrgIndexShift, PrgIndexMask, 0, 9)]
     [InlineData("PriResponse", PriResponseShift, PriResponseMask, 12, 2)]
     [InlineData("StallTag", StallTagShift, StallTagMask, 0, 16)]
-    public void Each_field_is_the_contiguous_bit_range_of_the_architecture(string field, int shift, ulong mask, int lowBit, int width)
+    public void EachField_IsTheContiguousBitRangeOfTheArchitecture(string field, int shift, ulong mask, int lowBit, int width)
     {
         // The architecture's positions (SMMUv3 4.1-4.7), written out once more here as the check.
         Assert.True(lowBit == shift, field);
@@ -53,7 +53,7 @@ public class SmmuCommandLayoutTests
     }
 
     [Fact]
-    public void Address_masks_cover_the_documented_bits()
+    public void AddressMasks_CoverTheDocumentedBits()
     {
         Assert.Equal(0xFFFF_FFFF_FFFF_F000UL, AddressMask);                 // [127:76]
         Assert.Equal(0x00FF_FFFF_FFFF_F000UL, IpaAddressMask);              // [119:76]
@@ -61,7 +61,7 @@ public class SmmuCommandLayoutTests
     }
 
     [Fact]
-    public void Builders_give_the_encodings_linux_writes()
+    public void Builders_GiveTheEncodingsLinuxWrites()
     {
         // arm_smmu_cmdq_build_cmd: a CMD_SYNC with CS = SEV, MSH = ISH, MSIAttr = OIWB is DW0 0x0FC02046 (skip_err's
         // replacement entry); with CS = IRQ and an MSI address, DW0 0x0FC01046 | data << 32.
@@ -74,7 +74,7 @@ public class SmmuCommandLayoutTests
     }
 
     [Fact]
-    public void Accessors_read_back_what_the_builders_wrote()
+    public void Accessors_ReadBackWhatTheBuildersWrote()
     {
         SmmuCommand va = SmmuCommand.TlbiNhVa(0xBEEF, 0xCAFE, 0x1234_5000, leaf: true, num: 31, scale: 31, ttl: 3, tg: 3);
         Assert.Equal(((byte)SmmuOpcode.TlbiNhVa, (ushort)0xBEEF, (ushort)0xCAFE, 0x1234_5000UL), (va.Opcode, va.Vmid, va.Asid, va.Address));
@@ -90,7 +90,7 @@ public class SmmuCommandLayoutTests
     }
 
     [Fact]
-    public void Every_builder_output_decodes_as_the_command_it_names()
+    public void EveryBuilderOutputDecodesAsTheCommandIt_Names()
     {
         var f = new SmmuFeatures();
         SmmuCommand[] built =

@@ -16,7 +16,7 @@ public class SmmuQueueTests
         e.Iotlb.TryLookup(TranslationStage.Stage1, vmid, asid, va, out _);
 
     [Fact]
-    public void Id_registers_describe_the_default_part()
+    public void Id_RegistersDescribeTheDefaultPart()
     {
         using var rig = new SmmuRig(kind: Kind);
         ulong idr0 = rig.Smmu.ReadRegister(Idr0, 4);
@@ -43,7 +43,7 @@ public class SmmuQueueTests
     [InlineData(true, false, true)]
     [InlineData(false, true, true)]
     [InlineData(true, true, false)]
-    public void Id_registers_are_consistent_with_the_revision_aidr_claims(bool stage1, bool stage2, bool ril)
+    public void IdRegisters_AreConsistentWithTheRevisionAidrClaims(bool stage1, bool stage2, bool ril)
     {
         // The mandatory features of each revision (SMMUv3 6.3.1 IDR0.Hyp, 6.3.4 IDR3; 2.9: a v3.x part may add any
         // v3.(x+1) feature, none of v3.(x+2)).
@@ -76,7 +76,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Prod_write_consumes_every_command_and_sync_writes_its_msi()
+    public void Prod_WriteConsumesEveryCommandAndSyncWritesItsMsi()
     {
         using var rig = new SmmuRig(kind: Kind);
         FillS1(rig.Engine, 1, 2, 0x1000);
@@ -93,7 +93,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Sync_msi_and_wired_signal_are_observed_only_after_cons_has_passed_the_sync()
+    public void SyncMsiAndWiredSignal_AreObservedOnlyAfterConsHasPassedTheSync()
     {
         // Software that polls the MSI infers CONS from it (SMMUv3 3.18, 4.7.3): when the MSI write or the interrupt is
         // observable, CONS must already be past the CMD_SYNC.
@@ -108,7 +108,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Sync_msi_callback_sees_its_own_msi_data_in_memory_and_cons_past_the_sync_after_a_wrap()
+    public void SyncMsiCallback_SeesItsOwnMsiDataInMemoryAndConsPastTheSyncAfterAWrap()
     {
         using var rig = new SmmuRig(log2Size: 1);
         rig.Submit(Cmd.Sync(), Cmd.Sync());
@@ -118,7 +118,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Queue_wraps_and_a_full_queue_is_consumed_whole()
+    public void Queue_WrapsAndAFullQueueIsConsumedWhole()
     {
         using var rig = new SmmuRig(log2Size: 2, kind: Kind); // 4 entries
         for (int round = 0; round < 5; round++)
@@ -138,7 +138,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Illegal_command_stops_on_itself_and_resumes_after_skip_err_and_acknowledgement()
+    public void IllegalCommand_StopsOnItselfAndResumesAfterSkipErrAndAcknowledgement()
     {
         using var rig = new SmmuRig(kind: Kind);
         FillS1(rig.Engine, 1, 1, 0x1000);
@@ -162,7 +162,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Unacknowledged_illegal_command_fetched_again_raises_a_new_error_after_ack()
+    public void UnacknowledgedIllegalCommandFetchedAgain_RaisesANewErrorAfterAck()
     {
         using var rig = new SmmuRig(kind: Kind);
         rig.Submit(new SmmuCommand(0x00, 0));
@@ -174,7 +174,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Fetch_abort_from_unmapped_queue_memory_is_cerror_abt_and_retries_after_ack()
+    public void FetchAbortFromUnmappedQueueMemory_IsCerrorAbtAndRetriesAfterAck()
     {
         var memory = new GuestMemory();
         using var smmu = new SmmuV3(memory);
@@ -191,7 +191,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Fault_plan_fetch_error_is_cerror_abt_at_that_ordinal_only()
+    public void FaultPlanFetchError_IsCerrorAbtAtThatOrdinalOnly()
     {
         using var rig = new SmmuRig(options: new SmmuOptions { FaultPlan = new FaultPlan { FetchErrorOrdinals = [1] } }, kind: Kind);
         rig.Submit(Cmd.Sync(), Cmd.Sync(), Cmd.Sync());
@@ -203,7 +203,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Atc_time_out_is_reported_at_the_next_sync_which_is_not_consumed_nor_signalled()
+    public void AtcTimeOut_IsReportedAtTheNextSyncWhichIsNotConsumedNorSignalled()
     {
         using var rig = new SmmuRig(options: new SmmuOptions { FaultPlan = new FaultPlan { TimeoutSourceIds = [0x10] } }, kind: Kind);
         rig.Engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, 3, 0x1000, 0x1000));
@@ -221,7 +221,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void A_second_error_while_one_is_active_is_not_logged_again()
+    public void ASecondErrorWhileOne_IsActiveIsNotLoggedAgain()
     {
         using var rig = new SmmuRig(kind: Kind);
         rig.Submit(new SmmuCommand(0x7F, 0));
@@ -234,7 +234,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Gerror_interrupt_is_an_msi_when_configured_and_nothing_when_disabled()
+    public void GerrorInterrupt_IsAnMsiWhenConfiguredAndNothingWhenDisabled()
     {
         using var rig = new SmmuRig(kind: Kind);
         rig.Smmu.WriteRegister(GerrorIrqCfg0, SmmuRig.MsiRegion + 0x100, 8);
@@ -251,7 +251,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Sync_variants_signal_as_cs_says()
+    public void Sync_VariantsSignalAsCsSays()
     {
         using var rig = new SmmuRig(kind: Kind);
         rig.Submit(Cmd.Of(SmmuOpcode.Sync));                                   // SIG_NONE
@@ -273,7 +273,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Atc_inv_is_ignored_while_the_smmu_is_disabled()
+    public void AtcInv_IsIgnoredWhileTheSmmuIsDisabled()
     {
         using var rig = new SmmuRig(smmuEnable: false, kind: Kind);
         rig.Engine.DeviceTlb.Fill(new DeviceTlbEntry(0x10, AddressSpace.None, 0x1000, 0x1000));
@@ -285,7 +285,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Base_and_cons_ignore_writes_while_the_queue_is_enabled()
+    public void BaseAndCons_IgnoreWritesWhileTheQueueIsEnabled()
     {
         using var rig = new SmmuRig(kind: Kind);
         ulong baseValue = rig.Smmu.ReadRegister(CmdqBase, 8);
@@ -303,7 +303,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Log2size_above_cmdqs_is_capped_and_the_base_is_aligned_to_the_queue()
+    public void Log2sizeAboveCmdqs_IsCappedAndTheBaseIsAlignedToTheQueue()
     {
         using var rig = new SmmuRig(log2Size: 4, options: new SmmuOptions { MaxCommandQueueLog2 = 4 }, enable: false, kind: Kind);
         rig.Smmu.WriteRegister(CmdqBase, SmmuRig.QueueBase | 0x1F, 8);  // LOG2SIZE 31 → 4
@@ -314,7 +314,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Bad_register_accesses_are_ignored_and_read_zero()
+    public void BadRegisterAccesses_AreIgnoredAndReadZero()
     {
         using var rig = new SmmuRig(kind: Kind);
         Assert.Equal(0UL, rig.Smmu.ReadRegister(Idr0, 2));
@@ -331,7 +331,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Cfgi_ranges_and_s2_ipa_reach_the_caches_through_the_queue()
+    public void CfgiRangesAndS2Ipa_ReachTheCachesThroughTheQueue()
     {
         using var rig = new SmmuRig(kind: Kind);
         for (uint sid = 0x20; sid < 0x30; sid++)
@@ -350,7 +350,7 @@ public class SmmuQueueTests
     }
 
     [Fact]
-    public void Commands_allocate_nothing_after_warm_up()
+    public void Commands_AllocateNothingAfterWarmUp()
     {
         using var rig = new SmmuRig(log2Size: 8, kind: Kind);
         SmmuCommand[] batch = [.. Enumerable.Range(0, 16).Select(i => Cmd.NhVa(1, 1, (ulong)i << 12, leaf: true, num: 1, ttl: 3, tg: 1)), Cmd.AtcInv(0x10, 0, 2, ssid: 1), SmmuRig.SyncIrq(SmmuRig.MsiRegion, 1)];

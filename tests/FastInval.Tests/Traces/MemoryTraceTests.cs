@@ -175,7 +175,7 @@ public class MemoryTraceTests
     }
 
     [Fact]
-    public async Task A_vtd_session_over_a_memfd_replays_and_verifies_from_its_memory_records()
+    public async Task AVtdSessionOverAMemfd_ReplaysAndVerifiesFromItsMemoryRecords()
     {
         using var temp = new TempDir();
         using var ram = new SharedRam(Name("vtd"), RamBytes);
@@ -259,7 +259,7 @@ public class MemoryTraceTests
     }
 
     [Fact]
-    public async Task An_smmu_session_over_a_memfd_replays_and_verifies_its_cmd_sync_msis_and_gerror()
+    public async Task AnSmmuSessionOverAMemfd_ReplaysAndVerifiesItsCmdSyncMsisAndGerror()
     {
         using var temp = new TempDir();
         using var ram = new SharedRam(Name("smmu"), RamBytes);
@@ -284,7 +284,7 @@ public class MemoryTraceTests
     }
 
     [Fact]
-    public async Task An_iommufd_session_replays_ioctls_whose_arguments_point_into_shared_memory()
+    public async Task AnIommufdSession_ReplaysIoctlsWhoseArgumentsPointIntoSharedMemory()
     {
         using var temp = new TempDir();
         using var ram = new SharedRam(Name("iommufd"), 16 * 1024);
@@ -348,7 +348,7 @@ public class MemoryTraceTests
     }
 
     [Fact]
-    public async Task A_corrupted_memory_record_is_refused_with_a_clear_error()
+    public async Task ACorruptedMemory_RecordIsRefusedWithAClearError()
     {
         using var temp = new TempDir();
         using var ram = new SharedRam(Name("vtd-bad"), RamBytes);
@@ -383,7 +383,7 @@ public class MemoryTraceTests
     }
 
     [Fact]
-    public async Task A_format_1_0_trace_has_no_memory_records_and_its_shared_creates_are_refused()
+    public async Task AFormat1_0Trace_HasNoMemoryRecordsAndItsSharedCreatesAreRefused()
     {
         using var temp = new TempDir();
         using var ram = new SharedRam(Name("vtd-old"), RamBytes);
@@ -424,7 +424,7 @@ public class MemoryTraceTests
     }
 
     [Fact]
-    public async Task Random_damage_to_a_memfd_trace_is_replayed_or_refused_never_a_crash()
+    public async Task RandomDamageToAMemfdTrace_IsReplayedOrRefusedNeverACrash()
     {
         using var temp = new TempDir();
         using var ram = new SharedRam(Name("vtd-fuzz"), RamBytes);

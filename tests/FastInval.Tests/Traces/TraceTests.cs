@@ -83,7 +83,7 @@ public class TraceTests
     }
 
     [Fact]
-    public async Task A_recorded_session_replays_and_verifies_with_every_frame_in_its_records()
+    public async Task ARecordedSession_ReplaysAndVerifiesWithEveryFrameInItsRecords()
     {
         using var temp = new TempTrace();
         string path = await RecordSessionAsync(temp);
@@ -124,7 +124,7 @@ public class TraceTests
     }
 
     [Fact]
-    public async Task A_flipped_byte_in_a_reply_fails_verify_at_that_frame_and_field()
+    public async Task AFlippedByteInAReply_FailsVerifyAtThatFrameAndField()
     {
         using var temp = new TempTrace();
         string path = await RecordSessionAsync(temp);
@@ -176,7 +176,7 @@ public class TraceTests
     }
 
     [Fact]
-    public void Truncated_traces_and_a_bad_magic_are_unreadable_with_exit_3_and_say_why()
+    public void TruncatedTracesAndABadMagic_AreUnreadableWithExit3AndSayWhy()
     {
         using var temp = new TempTrace();
         string path = temp.PathOf("w.fitrace");
@@ -244,7 +244,7 @@ public class TraceTests
     [InlineData("busy-nic-ats")]
     [InlineData("process-churn")]
     [InlineData("live-migration")]
-    public void Generate_is_deterministic_per_seed_and_its_trace_verifies(string workload)
+    public void Generate_IsDeterministicPerSeedAndItsTraceVerifies(string workload)
     {
         using var temp = new TempTrace();
         string a = temp.PathOf("a.fitrace"), b = temp.PathOf("b.fitrace"), c = temp.PathOf("c.fitrace");
@@ -287,7 +287,7 @@ public class TraceTests
             .SelectMany(r => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, InvalidationDescriptor>(r.Body.AsSpan(24)).ToArray());
 
     [Fact]
-    public void Unmap_storm_removes_every_page_it_filled_one_4KiB_descriptor_each()
+    public void UnmapStorm_RemovesEveryPageItFilledOne4KiBDescriptorEach()
     {
         using var temp = new TempTrace();
         UnitFigures u = GenerateAndReplay(temp, "unmap-storm", 20_000, out var records);
@@ -300,7 +300,7 @@ public class TraceTests
     }
 
     [Fact]
-    public void Busy_nic_ats_fills_and_looks_up_both_tlbs_invalidates_the_device_tlb_and_times_out_once()
+    public void BusyNicAts_FillsAndLooksUpBothTlbsInvalidatesTheDeviceTlbAndTimesOutOnce()
     {
         using var temp = new TempTrace();
         UnitFigures u = GenerateAndReplay(temp, "busy-nic-ats", 5000, out var records);
@@ -313,7 +313,7 @@ public class TraceTests
     }
 
     [Fact]
-    public void Process_churn_creates_and_flushes_pasids_and_reuses_them()
+    public void ProcessChurnCreatesAnd_FlushesPasidsAndReusesThem()
     {
         using var temp = new TempTrace();
         UnitFigures u = GenerateAndReplay(temp, "process-churn", 8000, out var records);
@@ -327,7 +327,7 @@ public class TraceTests
     }
 
     [Fact]
-    public void Live_migration_invalidates_the_same_ranges_round_after_round()
+    public void LiveMigrationInvalidatesTheSameRanges_RoundAfterRound()
     {
         using var temp = new TempTrace();
         UnitFigures u = GenerateAndReplay(temp, "live-migration", 12_000, out var records);
@@ -339,7 +339,7 @@ public class TraceTests
     }
 
     [Fact]
-    public void Recording_keeps_the_dispatcher_allocation_free()
+    public void Recording_KeepsTheDispatcherAllocationFree()
     {
         using var trace = new TraceWriter(Stream.Null, s_header);
         var core = new ServerCore(new ServerOptions { SocketPath = "/nonexistent/t.sock" });
@@ -371,7 +371,7 @@ public class TraceTests
     }
 
     [Fact]
-    public void The_recorder_splits_committed_bytes_into_frames_even_when_a_frame_is_committed_in_pieces()
+    public void TheRecorderSplitsCommittedBytesIntoFramesEvenWhenAFrame_IsCommittedInPieces()
     {
         using var stream = new MemoryStream();
         var trace = new TraceWriter(stream, s_header, leaveOpen: true);
@@ -404,7 +404,7 @@ public class TraceTests
     }
 
     [Fact]
-    public void A_failing_file_stops_the_recording_without_disturbing_the_caller()
+    public void AFailingFile_StopsTheRecordingWithoutDisturbingTheCaller()
     {
         var stream = new FailingStream();
         var trace = new TraceWriter(stream, s_header);
@@ -443,10 +443,10 @@ public class TraceTests
     [InlineData("generate", "unmap-storm", "-o", "x")]
     [InlineData("generate", "no-such-workload", "--seed", "1", "-o", "x")]
     [InlineData("generate", "unmap-storm", "--seed", "1", "-o", "x", "--operations", "0")]
-    public void Replay_and_generate_parse_errors_exit_2(params string[] args) => Assert.Equal(2, Cli(args).Exit);
+    public void ReplayAndGenerate_ParseErrorsExit2(params string[] args) => Assert.Equal(2, Cli(args).Exit);
 
     [Fact]
-    public void Replay_and_generate_help_exits_0()
+    public void ReplayAndGenerateHelp_Exits0()
     {
         (int exit, string stdout, _) = Cli("replay", "--help");
         Assert.Equal(0, exit);

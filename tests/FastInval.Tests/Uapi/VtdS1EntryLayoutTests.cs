@@ -6,7 +6,7 @@ namespace FastInval.Tests.Uapi;
 public class VtdS1EntryLayoutTests
 {
     [Fact]
-    public void Entry_is_24_bytes_addr_npages_flags_last_little_endian()
+    public void Entry_Is24BytesAddrNpagesFlagsLastLittleEndian()
     {
         Assert.Equal(24, VtdS1Invalidate.EntrySize);
         Assert.Equal((0, 8, 16, 20), (VtdS1Invalidate.AddressOffset, VtdS1Invalidate.PageCountOffset, VtdS1Invalidate.FlagsOffset,
@@ -17,7 +17,7 @@ public class VtdS1EntryLayoutTests
     }
 
     [Fact]
-    public void Write_refuses_a_short_span_and_leaves_bytes_after_the_entry_alone()
+    public void Write_RefusesAShortSpanAndLeavesBytesAfterTheEntryAlone()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => VtdS1Invalidate.Write(new byte[23], 0, 1));
         byte[] two = new byte[2 * VtdS1Invalidate.EntrySize];

@@ -36,7 +36,7 @@ public class VtdDescriptorDecoderTests
     // ---- layout and accessors ------------------------------------------------------------------------------
 
     [Fact]
-    public void VtdDescriptor_is_32_blittable_bytes_and_round_trips_both_widths()
+    public void VtdDescriptor_Is32BlittableBytesAndRoundTripsBothWidths()
     {
         Assert.Equal(32, Unsafe.SizeOf<VtdDescriptor>());
         Assert.False(RuntimeHelpers.IsReferenceOrContainsReferences<VtdDescriptor>());
@@ -51,7 +51,7 @@ public class VtdDescriptorDecoderTests
     }
 
     [Fact]
-    public void Type_combines_bits_11_9_above_bits_3_0()
+    public void Type_CombinesBits11_9AboveBits3_0()
     {
         Assert.Equal(0x6, new VtdDescriptor(0x6, 0).Type);
         Assert.Equal(0x16, new VtdDescriptor(0x6 | (1UL << 9), 0).Type);
@@ -59,7 +59,7 @@ public class VtdDescriptorDecoderTests
     }
 
     [Fact]
-    public void Accessors_read_the_documented_fields()
+    public void Accessors_ReadTheDocumentedFields()
     {
         VtdDescriptor w = Dsc.Wait(sw: true, iflag: true, fn: true, pd: true, data: 0xCAFE_F00D, addr: 0x1234_5678_9ABC);
         Assert.True(w.StatusWrite && w.InterruptFlag && w.Fence && w.PageRequestDrain);
