@@ -29,6 +29,12 @@ public enum UfdOp
     CheckDevCache,
     Invalidate,
     Fill,
+    FaultQueueAlloc,
+    HwptAllocFault,
+    TriggerIopf,
+    ReadFaults,
+    RespondFault,
+    CloseFault,
 }
 
 /// <summary>One step: an op with up to three operands (ids, flags, variants), an IOMMU_HWPT_INVALIDATE call for
@@ -50,7 +56,8 @@ public sealed record UfdMigrationCase(bool HwError, ImmutableArray<uint> DeadDev
 /// <summary>
 /// Migration of an <see cref="Iommufd"/>: random ioctl streams over the populated <see cref="Topology"/> (IOAS_ALLOC,
 /// HWPT_ALLOC paging and nested of every driver, VIOMMU_ALLOC, VDEVICE_ALLOC, DESTROY, device add/attach/detach/remove,
-/// the selftest ops, IOMMU_HWPT_INVALIDATE with good and bad entries, cache fills) run once without interruption and once
+/// the selftest ops, IOMMU_HWPT_INVALIDATE with good and bad entries, cache fills, fault queues: FAULT_QUEUE_ALLOC,
+/// HWPT_ALLOC with FAULT_ID_VALID, TRIGGER_IOPF, reads, responses and closes of the fault file) run once without interruption and once
 /// saved at a random step, the source disposed, a fresh context over the same user memory restored from the image and
 /// refilled with what the source had cached. At the cut the tables and images must be equal; after every later step the
 /// errno, the output ids, the argument written back (entry_num), the user array (hw_error), the object table with its
@@ -96,7 +103,9 @@ public class IommufdMigrationProperties
             (3, Gen.Constant(UfdOp.HwptAllocVtd)), (3, Gen.Constant(UfdOp.HwptAllocSelftest)), (3, Gen.Constant(UfdOp.HwptAllocSmmu)),
             (3, Gen.Constant(UfdOp.ViommuAlloc)), (3, Gen.Constant(UfdOp.VdeviceAlloc)), (5, Gen.Constant(UfdOp.Destroy)),
             (3, Gen.Constant(UfdOp.MockDomain)), (2, Gen.Constant(UfdOp.MockDomainReplace)), (2, Gen.Constant(UfdOp.CheckIotlb)),
-            (2, Gen.Constant(UfdOp.CheckDevCache)), (12, Gen.Constant(UfdOp.Invalidate)), (6, Gen.Constant(UfdOp.Fill)))
+            (2, Gen.Constant(UfdOp.CheckDevCache)), (12, Gen.Constant(UfdOp.Invalidate)), (6, Gen.Constant(UfdOp.Fill)),
+            (2, Gen.Constant(UfdOp.FaultQueueAlloc)), (3, Gen.Constant(UfdOp.HwptAllocFault)), (4, Gen.Constant(UfdOp.TriggerIopf)),
+            (3, Gen.Constant(UfdOp.ReadFaults)), (3, Gen.Constant(UfdOp.RespondFault)), (1, Gen.Constant(UfdOp.CloseFault)))
         from a in Id
         from b in Id
         from c in op switch
@@ -110,6 +119,8 @@ public class IommufdMigrationProperties
             UfdOp.HwptAllocSelftest => Any(MockSelftest.IotlbDefault, 7, 0),
             UfdOp.CheckIotlb or UfdOp.CheckDevCache => Any(MockSelftest.IotlbDefault, MockSelftest.DevCacheDefault, 0, 7),
             UfdOp.Fill => Gen.Choose(0, int.MaxValue).Select(x => (uint)x),
+            UfdOp.HwptAllocFault => Id,
+            UfdOp.TriggerIopf or UfdOp.ReadFaults or UfdOp.RespondFault => Gen.Choose(0, 7).Select(x => (uint)x),
             _ => Gen.Constant(0u),
         }
         from call in op == UfdOp.Invalidate ? InvalidateGenerators.Call(hwError).Select(x => (InvalidateCall?)x) : Gen.Constant<InvalidateCall?>(null)
@@ -263,11 +274,52 @@ public class IommufdMigrationProperties
                 return $"{rc} [{Convert.ToHexString(arg)}] [{Convert.ToHexString(array)}]";
             }
 
+            case UfdOp.FaultQueueAlloc:
+            {
+                byte[] arg = Ufd.Struct(16);
+                int rc = u.Ioctl(FaultQueueAllocRequest, arg);
+                return $"{rc} {Ufd.U32(arg, 8)} {(int)Ufd.U32(arg, 12) > 2}"; // the descriptor's number is the process's
+            }
+
+            case UfdOp.HwptAllocFault:
+                // A selftest nested HWPT (on a nest parent or a vIOMMU) or a paging HWPT (on an IOAS) with FAULT_ID_VALID.
+                return s.B % 2 == 0
+                    ? $"{u.HwptAllocSelftest(s.A, s.B, (uint)HwptAllocFlags.FaultIdValid, out uint nf, faultId: s.C)} {nf}"
+                    : $"{u.HwptAlloc(s.A, s.B, (uint)HwptAllocFlags.FaultIdValid, out uint pf, faultId: s.C)} {pf}";
+            case UfdOp.TriggerIopf:
+            {
+                byte[] cmd = Ufd.Struct(72, (4, MockSelftest.OpTriggerIopf), (16, s.A), (20, s.C % 2 == 0 ? 0u : 5u), (24, s.B), (28, s.C));
+                Ufd.Put64(cmd, 32, (ulong)s.B << 12);
+                return $"{u.Ioctl(IommufdRequest.TestCmd, cmd)}";
+            }
+
+            case UfdOp.ReadFaults:
+            {
+                byte[] records = new byte[Iommufd.PageFaultRecordSize * (s.C % 3)];
+                long rc = fd.ReadFaults(s.A, records);
+                return $"{rc} [{Convert.ToHexString(records)}] {Counts(fd, s.A)}";
+            }
+
+            case UfdOp.RespondFault:
+            {
+                byte[] response = new byte[Iommufd.PageResponseSize];
+                BinaryPrimitives.WriteUInt32LittleEndian(response, s.B % 5);
+                BinaryPrimitives.WriteUInt32LittleEndian(response.AsSpan(4), s.C % 3);
+                return $"{fd.WriteFaultResponses(s.A, response)} {Counts(fd, s.A)}";
+            }
+
+            case UfdOp.CloseFault:
+                return $"{fd.CloseFaultFile(s.A)} {fd.FaultDescriptor(s.A) >= 0} {Counts(fd, s.A)}";
             default:
                 Fill(fd, s.C);
                 return "fill";
         }
     }
+
+    private const uint FaultQueueAllocRequest = 0x3B8E;
+
+    private static string Counts(Iommufd fd, uint faultId) =>
+        fd.TryGetFaultCounts(faultId, out int queued, out int awaiting) ? $"{queued}/{awaiting}" : "-";
 
     /// <summary>A cache entry near what the topology's domains and devices invalidate: VT-d nested IOTLB (DIDs 2–5) or
     /// device TLB (0x10, 0x18, 0x20), SMMUv3 stage-1 IOTLB (VMIDs 1–2, ASIDs 1–2), device TLB (0x100, 0x101) or CD.</summary>
