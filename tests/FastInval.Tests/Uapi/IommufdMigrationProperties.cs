@@ -104,8 +104,8 @@ public class IommufdMigrationProperties
             (3, Gen.Constant(UfdOp.ViommuAlloc)), (3, Gen.Constant(UfdOp.VdeviceAlloc)), (5, Gen.Constant(UfdOp.Destroy)),
             (3, Gen.Constant(UfdOp.MockDomain)), (2, Gen.Constant(UfdOp.MockDomainReplace)), (2, Gen.Constant(UfdOp.CheckIotlb)),
             (2, Gen.Constant(UfdOp.CheckDevCache)), (12, Gen.Constant(UfdOp.Invalidate)), (6, Gen.Constant(UfdOp.Fill)),
-            (2, Gen.Constant(UfdOp.FaultQueueAlloc)), (3, Gen.Constant(UfdOp.HwptAllocFault)), (4, Gen.Constant(UfdOp.TriggerIopf)),
-            (3, Gen.Constant(UfdOp.ReadFaults)), (3, Gen.Constant(UfdOp.RespondFault)), (1, Gen.Constant(UfdOp.CloseFault)))
+            (4, Gen.Constant(UfdOp.FaultQueueAlloc)), (6, Gen.Constant(UfdOp.HwptAllocFault)), (10, Gen.Constant(UfdOp.TriggerIopf)),
+            (5, Gen.Constant(UfdOp.ReadFaults)), (4, Gen.Constant(UfdOp.RespondFault)), (1, Gen.Constant(UfdOp.CloseFault)))
         from a in Id
         from b in Id
         from c in op switch
@@ -282,22 +282,35 @@ public class IommufdMigrationProperties
             }
 
             case UfdOp.HwptAllocFault:
-                // A selftest nested HWPT (on a nest parent or a vIOMMU) or a paging HWPT (on an IOAS) with FAULT_ID_VALID.
-                return s.B % 2 == 0
-                    ? $"{u.HwptAllocSelftest(s.A, s.B, (uint)HwptAllocFlags.FaultIdValid, out uint nf, faultId: s.C)} {nf}"
-                    : $"{u.HwptAlloc(s.A, s.B, (uint)HwptAllocFlags.FaultIdValid, out uint pf, faultId: s.C)} {pf}";
+            {
+                // Mostly a live device, pt and fault object (else the raw ids): a paging HWPT on an IOAS, or a selftest
+                // nested HWPT on a nest parent or vIOMMU, with FAULT_ID_VALID; then the device (host-bound: AttachDevice;
+                // a mock one: MOCK_DOMAIN_REPLACE of a selftest object) is attached to it.
+                uint dev = Pick(fd, s.A, IommufdObjectType.Device);
+                uint pt = Pick(fd, s.B, IommufdObjectType.Ioas, IommufdObjectType.HwptPaging, IommufdObjectType.Viommu);
+                uint fault = Pick(fd, s.C, IommufdObjectType.Fault);
+                fd.TryGetObjectType(pt, out IommufdObjectType ptType);
+                uint iopf;
+                int rc = ptType == IommufdObjectType.Ioas
+                    ? u.HwptAlloc(dev, pt, (uint)HwptAllocFlags.FaultIdValid, out iopf, faultId: fault)
+                    : u.HwptAllocSelftest(dev, pt, (uint)HwptAllocFlags.FaultIdValid, out iopf, faultId: fault);
+                return rc != 0 ? $"{rc}" : $"0 {iopf} {fd.AttachDevice(dev, iopf)} {u.MockDomainReplace(Pick(fd, s.A, IommufdObjectType.Selftest), iopf)}";
+            }
+
             case UfdOp.TriggerIopf:
             {
-                byte[] cmd = Ufd.Struct(72, (4, MockSelftest.OpTriggerIopf), (16, s.A), (20, s.C % 2 == 0 ? 0u : 5u), (24, s.B), (28, s.C));
+                uint dev = Pick(fd, s.A, IommufdObjectType.Device);
+                byte[] cmd = Ufd.Struct(72, (4, MockSelftest.OpTriggerIopf), (16, dev), (20, s.C % 4 == 3 ? 5u : 0u), (24, s.B), (28, s.C));
                 Ufd.Put64(cmd, 32, (ulong)s.B << 12);
                 return $"{u.Ioctl(IommufdRequest.TestCmd, cmd)}";
             }
 
             case UfdOp.ReadFaults:
             {
+                uint fault = Pick(fd, s.A, IommufdObjectType.Fault);
                 byte[] records = new byte[Iommufd.PageFaultRecordSize * (s.C % 3)];
-                long rc = fd.ReadFaults(s.A, records);
-                return $"{rc} [{Convert.ToHexString(records)}] {Counts(fd, s.A)}";
+                long rc = fd.ReadFaults(fault, records);
+                return $"{rc} [{Convert.ToHexString(records)}] {Counts(fd, fault)}";
             }
 
             case UfdOp.RespondFault:
@@ -305,11 +318,16 @@ public class IommufdMigrationProperties
                 byte[] response = new byte[Iommufd.PageResponseSize];
                 BinaryPrimitives.WriteUInt32LittleEndian(response, s.B % 5);
                 BinaryPrimitives.WriteUInt32LittleEndian(response.AsSpan(4), s.C % 3);
-                return $"{fd.WriteFaultResponses(s.A, response)} {Counts(fd, s.A)}";
+                uint fault = Pick(fd, s.A, IommufdObjectType.Fault);
+                return $"{fd.WriteFaultResponses(fault, response)} {Counts(fd, fault)}";
             }
 
             case UfdOp.CloseFault:
-                return $"{fd.CloseFaultFile(s.A)} {fd.FaultDescriptor(s.A) >= 0} {Counts(fd, s.A)}";
+            {
+                uint fault = Pick(fd, s.A, IommufdObjectType.Fault);
+                return $"{fd.CloseFaultFile(fault)} {fd.FaultDescriptor(fault) >= 0} {Counts(fd, fault)}";
+            }
+
             default:
                 Fill(fd, s.C);
                 return "fill";
@@ -317,6 +335,27 @@ public class IommufdMigrationProperties
     }
 
     private const uint FaultQueueAllocRequest = 0x3B8E;
+
+    /// <summary>For three <paramref name="operand"/>s in four, a live object of one of <paramref name="types"/> (the
+    /// operand picks which, in id order), when there is one; else the operand itself, as an id.</summary>
+    private static uint Pick(Iommufd fd, uint operand, params IommufdObjectType[] types)
+    {
+        if (operand % 4 == 0)
+        {
+            return operand;
+        }
+
+        var ids = new List<uint>();
+        for (uint id = 1; id < 64; id++)
+        {
+            if (fd.TryGetObjectType(id, out IommufdObjectType t) && Array.IndexOf(types, t) >= 0)
+            {
+                ids.Add(id);
+            }
+        }
+
+        return ids.Count == 0 ? operand : ids[(int)(operand % (uint)ids.Count)];
+    }
 
     private static string Counts(Iommufd fd, uint faultId) =>
         fd.TryGetFaultCounts(faultId, out int queued, out int awaiting) ? $"{queued}/{awaiting}" : "-";
