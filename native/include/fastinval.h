@@ -815,6 +815,14 @@ int fastinval_iommufd_restore_state(fastinval_iommufd_t ctx, const void *image, 
  * devices too), ids restarting at 1, the engines' caches emptied. Returns 0, -EBADF.
  */
 int fastinval_iommufd_reset(fastinval_iommufd_t ctx);
+
+/*
+ * fastinval_iommufd_fault_fd - the descriptor of fault object @fault_id: what IOMMU_FAULT_QUEUE_ALLOC answered in
+ * out_fault_fd or, after fastinval_iommufd_restore_state, the fresh descriptor the restore opened for a fault object whose
+ * descriptor was open in the image (descriptor numbers are not in the image). Returns the descriptor (>= 0), -ENOENT
+ * (no fault object with that id, or its descriptor is closed), -EBADF (bad handle).
+ */
+int fastinval_iommufd_fault_fd(fastinval_iommufd_t ctx, uint32_t fault_id);
 /* ---- iommufd fault queues (the files of IOMMU_FAULT_QUEUE_ALLOC; used by libiommufd-preload.so) ------------- */
 
 /*

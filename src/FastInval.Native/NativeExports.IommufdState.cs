@@ -3,7 +3,8 @@ using FastInval.Uapi;
 
 namespace FastInval.Native;
 
-/// <summary>The iommufd state entry points (fastinval.h, "iommufd state: migration and reset"): save, restore, reset.</summary>
+/// <summary>The iommufd state entry points (fastinval.h, "iommufd state: migration and reset"): save, restore, reset,
+/// and the descriptor of a fault object (fresh after a restore).</summary>
 internal static unsafe partial class NativeExports
 {
     private const int ERANGE = 34;
@@ -110,6 +111,30 @@ internal static unsafe partial class NativeExports
         {
             fd!.Reset();
             return 0;
+        }
+        catch (Exception e)
+        {
+            return NativeErrno.FromException(e);
+        }
+        finally
+        {
+            HandleTable.Leave(handle);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "fastinval_iommufd_fault_fd")]
+    public static int IommufdFaultFd(ulong handle, uint faultId)
+    {
+        int rc = HandleTable.Enter(handle, HandleKind.Iommufd, out Iommufd? fd);
+        if (rc != 0)
+        {
+            return rc;
+        }
+
+        try
+        {
+            int descriptor = fd!.FaultDescriptor(faultId);
+            return descriptor >= 0 ? descriptor : -NativeErrno.ENOENT;
         }
         catch (Exception e)
         {

@@ -1,7 +1,7 @@
 /*
  * iommufd migration state and reset through the C ABI: a saved table restores into a fresh context that then answers
  * with the same ids; bad handles, NULL pointers, short buffers, truncated and foreign images, a context that is not
- * fresh; reset gives the state of a new context.
+ * fresh; reset gives the state of a new context; a fault object's fresh descriptor (fastinval_iommufd_fault_fd).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -171,11 +171,64 @@ static void test_bad_arguments(void)
     CHECK_EQ(fastinval_iommufd_destroy(fd), 0);
 }
 
+/* A fault object with a fault awaiting a response and one to deliver: after the restore the fresh descriptor comes
+ * from fastinval_iommufd_fault_fd, the read gives the same record, the response answers the fault read before the save. */
+static void test_fault_object(void)
+{
+    fastinval_iommufd_t src = open_ctx(FASTINVAL_IOMMUFD_SELFTEST);
+    uint32_t ioas = ioas_alloc(src);
+    struct iommu_test_cmd mock = { .size = sizeof mock, .op = IOMMU_TEST_OP_MOCK_DOMAIN, .id = ioas };
+    CHECK_EQ(fastinval_iommufd_ioctl(src, IOMMU_TEST_CMD, &mock), 0);
+    uint32_t dev = mock.mock_domain.out_idev_id;
+    struct iommu_fault_alloc fa = { .size = sizeof fa };
+    CHECK_EQ(fastinval_iommufd_ioctl(src, IOMMU_FAULT_QUEUE_ALLOC, &fa), 0);
+    CHECK_EQ(fastinval_iommufd_fault_fd(src, fa.out_fault_id), (int)fa.out_fault_fd);
+    CHECK_EQ(fastinval_iommufd_fault_fd(src, ioas), -ENOENT);
+    CHECK_EQ(fastinval_iommufd_fault_fd(src, 999), -ENOENT);
+    CHECK_EQ(fastinval_iommufd_fault_fd(0, fa.out_fault_id), -EBADF);
+    CHECK_EQ(fastinval_iommufd_fault_fd(FORGED, fa.out_fault_id), -EBADF);
+    struct iommu_hwpt_alloc paging = { .size = sizeof paging, .flags = IOMMU_HWPT_FAULT_ID_VALID, .dev_id = dev,
+                                       .pt_id = ioas, .fault_id = fa.out_fault_id };
+    CHECK_EQ(fastinval_iommufd_ioctl(src, IOMMU_HWPT_ALLOC, &paging), 0);
+    struct iommu_test_cmd rep = { .size = sizeof rep, .op = IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE, .id = mock.mock_domain.out_stdev_id };
+    rep.mock_domain_replace.pt_id = paging.out_hwpt_id;
+    CHECK_EQ(fastinval_iommufd_ioctl(src, IOMMU_TEST_CMD, &rep), 0);
+    struct iommu_test_cmd trig = { .size = sizeof trig, .op = IOMMU_TEST_OP_TRIGGER_IOPF };
+    trig.trigger_iopf.dev_id = dev;
+    trig.trigger_iopf.addr = 0x1000;
+    CHECK_EQ(fastinval_iommufd_ioctl(src, IOMMU_TEST_CMD, &trig), 0);
+    trig.trigger_iopf.addr = 0x2000;
+    CHECK_EQ(fastinval_iommufd_ioctl(src, IOMMU_TEST_CMD, &trig), 0);
+    uint8_t rec[40], rec2[40];
+    CHECK_EQ(fastinval_iommufd_fault_read(src, fa.out_fault_id, rec, 40), 40); /* cookie 1 awaits a response */
+
+    size_t size = 0;
+    uint8_t *image = save(src, &size);
+    fastinval_iommufd_t dst = open_ctx(FASTINVAL_IOMMUFD_SELFTEST);
+    CHECK_EQ(fastinval_iommufd_restore_state(dst, image, size), 0);
+    int restored = fastinval_iommufd_fault_fd(dst, fa.out_fault_id);
+    CHECK(restored > 2);
+    CHECK(restored != (int)fa.out_fault_fd); /* both are open */
+    CHECK_EQ(fastinval_iommufd_fault_read(src, fa.out_fault_id, rec, 40), 40);
+    CHECK_EQ(fastinval_iommufd_fault_read(dst, fa.out_fault_id, rec2, 40), 40);
+    CHECK(memcmp(rec, rec2, 40) == 0); /* the 0x2000 fault, cookie 2 */
+    uint32_t response[2] = { 1, 0 };   /* the fault read before the save */
+    CHECK_EQ(fastinval_iommufd_fault_write(dst, fa.out_fault_id, response, 8), 8);
+    CHECK_EQ(fastinval_iommufd_fault_write(dst, fa.out_fault_id, response, 8), -EINVAL);
+    CHECK_EQ(fastinval_iommufd_fault_close(dst, fa.out_fault_id), 0);
+    CHECK_EQ(fastinval_iommufd_fault_fd(dst, fa.out_fault_id), -ENOENT);
+
+    free(image);
+    CHECK_EQ(fastinval_iommufd_destroy(dst), 0);
+    CHECK_EQ(fastinval_iommufd_destroy(src), 0);
+}
+
 int main(void)
 {
     test_round_trip();
     test_bad_images();
     test_bad_arguments();
+    test_fault_object();
     CHECK_EQ(fastinval_handle_count(), 0);
     return check_report("test_iommufd_state");
 }

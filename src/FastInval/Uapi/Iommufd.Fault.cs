@@ -156,14 +156,7 @@ public sealed partial class Iommufd
         while (done < count && fault.Deliver.TryPeek(out PageFault f))
         {
             uint cookie = fault.NextCookie();
-            record.Clear();
-            UserCopy.PutU32(record, 0, f.Flags);
-            UserCopy.PutU32(record, 4, f.DeviceId);
-            UserCopy.PutU32(record, 8, f.Pasid);
-            UserCopy.PutU32(record, 12, f.GroupId);
-            UserCopy.PutU32(record, 16, f.Perm);
-            UserCopy.PutU64(record, 24, f.Address);
-            UserCopy.PutU32(record, 36, cookie);
+            WritePageFault(record, f, cookie);
             if (toUser)
             {
                 if (!_space.TryWrite(address + done, record))
@@ -295,6 +288,19 @@ public sealed partial class Iommufd
             queued = fault.Deliver.Count;
             awaitingResponse = fault.AwaitingResponse.Count;
             return true;
+        }
+    }
+
+    /// <summary>The file descriptor of fault object <paramref name="faultId"/> (what IOMMU_FAULT_QUEUE_ALLOC answered in
+    /// out_fault_fd, or, after <see cref="RestoreState"/>, the fresh descriptor the restore opened for it), or -1 when the
+    /// id names no fault object or its descriptor is closed.</summary>
+    /// <exception cref="ObjectDisposedException">The file is disposed.</exception>
+    public int FaultDescriptor(uint faultId)
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return Lookup(faultId) is FaultObject { Descriptor: >= 0 } fault ? fault.Descriptor : -1;
         }
     }
 

@@ -4,23 +4,29 @@ using FastInval.Internals;
 
 namespace FastInval.Uapi;
 
-// Migration state and reset of an iommufd context. State image (also in docs/migration.md), version 1, every field
-// little-endian. A 32-byte header, then one record per occupied id, in ascending id order:
-//   0 u32 magic 0x46554946 ("FIUF")   4 u16 version = 1   6 u16 header size = 32
+// Migration state and reset of an iommufd context. State image (also in docs/migration.md), version 2 (version 1 is
+// still read), every field little-endian. A 32-byte header, then one record per occupied id, in ascending id order:
+//   0 u32 magic 0x46554946 ("FIUF")   4 u16 version = 2   6 u16 header size = 32
 //   8 u32 image size (header and records)                 12 u32 CRC-32C of the whole image, this field taken as 0
 //  16 u32 options: bit 0 Selftest (must equal the target's)  20 u32 VtdErrorReporting (must equal the target's)
 //  24 u32 record count   28 u32 reserved (0)
 // Record: 0 u16 kind   2 u16 reserved (0)   4 u32 object id   8 u32 payload length   12 payload.
 // Kinds (a live object's kind is its IommufdObjectType) and payloads (ids of other records; a list is a u32 count then that many u32 ids):
 //   1 IOAS          its paging HWPTs, in creation order (the order automatic domains are searched in)
-//   2 HWPT paging   0 u8 driver, 1 u8 flags (0 nest parent, 1 automatic domain, 2 dirty tracking), 2 u16 VMID, 4 devices (attach order)
+//   2 HWPT paging   0 u8 driver, 1 u8 flags (0 nest parent, 1 automatic domain, 2 dirty tracking), 2 u16 VMID,
+//                   4 u32 fault object (0: none), 8 devices (attach order)
 //   3 HWPT nested   0 u8 driver, 1 u8 0, 2 u16 VT-d DID, 4 u32 parent, 8 u32 vIOMMU (0: none), 12 u32 VT-d address width,
 //                   16 u64 VT-d flags, 24 u64 VT-d stage-1 table, 32 u32 vSTE config, 36 u32 0, 40 u64 vSTE word 0,
-//                   48 u64 vSTE word 1, 56 u32[4] mock IOTLB, 72 devices (attach order)
+//                   48 u64 vSTE word 1, 56 u32[4] mock IOTLB, 72 u32 fault object (0: none), 76 devices (attach order)
 //   4 device        0 u8 driver, 1 u8 ATS, 2 u16 0, 4 u32 stream id, 8 u32 mock device flags, 12 u32[4] mock cache
 //   5 vIOMMU        0 u32 parent (driver and VMID are the parent's)
 //   6 vDEVICE       0 u32 vIOMMU, 4 u32 device, 8 u64 virtual id
 //   7 selftest      0 u32 mock device
+//   8 fault object  0 u8 flags (bit 0 descriptor open), 1 u8 0, 2 u16 0, 4 u32 faults to deliver, 8 u32 faults awaiting a
+//                   response, 12 u32 0, 16 u64 answered, 24 the faults to deliver in queue order, then those awaiting a
+//                   response by ascending cookie, each a 40-byte struct iommu_hwpt_pgfault (cookie 0 for one to deliver)
+// Version 1 (written before fault objects were in the image): no fault records, no fault field in the HWPT records
+// (paging devices at 4, nested devices at 72); it is read as before.
 //   0x100 tombstone (no payload): the id of a vDEVICE whose device went away, never handed out again
 // Users counts are not in the image: they follow from the links, and the restore recomputes them. The caches, the
 // engines and the batch buffers are not in it either (see docs/migration.md).
@@ -34,12 +40,14 @@ public sealed partial class Iommufd
     public const uint StateMaxId = (1u << 24) - 1;
 
     private const uint StateMagic = 0x46554946; // "FIUF"
-    private const ushort StateVersion = 1;
+    private const ushort StateVersion = 2, StateVersionNoFaults = 1;
     private const int RecordHeaderSize = 12;
     private const int CrcOffset = 12;
     private const uint OptionSelftest = 1;
     private const byte PagingNestParent = 1, PagingAutoDomain = 2, PagingDirtyTracking = 4;
-    private const int PagingFixed = 8, NestedFixed = 76, DeviceSize = 28, ViommuSize = 4, VdeviceSize = 16, SelftestSize = 4;
+    private const int PagingFixed = 12, NestedFixed = 80, DeviceSize = 28, ViommuSize = 4, VdeviceSize = 16, SelftestSize = 4;
+    private const int PagingFault = 4, NestedFault = 72, FaultFixed = 24;
+    private const byte FaultDescriptorOpen = 1;
 
     private bool _dispatching;
 
@@ -104,12 +112,17 @@ public sealed partial class Iommufd
     /// <summary>Fills a fresh context (just opened, or after <see cref="Reset"/>) with the object table of the image
     /// in <paramref name="image"/> (from <see cref="SaveState"/> of a context with the same <see cref="IommufdOptions.Selftest"/>
     /// and <see cref="IommufdOptions.VtdErrorReporting"/>): every later ioctl answers with the same ids, errnos and
-    /// write-backs as the source would have. The caches are not touched. The image is checked whole before anything
+    /// write-backs as the source would have. A fault object whose descriptor was open gets a fresh descriptor (a new
+    /// memfd, as at IOMMU_FAULT_QUEUE_ALLOC, holding the file's reference); the VMM learns it from
+    /// <see cref="FaultDescriptor"/>. The caches are not touched. The image is checked whole before anything
     /// changes: a bad image leaves the context as it was.</summary>
     /// <exception cref="ArgumentException">The image is short or longer than its header says, has another magic,
-    /// version or header size, a wrong checksum, other options, an unknown record kind, or describes a table no context
+    /// version (1 and 2 are read) or header size, a wrong checksum, other options, an unknown record kind, or describes a table no context
     /// can hold (ids out of order or above <see cref="StateMaxId"/>, a link to a missing object or one of the wrong type,
-    /// an object linked twice, a field outside its values).</exception>
+    /// an object linked twice, a field outside its values, a fault record whose counts do not fit its length or whose
+    /// cookies repeat).</exception>
+    /// <exception cref="IOException">A fresh descriptor for a fault object whose descriptor was open could not be opened
+    /// (memfd_create failed); nothing changed.</exception>
     /// <exception cref="InvalidOperationException">The context already has objects or tombstoned ids, or the call comes
     /// from inside an ioctl (a notifier or device-TLB callback).</exception>
     /// <exception cref="ObjectDisposedException">The context is disposed.</exception>
@@ -127,7 +140,9 @@ public sealed partial class Iommufd
                 }
             }
 
-            StateImage.CheckHeader(image, StateMagic, StateVersion, StateHeaderSize, "iommufd");
+            bool v1 = image.Length >= StateImage.HeaderSize && StateImage.U32(image, 0) == StateMagic &&
+                      BinaryPrimitives.ReadUInt16LittleEndian(image[4..]) == StateVersionNoFaults;
+            StateImage.CheckHeader(image, StateMagic, v1 ? StateVersionNoFaults : StateVersion, StateHeaderSize, "iommufd");
             uint size = StateImage.U32(image, 8);
             if (size < StateHeaderSize || size != image.Length)
             {
@@ -151,7 +166,8 @@ public sealed partial class Iommufd
                 BadImage("a reserved field is not 0");
             }
 
-            var restored = new RestoredTable(image, StateImage.U32(image, 24), _options.Selftest);
+            var restored = new RestoredTable(image, StateImage.U32(image, 24), _options.Selftest, v1);
+            OpenRestoredFaultDescriptors(restored.Slots);
             _slots = restored.Slots;
             _vtdDomainIds.Clear();
             _vtdDomainIds.UnionWith(restored.DomainIds);
@@ -181,6 +197,7 @@ public sealed partial class Iommufd
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             ThrowIfDispatching();
+            CloseFaultFiles();
             _slots = new IommufdObject?[16];
             _vtdDomainIds.Clear();
             _smmuVmids.Clear();
@@ -223,6 +240,7 @@ public sealed partial class Iommufd
         IoasObject ioas => 4 + (4 * ioas.Hwpts.Count),
         HwptPagingObject p => PagingFixed + (4 * p.Devices.Count),
         HwptNestedObject n => NestedFixed + (4 * n.Devices.Count),
+        FaultObject f => FaultFixed + (PageFaultRecordSize * (f.Deliver.Count + f.AwaitingResponse.Count)),
         DeviceObject => DeviceSize,
         ViommuObject => ViommuSize,
         VdeviceObject => VdeviceSize,
@@ -250,7 +268,8 @@ public sealed partial class Iommufd
                 p[1] = (byte)((paging.NestParent ? PagingNestParent : 0) | (paging.AutoDomain ? PagingAutoDomain : 0) |
                               (paging.DirtyTracking ? PagingDirtyTracking : 0));
                 BinaryPrimitives.WriteUInt16LittleEndian(p[2..], paging.Vmid);
-                WriteIds(p[4..], paging.Devices);
+                BinaryPrimitives.WriteUInt32LittleEndian(p[PagingFault..], paging.Fault?.Id ?? 0);
+                WriteIds(p[(PagingFault + 4)..], paging.Devices);
                 break;
             case HwptNestedObject n:
                 p[0] = (byte)n.Driver;
@@ -264,7 +283,8 @@ public sealed partial class Iommufd
                 BinaryPrimitives.WriteUInt64LittleEndian(p[40..], n.Ste0);
                 BinaryPrimitives.WriteUInt64LittleEndian(p[48..], n.Ste1);
                 WriteSlots(p[56..], n.MockIotlb);
-                WriteIds(p[72..], n.Devices);
+                BinaryPrimitives.WriteUInt32LittleEndian(p[NestedFault..], n.Fault?.Id ?? 0);
+                WriteIds(p[(NestedFault + 4)..], n.Devices);
                 break;
             case DeviceObject d:
                 p[0] = (byte)d.Driver;
@@ -284,9 +304,77 @@ public sealed partial class Iommufd
             case SelftestObject st:
                 BinaryPrimitives.WriteUInt32LittleEndian(p, st.Device.Id);
                 break;
+            case FaultObject f:
+                WriteFault(p, f);
+                break;
         }
 
         return RecordHeaderSize + length;
+    }
+
+    /// <summary>A fault record: the descriptor flag, the counts, the answered count, then the faults to deliver in queue
+    /// order and those awaiting a response by ascending cookie, as the 40-byte records a read gives.</summary>
+    private static void WriteFault(Span<byte> p, FaultObject f)
+    {
+        p[0] = f.Descriptor >= 0 ? FaultDescriptorOpen : (byte)0;
+        BinaryPrimitives.WriteUInt32LittleEndian(p[4..], (uint)f.Deliver.Count);
+        BinaryPrimitives.WriteUInt32LittleEndian(p[8..], (uint)f.AwaitingResponse.Count);
+        BinaryPrimitives.WriteUInt64LittleEndian(p[16..], (ulong)f.Answered);
+        int at = FaultFixed;
+        foreach (PageFault fault in f.Deliver)
+        {
+            WritePageFault(p.Slice(at, PageFaultRecordSize), fault, 0);
+            at += PageFaultRecordSize;
+        }
+
+        foreach (uint cookie in f.AwaitingResponse.Keys.Order())
+        {
+            WritePageFault(p.Slice(at, PageFaultRecordSize), f.AwaitingResponse[cookie], cookie);
+            at += PageFaultRecordSize;
+        }
+    }
+
+    /// <summary>A struct iommu_hwpt_pgfault: flags, dev_id, pasid, grpid, perm, 20 u32 0, addr, length 0, cookie (what
+    /// <see cref="ReadFaults"/> writes).</summary>
+    private static void WritePageFault(Span<byte> record, in PageFault f, uint cookie)
+    {
+        record.Clear();
+        UserCopy.PutU32(record, 0, f.Flags);
+        UserCopy.PutU32(record, 4, f.DeviceId);
+        UserCopy.PutU32(record, 8, f.Pasid);
+        UserCopy.PutU32(record, 12, f.GroupId);
+        UserCopy.PutU32(record, 16, f.Perm);
+        UserCopy.PutU64(record, 24, f.Address);
+        UserCopy.PutU32(record, 36, cookie);
+    }
+
+    /// <summary>Gives every restored fault object whose descriptor was open a fresh one (memfd_create, as
+    /// IOMMU_FAULT_QUEUE_ALLOC) holding the file's reference; if one cannot be opened, those opened are closed again and
+    /// the restore fails with nothing changed.</summary>
+    private static void OpenRestoredFaultDescriptors(IommufdObject?[] slots)
+    {
+        for (int i = 1; i < slots.Length; i++)
+        {
+            if (slots[i] is FaultObject { Descriptor: RestoredTable.DescriptorToOpen } fault)
+            {
+                int fd = OpenFaultDescriptor();
+                if (fd < 0)
+                {
+                    for (int j = 1; j < i; j++)
+                    {
+                        if (slots[j] is FaultObject { Descriptor: >= 0 } opened)
+                        {
+                            _ = CloseDescriptor(opened.Descriptor);
+                            opened.Descriptor = RestoredTable.DescriptorToOpen;
+                        }
+                    }
+
+                    throw new IOException($"memfd_create for the descriptor of restored fault object {i} failed (errno {-fd})");
+                }
+
+                fault.Descriptor = fd;
+            }
+        }
     }
 
     private static void WriteIds<T>(Span<byte> p, List<T> objects) where T : IommufdObject
@@ -329,6 +417,12 @@ public sealed partial class Iommufd
         public readonly HashSet<ushort> DomainIds = [];
         public readonly HashSet<ushort> Vmids = [];
 
+        /// <summary>The descriptor of a restored fault object whose descriptor was open, until the restore opens a fresh one.</summary>
+        public const int DescriptorToOpen = -2;
+
+        /// <summary>A version-1 image: no fault records, HWPT records without their fault field.</summary>
+        private readonly bool _v1;
+
         private readonly List<(IommufdObjectType Kind, uint Id, int Offset, int Length)> _records = [];
 
         private static readonly IommufdObjectType[] s_linkOrder =
@@ -337,8 +431,9 @@ public sealed partial class Iommufd
             IommufdObjectType.HwptPaging, IommufdObjectType.HwptNested,
         ];
 
-        public RestoredTable(ReadOnlySpan<byte> image, uint count, bool selftest)
+        public RestoredTable(ReadOnlySpan<byte> image, uint count, bool selftest, bool v1)
         {
+            _v1 = v1;
             uint lastId = 0;
             int at = StateHeaderSize;
             for (uint r = 0; r < count; r++)
@@ -389,6 +484,7 @@ public sealed partial class Iommufd
                     IommufdObjectType.Viommu => Sized(new ViommuObject(), p, ViommuSize, "vIOMMU"),
                     IommufdObjectType.Vdevice => new VdeviceObject { VirtualId = StateImage.U64(Sized(p, VdeviceSize, "vDEVICE"), 8) },
                     IommufdObjectType.Selftest => Sized(new SelftestObject(), p, SelftestSize, "selftest"),
+                    IommufdObjectType.Fault when !v1 => Fault(p),
                     TombstoneRecord => p.Length == 0 ? PlaceholderObject.Tombstone : Bad<IommufdObject>($"a tombstone with {p.Length} payload bytes"),
                     _ => Bad<IommufdObject>($"id {id} has an unknown record kind {(ushort)kind}"),
                 };
@@ -483,7 +579,8 @@ public sealed partial class Iommufd
                     mock.Owner = st;
                     break;
                 case HwptPagingObject paging:
-                    AttachAll(paging, p, 4);
+                    LinkFault(paging, p, PagingFault);
+                    AttachAll(paging, p, _v1 ? PagingFault : PagingFault + 4);
                     if (paging.AutoDomain && paging.Devices.Count == 0)
                     {
                         BadImage($"automatic domain {paging.Id} has no device (it would have been destroyed)");
@@ -503,9 +600,29 @@ public sealed partial class Iommufd
                     n.Parent = nestParent;
                     n.Viommu = viommuLink as ViommuObject;
                     Get(n.Viommu is null ? nestParent : n.Viommu);
-                    AttachAll(n, p, 72);
+                    LinkFault(n, p, NestedFault);
+                    AttachAll(n, p, _v1 ? NestedFault : NestedFault + 4);
                     break;
             }
+        }
+
+        /// <summary>The fault object of a HWPT allocated with IOMMU_HWPT_FAULT_ID_VALID (version 2: the u32 at
+        /// <paramref name="offset"/>, 0 for none), which the HWPT holds.</summary>
+        private void LinkFault(HwptObject hwpt, ReadOnlySpan<byte> p, int offset)
+        {
+            if (_v1 || StateImage.U32(p, offset) == 0)
+            {
+                return;
+            }
+
+            if (Find(p, offset) is not FaultObject fault)
+            {
+                BadImage($"HWPT {hwpt.Id}: fault id {StateImage.U32(p, offset)} is not a fault object");
+                return;
+            }
+
+            hwpt.Fault = fault;
+            Get(fault);
         }
 
         /// <summary>Attaches the devices listed at <paramref name="offset"/>, in order: each must be an unattached device
@@ -563,7 +680,8 @@ public sealed partial class Iommufd
 
         private HwptPagingObject Paging(ReadOnlySpan<byte> p, bool selftest)
         {
-            Sized(p, p.Length >= PagingFixed ? PagingFixed + (4 * (long)ListCount(p, 4)) : PagingFixed, "paging HWPT");
+            int fixedSize = _v1 ? PagingFixed - 4 : PagingFixed;
+            Sized(p, p.Length >= fixedSize ? fixedSize + (4 * (long)ListCount(p, fixedSize - 4)) : fixedSize, "paging HWPT");
             var driver = (Driver)p[0];
             byte flags = p[1];
             ushort vmid = BinaryPrimitives.ReadUInt16LittleEndian(p[2..]);
@@ -588,7 +706,8 @@ public sealed partial class Iommufd
 
         private HwptNestedObject Nested(ReadOnlySpan<byte> p, bool selftest)
         {
-            Sized(p, p.Length >= NestedFixed ? NestedFixed + (4 * (long)ListCount(p, 72)) : NestedFixed, "nested HWPT");
+            int fixedSize = _v1 ? NestedFixed - 4 : NestedFixed;
+            Sized(p, p.Length >= fixedSize ? fixedSize + (4 * (long)ListCount(p, fixedSize - 4)) : fixedSize, "nested HWPT");
             var n = new HwptNestedObject
             {
                 Driver = (Driver)p[0],
@@ -635,6 +754,70 @@ public sealed partial class Iommufd
             uint config = (uint)((n.Ste0 & SteConfigMask) >> 1);
             return (n.Ste0 & ~SteWord0Allowed) == 0 && (n.Ste1 & ~(SteWord1Allowed & ~SteEats)) == 0 && n.SteConfig == config &&
                    config is SteConfigAbort or SteConfigBypass or SteConfigS1Translate;
+        }
+
+        /// <summary>A fault record: its length must be what the counts say; the faults are as TRIGGER_IOPF queues them
+        /// (LAST_PAGE, PASID_VALID exactly with a non-zero PASID, the reserved word and length 0), those to deliver with
+        /// cookie 0, those awaiting a response with distinct cookies from 1 in ascending order, and none awaiting once the
+        /// descriptor is closed (a close answers them all).</summary>
+        private static FaultObject Fault(ReadOnlySpan<byte> p)
+        {
+            if (p.Length < FaultFixed)
+            {
+                BadImage($"a fault record of {p.Length} bytes (at least {FaultFixed})");
+            }
+
+            uint deliver = StateImage.U32(p, 4), awaiting = StateImage.U32(p, 8);
+            ulong answered = StateImage.U64(p, 16);
+            Sized(p, FaultFixed + (PageFaultRecordSize * ((long)deliver + awaiting)), "fault");
+            bool open = p[0] == FaultDescriptorOpen;
+            if ((p[0] & ~FaultDescriptorOpen) != 0 || p[1] != 0 || BinaryPrimitives.ReadUInt16LittleEndian(p[2..]) != 0 ||
+                StateImage.U32(p, 12) != 0 || answered > long.MaxValue || (!open && awaiting != 0))
+            {
+                BadImage("a fault record with unknown flags, a non-zero reserved field, an answered count out of range, " +
+                         "or faults awaiting a response on a closed descriptor");
+            }
+
+            var fault = new FaultObject { Descriptor = open ? DescriptorToOpen : -1, Answered = (long)answered };
+            if (open)
+            {
+                fault.Users++; // the file's reference
+            }
+
+            uint lastCookie = 0;
+            for (long i = 0; i < deliver + (long)awaiting; i++)
+            {
+                ReadOnlySpan<byte> r = p.Slice(FaultFixed + (PageFaultRecordSize * (int)i), PageFaultRecordSize);
+                uint flags = StateImage.U32(r, 0), pasid = StateImage.U32(r, 8), cookie = StateImage.U32(r, 36);
+                bool toDeliver = i < deliver;
+                if (flags != (PgfaultFlagLastPage | (pasid != 0 ? PgfaultFlagPasidValid : 0)) || StateImage.U32(r, 20) != 0 ||
+                    StateImage.U32(r, 32) != 0 || (toDeliver ? cookie != 0 : cookie <= lastCookie))
+                {
+                    BadImage($"fault record: page fault {i} has flags, a reserved field, a length or a cookie (duplicated, " +
+                             "out of order, or on a fault not yet read) that no queue holds");
+                }
+
+                var f = new PageFault
+                {
+                    Flags = flags,
+                    DeviceId = StateImage.U32(r, 4),
+                    Pasid = pasid,
+                    GroupId = StateImage.U32(r, 12),
+                    Perm = StateImage.U32(r, 16),
+                    Address = StateImage.U64(r, 24),
+                };
+                if (toDeliver)
+                {
+                    fault.Deliver.Enqueue(f);
+                }
+                else
+                {
+                    fault.AwaitingResponse.Add(cookie, f);
+                    lastCookie = cookie;
+                }
+            }
+
+            return fault;
         }
 
         private static DeviceObject Device(ReadOnlySpan<byte> p, bool selftest, HashSet<(Driver, uint)> streams)

@@ -163,13 +163,15 @@ public sealed partial class Iommufd
                 {
                     null => "",
                     PlaceholderObject p => p == PlaceholderObject.Tombstone ? "tombstone" : "reserved",
-                    HwptPagingObject p => $"paging ioas={p.Ioas.Id} parent={p.NestParent} auto={p.AutoDomain} vmid={p.Vmid} devs={p.Devices.Count}",
-                    HwptNestedObject n => $"nested {n.Driver} parent={n.Parent.Id} viommu={n.Viommu?.Id} did={n.DomainId} devs={n.Devices.Count} " +
+                    HwptPagingObject p => $"paging ioas={p.Ioas.Id} parent={p.NestParent} auto={p.AutoDomain} vmid={p.Vmid} devs={p.Devices.Count} fault={p.Fault?.Id}",
+                    HwptNestedObject n => $"nested {n.Driver} parent={n.Parent.Id} viommu={n.Viommu?.Id} did={n.DomainId} devs={n.Devices.Count} fault={n.Fault?.Id} " +
                                           $"iotlb={string.Join(',', n.MockIotlb)}",
                     DeviceObject d => $"device {d.Driver} sid={d.StreamId} attached={d.Attached?.Id} vdev={d.Vdevice?.Id} cache={string.Join(',', d.MockCache)}",
                     ViommuObject v => $"viommu {v.Driver} parent={v.Parent.Id} vmid={v.Vmid} vdevs={v.Vdevices.Count}",
                     VdeviceObject v => $"vdevice viommu={v.Viommu.Id} dev={v.Device.Id} virt={v.VirtualId}",
                     SelftestObject s => $"selftest dev={s.Device.Id}",
+                    FaultObject f => $"fault fd={(f.Descriptor >= 0 ? "open" : "closed")} deliver=[{string.Join(';', f.Deliver)}] " +
+                                     $"awaiting=[{string.Join(';', f.AwaitingResponse.OrderBy(e => e.Key))}] answered={f.Answered}",
                     _ => o.Type.ToString(),
                 };
                 if (o is not null)

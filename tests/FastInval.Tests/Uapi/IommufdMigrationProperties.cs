@@ -29,6 +29,12 @@ public enum UfdOp
     CheckDevCache,
     Invalidate,
     Fill,
+    FaultQueueAlloc,
+    HwptAllocFault,
+    TriggerIopf,
+    ReadFaults,
+    RespondFault,
+    CloseFault,
 }
 
 /// <summary>One step: an op with up to three operands (ids, flags, variants), an IOMMU_HWPT_INVALIDATE call for
@@ -50,7 +56,8 @@ public sealed record UfdMigrationCase(bool HwError, ImmutableArray<uint> DeadDev
 /// <summary>
 /// Migration of an <see cref="Iommufd"/>: random ioctl streams over the populated <see cref="Topology"/> (IOAS_ALLOC,
 /// HWPT_ALLOC paging and nested of every driver, VIOMMU_ALLOC, VDEVICE_ALLOC, DESTROY, device add/attach/detach/remove,
-/// the selftest ops, IOMMU_HWPT_INVALIDATE with good and bad entries, cache fills) run once without interruption and once
+/// the selftest ops, IOMMU_HWPT_INVALIDATE with good and bad entries, cache fills, fault queues: FAULT_QUEUE_ALLOC,
+/// HWPT_ALLOC with FAULT_ID_VALID, TRIGGER_IOPF, reads, responses and closes of the fault file) run once without interruption and once
 /// saved at a random step, the source disposed, a fresh context over the same user memory restored from the image and
 /// refilled with what the source had cached. At the cut the tables and images must be equal; after every later step the
 /// errno, the output ids, the argument written back (entry_num), the user array (hw_error), the object table with its
@@ -96,7 +103,9 @@ public class IommufdMigrationProperties
             (3, Gen.Constant(UfdOp.HwptAllocVtd)), (3, Gen.Constant(UfdOp.HwptAllocSelftest)), (3, Gen.Constant(UfdOp.HwptAllocSmmu)),
             (3, Gen.Constant(UfdOp.ViommuAlloc)), (3, Gen.Constant(UfdOp.VdeviceAlloc)), (5, Gen.Constant(UfdOp.Destroy)),
             (3, Gen.Constant(UfdOp.MockDomain)), (2, Gen.Constant(UfdOp.MockDomainReplace)), (2, Gen.Constant(UfdOp.CheckIotlb)),
-            (2, Gen.Constant(UfdOp.CheckDevCache)), (12, Gen.Constant(UfdOp.Invalidate)), (6, Gen.Constant(UfdOp.Fill)))
+            (2, Gen.Constant(UfdOp.CheckDevCache)), (12, Gen.Constant(UfdOp.Invalidate)), (6, Gen.Constant(UfdOp.Fill)),
+            (4, Gen.Constant(UfdOp.FaultQueueAlloc)), (6, Gen.Constant(UfdOp.HwptAllocFault)), (10, Gen.Constant(UfdOp.TriggerIopf)),
+            (5, Gen.Constant(UfdOp.ReadFaults)), (4, Gen.Constant(UfdOp.RespondFault)), (1, Gen.Constant(UfdOp.CloseFault)))
         from a in Id
         from b in Id
         from c in op switch
@@ -110,6 +119,8 @@ public class IommufdMigrationProperties
             UfdOp.HwptAllocSelftest => Any(MockSelftest.IotlbDefault, 7, 0),
             UfdOp.CheckIotlb or UfdOp.CheckDevCache => Any(MockSelftest.IotlbDefault, MockSelftest.DevCacheDefault, 0, 7),
             UfdOp.Fill => Gen.Choose(0, int.MaxValue).Select(x => (uint)x),
+            UfdOp.HwptAllocFault => Id,
+            UfdOp.TriggerIopf or UfdOp.ReadFaults or UfdOp.RespondFault => Gen.Choose(0, 7).Select(x => (uint)x),
             _ => Gen.Constant(0u),
         }
         from call in op == UfdOp.Invalidate ? InvalidateGenerators.Call(hwError).Select(x => (InvalidateCall?)x) : Gen.Constant<InvalidateCall?>(null)
@@ -263,11 +274,91 @@ public class IommufdMigrationProperties
                 return $"{rc} [{Convert.ToHexString(arg)}] [{Convert.ToHexString(array)}]";
             }
 
+            case UfdOp.FaultQueueAlloc:
+            {
+                byte[] arg = Ufd.Struct(16);
+                int rc = u.Ioctl(FaultQueueAllocRequest, arg);
+                return $"{rc} {Ufd.U32(arg, 8)} {(int)Ufd.U32(arg, 12) > 2}"; // the descriptor's number is the process's
+            }
+
+            case UfdOp.HwptAllocFault:
+            {
+                // Mostly a live device, pt and fault object (else the raw ids): a paging HWPT on an IOAS, or a selftest
+                // nested HWPT on a nest parent or vIOMMU, with FAULT_ID_VALID; then the device (host-bound: AttachDevice;
+                // a mock one: MOCK_DOMAIN_REPLACE of a selftest object) is attached to it.
+                uint dev = Pick(fd, s.A, IommufdObjectType.Device);
+                uint pt = Pick(fd, s.B, IommufdObjectType.Ioas, IommufdObjectType.HwptPaging, IommufdObjectType.Viommu);
+                uint fault = Pick(fd, s.C, IommufdObjectType.Fault);
+                fd.TryGetObjectType(pt, out IommufdObjectType ptType);
+                uint iopf;
+                int rc = ptType == IommufdObjectType.Ioas
+                    ? u.HwptAlloc(dev, pt, (uint)HwptAllocFlags.FaultIdValid, out iopf, faultId: fault)
+                    : u.HwptAllocSelftest(dev, pt, (uint)HwptAllocFlags.FaultIdValid, out iopf, faultId: fault);
+                return rc != 0 ? $"{rc}" : $"0 {iopf} {fd.AttachDevice(dev, iopf)} {u.MockDomainReplace(Pick(fd, s.A, IommufdObjectType.Selftest), iopf)}";
+            }
+
+            case UfdOp.TriggerIopf:
+            {
+                uint dev = Pick(fd, s.A, IommufdObjectType.Device);
+                byte[] cmd = Ufd.Struct(72, (4, MockSelftest.OpTriggerIopf), (16, dev), (20, s.C % 4 == 3 ? 5u : 0u), (24, s.B), (28, s.C));
+                Ufd.Put64(cmd, 32, (ulong)s.B << 12);
+                return $"{u.Ioctl(IommufdRequest.TestCmd, cmd)}";
+            }
+
+            case UfdOp.ReadFaults:
+            {
+                uint fault = Pick(fd, s.A, IommufdObjectType.Fault);
+                byte[] records = new byte[Iommufd.PageFaultRecordSize * (s.C % 3)];
+                long rc = fd.ReadFaults(fault, records);
+                return $"{rc} [{Convert.ToHexString(records)}] {Counts(fd, fault)}";
+            }
+
+            case UfdOp.RespondFault:
+            {
+                byte[] response = new byte[Iommufd.PageResponseSize];
+                BinaryPrimitives.WriteUInt32LittleEndian(response, s.B % 5);
+                BinaryPrimitives.WriteUInt32LittleEndian(response.AsSpan(4), s.C % 3);
+                uint fault = Pick(fd, s.A, IommufdObjectType.Fault);
+                return $"{fd.WriteFaultResponses(fault, response)} {Counts(fd, fault)}";
+            }
+
+            case UfdOp.CloseFault:
+            {
+                uint fault = Pick(fd, s.A, IommufdObjectType.Fault);
+                return $"{fd.CloseFaultFile(fault)} {fd.FaultDescriptor(fault) >= 0} {Counts(fd, fault)}";
+            }
+
             default:
                 Fill(fd, s.C);
                 return "fill";
         }
     }
+
+    private const uint FaultQueueAllocRequest = 0x3B8E;
+
+    /// <summary>For three <paramref name="operand"/>s in four, a live object of one of <paramref name="types"/> (the
+    /// operand picks which, in id order), when there is one; else the operand itself, as an id.</summary>
+    private static uint Pick(Iommufd fd, uint operand, params IommufdObjectType[] types)
+    {
+        if (operand % 4 == 0)
+        {
+            return operand;
+        }
+
+        var ids = new List<uint>();
+        for (uint id = 1; id < 64; id++)
+        {
+            if (fd.TryGetObjectType(id, out IommufdObjectType t) && Array.IndexOf(types, t) >= 0)
+            {
+                ids.Add(id);
+            }
+        }
+
+        return ids.Count == 0 ? operand : ids[(int)(operand % (uint)ids.Count)];
+    }
+
+    private static string Counts(Iommufd fd, uint faultId) =>
+        fd.TryGetFaultCounts(faultId, out int queued, out int awaiting) ? $"{queued}/{awaiting}" : "-";
 
     /// <summary>A cache entry near what the topology's domains and devices invalidate: VT-d nested IOTLB (DIDs 2–5) or
     /// device TLB (0x10, 0x18, 0x20), SMMUv3 stage-1 IOTLB (VMIDs 1–2, ASIDs 1–2), device TLB (0x100, 0x101) or CD.</summary>

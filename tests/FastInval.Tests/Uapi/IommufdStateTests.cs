@@ -77,7 +77,7 @@ public class IommufdStateTests
         byte[] image = Save(u.Fd);
         Assert.Equal(Iommufd.StateHeaderSize, image.Length);
         Assert.Equal("FIUF"u8.ToArray(), image[..4]);
-        Assert.Equal(1, U16(image, 4));                  // version
+        Assert.Equal(2, U16(image, 4));                  // version
         Assert.Equal(32, U16(image, 6));                 // header size
         Assert.Equal(32u, U32(image, 8));                // image size
         byte[] zeroed = [.. image];
@@ -99,8 +99,8 @@ public class IommufdStateTests
         Assert.Equal((1u, 2u), (ioas, dev));
         byte[] image = Save(u.Fd);
 
-        Assert.Equal(116, image.Length);
-        Assert.Equal(116u, U32(image, 8));
+        Assert.Equal(120, image.Length);
+        Assert.Equal(120u, U32(image, 8));
         Assert.Equal(0u, U32(image, 16));     // no Selftest
         Assert.Equal(1u, U32(image, 20));     // PerEntryHwError
         Assert.Equal(3u, U32(image, 24));
@@ -117,10 +117,11 @@ public class IommufdStateTests
         Assert.Equal(new byte[] { 0, 1, 0, 0, 0x10, 0, 0, 0 }, image[64..72]);
         Assert.All(image[72..92], b => Assert.Equal(0, b));
 
-        // Paging HWPT 3: VT-d, automatic domain, VMID 0, devices {2}.
-        Assert.Equal((2, 3u, 12u), (U16(image, 92), U32(image, 96), U32(image, 100)));
+        // Paging HWPT 3: VT-d, automatic domain, VMID 0, no fault object, devices {2}.
+        Assert.Equal((2, 3u, 16u), (U16(image, 92), U32(image, 96), U32(image, 100)));
         Assert.Equal(new byte[] { 0, 2, 0, 0 }, image[104..108]);
-        Assert.Equal((1u, 2u), (U32(image, 108), U32(image, 112)));
+        Assert.Equal(0u, U32(image, 108));
+        Assert.Equal((1u, 2u), (U32(image, 112), U32(image, 116)));
     }
 
     [Fact]
@@ -221,7 +222,7 @@ public class IommufdStateTests
         byte[] version = [.. image];
         version[4] ^= 1;
         AssertRefused(fd, version);
-        AssertRefused(fd, Reseal(version), "version 0");
+        AssertRefused(fd, Reseal(version), "version 3");
         byte[] magic = [.. image];
         magic[0] = (byte)'X';
         AssertRefused(fd, Reseal(magic), "magic");
@@ -242,14 +243,14 @@ public class IommufdStateTests
         byte[] image = Save(s.U.Fd);
         using var fd = new Iommufd(s.U.Memory, s.U.Fd.Options);
         Assert.Equal(1, U16(image, 32)); // the first record is the IOAS
-        foreach (ushort kind in new ushort[] { 0, 8, 0x55, 0xFF, 0x101, 0xFFFF })
+        foreach (ushort kind in new ushort[] { 0, 9, 0x55, 0xFF, 0x101, 0xFFFF })
         {
             byte[] bad = [.. image];
             BinaryPrimitives.WriteUInt16LittleEndian(bad.AsSpan(32), kind);
             AssertRefused(fd, Reseal(bad), "unknown record kind");
         }
 
-        foreach (ushort kind in new ushort[] { 2, 3, 4, 5, 6, 7, 0x100 })
+        foreach (ushort kind in new ushort[] { 2, 3, 4, 5, 6, 7, 8, 0x100 })
         {
             byte[] bad = [.. image];
             BinaryPrimitives.WriteUInt16LittleEndian(bad.AsSpan(32), kind); // a known kind with the IOAS's payload
