@@ -98,7 +98,8 @@ public class DisposedUnitTests
         Assert.Throws<ObjectDisposedException>(() => fd.WriteFaultResponsesAt(1, 0, 8));
         Assert.Throws<ObjectDisposedException>(() => fd.CloseFaultFile(1));
         Assert.Throws<ObjectDisposedException>(() => fd.TryGetFaultCounts(1, out _, out _));
-        AssertEveryPublicMemberIsCovered<Iommufd>(nameof(Iommufd.ReadFaults), nameof(Iommufd.ReadFaultsAt),
+        Assert.Throws<ObjectDisposedException>(() => fd.FaultDescriptor(1));
+        AssertEveryPublicMemberIsCovered<Iommufd>(nameof(Iommufd.FaultDescriptor), nameof(Iommufd.ReadFaults), nameof(Iommufd.ReadFaultsAt),
             nameof(Iommufd.WriteFaultResponses), nameof(Iommufd.WriteFaultResponsesAt), nameof(Iommufd.CloseFaultFile),
             nameof(Iommufd.TryGetFaultCounts), nameof(Iommufd.Memory), nameof(Iommufd.Options), nameof(Iommufd.InternalErrors), nameof(Iommufd.Ioctl),
             nameof(Iommufd.IoctlAt), nameof(Iommufd.UserAddressSpace), nameof(Iommufd.AddDevice), nameof(Iommufd.AttachDevice), nameof(Iommufd.DetachDevice), nameof(Iommufd.RemoveDevice),
