@@ -428,11 +428,12 @@ int fastinval_iommufd_detach_device(fastinval_iommufd_t ctx, uint32_t dev_id);
  * Returns 0, -EBADF, -ENOENT. */
 int fastinval_iommufd_remove_device(fastinval_iommufd_t ctx, uint32_t dev_id);
 
-/* ==== VT-d and SMMUv3 units ====================================================================================== */
+/* ==== VT-d, SMMUv3 and AMD-Vi units =============================================================================== */
 /*
  * A unit is one emulated IOMMU as its guest driver sees it through MMIO: a VT-d remapping unit (invalidation queue,
- * wait descriptors, IQE / ITE / ICE in FSTS) or an SMMUv3 (command queue, CMD_SYNC, GERROR, CERROR_*). The guest's
- * queue lives in guest memory, reached through a guest-memory handle. A unit runs its invalidations on an engine: its
+ * wait descriptors, IQE / ITE / ICE in FSTS), an SMMUv3 (command queue, CMD_SYNC, GERROR, CERROR_*) or an AMD-Vi IOMMU
+ * (command buffer, COMPLETION_WAIT, event log with ILLEGAL_COMMAND_ERROR, COMMAND_HARDWARE_ERROR, IOTLB_INV_TIMEOUT).
+ * The guest's queue (AMD-Vi: its command buffer and event log) lives in guest memory, reached through a guest-memory handle. A unit runs its invalidations on an engine: its
  * own (the default) or a caller's engine handle, which several units may then share.
  *
  * HANDLES AND LIFETIMES
@@ -441,8 +442,8 @@ int fastinval_iommufd_remove_device(fastinval_iommufd_t ctx, uint32_t dev_id);
  *                             memory behind a mapped range must stay valid until the range is unmapped or every unit
  *                             over the address space is destroyed. The callbacks and their user pointer likewise.
  *   fastinval_vtd_t,          valid from create until destroy returns 0. A unit's handle may be passed wherever an
- *   fastinval_smmu_t          engine handle is taken (fills, lookups, fastinval_execute, counts, fault plan, notifier
- *                             subscribe): it names the unit's engine (fastinval_engine_destroy refuses it: -EBADF).
+ *   fastinval_smmu_t,         engine handle is taken (fills, lookups, fastinval_execute, counts, fault plan, notifier
+ *   fastinval_amdvi_t         subscribe): it names the unit's engine (fastinval_engine_destroy refuses it: -EBADF).
  *                             A unit made over a caller's engine handle keeps that handle from being destroyed
  *                             (fastinval_engine_destroy gives -EBUSY) until the unit is destroyed.
  *   fastinval_notifier_t      valid from subscribe until unsubscribe returns 0. Destroying the unit or engine does not
@@ -469,32 +470,41 @@ int fastinval_iommufd_remove_device(fastinval_iommufd_t ctx, uint32_t dev_id);
 typedef uint64_t fastinval_guest_memory_t;
 typedef uint64_t fastinval_vtd_t;
 typedef uint64_t fastinval_smmu_t;
+typedef uint64_t fastinval_amdvi_t;
 typedef uint64_t fastinval_notifier_t;
 
 /*
  * Guest-memory callbacks: copy @len bytes (never 0, never crossing 2^64) between guest-physical @gpa and the library's
  * buffer. Return 0 when every byte was accessible, any other value for a guest fault - and then write nothing. The
- * library turns a fault into the architected error (VT-d IQE, SMMUv3 CERROR_ABT / GERROR.MSI_CMDQ_ABT_ERR).
+ * library turns a fault into the architected error (VT-d IQE, SMMUv3 CERROR_ABT / GERROR.MSI_CMDQ_ABT_ERR, AMD-Vi
+ * COMMAND_HARDWARE_ERROR).
  */
 typedef int (*fastinval_guest_read_fn)(void *user, uint64_t gpa, void *dst, size_t len);
 typedef int (*fastinval_guest_write_fn)(void *user, uint64_t gpa, const void *src, size_t len);
 
-/* Kinds of fastinval_interrupt_fn calls. An MSI carries (address, data); the SMMUv3 wired outputs carry 0, 0. */
+/* Kinds of fastinval_interrupt_fn calls. An MSI carries (address, data); the SMMUv3 wired outputs and the AMD-Vi
+ * interrupt carry 0, 0 (the AMD-Vi unit models no MSI capability: the VMM delivers the interrupt it programmed). */
 enum fastinval_interrupt_kind {
     FASTINVAL_INTERRUPT_MSI = 0,          /* VT-d fault / completion events, SMMUv3 CMD_SYNC and GERROR MSIs */
     FASTINVAL_INTERRUPT_SMMU_GERROR = 1,  /* SMMUv3 global-error wired interrupt (IRQ_CTRL.GERROR_IRQEN, no MSI) */
     FASTINVAL_INTERRUPT_SMMU_CMD_SYNC = 2,/* SMMUv3 CMD_SYNC with CS = SIG_IRQ */
-    FASTINVAL_INTERRUPT_SMMU_EVENT = 3    /* SMMUv3 CMD_SYNC with CS = SIG_SEV: a wake-up event */
+    FASTINVAL_INTERRUPT_SMMU_EVENT = 3,   /* SMMUv3 CMD_SYNC with CS = SIG_SEV: a wake-up event */
+    FASTINVAL_INTERRUPT_AMDVI = 4         /* AMD-Vi: an event recorded or the log overflowing with Control.EventIntEn, or a
+                                             COMPLETION_WAIT with I = 1 completing with Control.ComWaitIntEn; address 0,
+                                             data 0 (Status says which) */
 };
 typedef void (*fastinval_interrupt_fn)(void *user, uint32_t kind, uint64_t address, uint32_t data);
 
 /*
- * Device-TLB sink. Without one, a device-TLB invalidation (VT-d types 3 and 8, SMMUv3 CMD_ATC_INV) is answered at once
+ * Device-TLB sink. Without one, a device-TLB invalidation (VT-d types 3 and 8, SMMUv3 CMD_ATC_INV, AMD-Vi
+ * INVALIDATE_IOTLB_PAGES) is answered at once
  * by the fault plan. With one, each becomes a request to the VMM, which forwards it to the device (its ATS invalidation
  * path, a vhost device IOTLB, a passthrough device's IOMMU_HWPT_INVALIDATE) and answers later, from any thread, with
  * fastinval_device_tlb_complete. Until every earlier request is answered the unit holds the guest's next VT-d wait (IQH
- * on it, no status write) or SMMUv3 CMD_SYNC (CONS on it, no signal), as hardware does. A time-out (the VMM's answer or
- * the unit's own timer) is an ITE (VT-d: the held wait is aborted at once) or CERROR_ATC_INV_SYNC (SMMUv3); a
+ * on it, no status write), SMMUv3 CMD_SYNC (CONS on it, no signal) or AMD-Vi COMPLETION_WAIT (head on it, no store, no
+ * interrupt), as hardware does. A time-out (the VMM's answer or the unit's own timer) is an ITE (VT-d: the held wait is
+ * aborted at once), CERROR_ATC_INV_SYNC (SMMUv3) or an IOTLB_INV_TIMEOUT event (AMD-Vi: the command counts as
+ * completed; its timer is the one Control.InvTimeOut programs, not timeout_ns); a
  * completion error an ICE (VT-d; SMMUv3 has no error for it). The engine removes the entries a request covers when it is
  * answered (not when it times out); notifiers hear of it then.
  */
@@ -503,7 +513,7 @@ struct fastinval_device_tlb_request {
     struct fastinval_descriptor descriptor; /* scope FASTINVAL_SCOPE_DEVICE_TLB: source_id = the device, first..last, pasid */
     uint64_t index;                         /* the guest descriptor's queue slot */
     uint64_t ordinal;                       /* the engine's device-TLB ordinal (the question a fault plan answers) */
-    uint8_t source;                         /* enum fastinval_record_source: VTD_QUEUE or SMMU_CMDQ */
+    uint8_t source;                         /* enum fastinval_record_source: VTD_QUEUE, SMMU_CMDQ or AMDVI_CMDBUF */
     uint8_t reserved[7];                    /* 0 */
 };
 
@@ -592,12 +602,31 @@ struct fastinval_smmu_options {
     struct fastinval_device_tlb_sink device_tlb; /* CMD_ATC_INV as requests; zeroed = none */
 };
 
+/* AMD-Vi capability flags (fastinval_amdvi_options.flags). 0 gives the default part: guest translation with 20-bit
+ * PASIDs (EFR.GTSup, PASMax 19, GLXSup 1), remote IOTLBs (IotlbSup), INVALIDATE_IOMMU_ALL (EFR.IASup), NXSup. */
+#define FASTINVAL_AMDVI_NO_GUEST_TRANSLATION 0x1u /* EFR.GTSup off: GN is a reserved bit */
+#define FASTINVAL_AMDVI_NO_DEVICE_TLB        0x2u /* IotlbSup off: INVALIDATE_IOTLB_PAGES is illegal */
+#define FASTINVAL_AMDVI_NO_INVALIDATE_ALL    0x4u /* EFR.IASup off: INVALIDATE_IOMMU_ALL is illegal */
+
+/* AMD-Vi options. size must be sizeof(struct fastinval_amdvi_options); the other rules are those of the VT-d options. */
+struct fastinval_amdvi_options {
+    uint32_t size;
+    uint32_t flags;                             /* FASTINVAL_AMDVI_* */
+    uint64_t reserved;                          /* must be 0 */
+    struct fastinval_engine_options engine;
+    const struct fastinval_fault_plan *fault_plan; /* also decides command-fetch errors */
+    fastinval_interrupt_fn interrupt;           /* called with FASTINVAL_INTERRUPT_AMDVI, 0, 0; NULL = none */
+    void *interrupt_user;
+    struct fastinval_device_tlb_sink device_tlb; /* INVALIDATE_IOTLB_PAGES as requests; zeroed = none */
+};
+
 /* Sources of a notifier record (where its descriptor came from, and what source_index counts). */
 enum fastinval_record_source {
     FASTINVAL_SOURCE_ENGINE = 0,      /* fastinval_execute: the position in the batch */
     FASTINVAL_SOURCE_VTD_QUEUE = 1,   /* a VT-d invalidation queue: the descriptor's slot (IQH / descriptor width) */
     FASTINVAL_SOURCE_SMMU_CMDQ = 2,   /* an SMMUv3 command queue: the CONS index the command was consumed at */
-    FASTINVAL_SOURCE_IOMMUFD = 3      /* an IOMMU_HWPT_INVALIDATE entry: its position in the request array */
+    FASTINVAL_SOURCE_IOMMUFD = 3,     /* an IOMMU_HWPT_INVALIDATE entry: its position in the request array */
+    FASTINVAL_SOURCE_AMDVI_CMDBUF = 4 /* an AMD-Vi command buffer: the command's slot (head offset / 16) */
 };
 
 /*
@@ -635,7 +664,7 @@ struct fastinval_notifier_filter {
 };
 
 /* Called once per executed batch (a fastinval_execute, a VT-d queue run between two waits, an SMMUv3 run between two
- * CMD_SYNCs, an iommufd chunk) with that batch's records that pass the filter, in execution order, count >= 1; after the
+ * CMD_SYNCs, an AMD-Vi run between two COMPLETION_WAITs, an iommufd chunk) with that batch's records that pass the filter, in execution order, count >= 1; after the
  * whole batch was applied and before the wait / CMD_SYNC that follows completes. @records is valid only during the call. */
 typedef void (*fastinval_notify_fn)(void *user, const struct fastinval_invalidation_record *records, size_t count);
 
@@ -658,6 +687,13 @@ FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_vtd_options, interrupt_user) =
 FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_smmu_options, substream_id_bits) == 8, "SMMU SSID bits at 8");
 FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_smmu_options, engine) == 16, "SMMU engine options at 16");
 FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_smmu_options, interrupt) == 48, "SMMU interrupt at 48");
+FASTINVAL_STATIC_ASSERT(sizeof(struct fastinval_amdvi_options) == 96, "AMD-Vi options are 96 bytes (LP64)");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_amdvi_options, reserved) == 8, "AMD-Vi reserved at 8");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_amdvi_options, engine) == 16, "AMD-Vi engine options at 16");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_amdvi_options, fault_plan) == 40, "AMD-Vi fault plan at 40");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_amdvi_options, interrupt) == 48, "AMD-Vi interrupt at 48");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_amdvi_options, interrupt_user) == 56, "AMD-Vi interrupt user at 56");
+FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_amdvi_options, device_tlb) == 64, "AMD-Vi device-TLB sink at 64");
 FASTINVAL_STATIC_ASSERT(sizeof(struct fastinval_invalidation_record) == 48, "record is 48 bytes");
 FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_invalidation_record, descriptor) == 0, "record descriptor at 0");
 FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_invalidation_record, source_index) == 32, "record source_index at 32");
@@ -667,9 +703,11 @@ FASTINVAL_STATIC_ASSERT(sizeof(struct fastinval_notifier_filter) == 32, "notifie
 FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_notifier_filter, address_space_id) == 8, "filter address space at 8");
 FASTINVAL_STATIC_ASSERT(offsetof(struct fastinval_notifier_filter, first) == 16, "filter first at 16");
 
-/* Sizes of the state images (fastinval_vtd_save_state / fastinval_smmu_save_state of this library version). */
-#define FASTINVAL_VTD_STATE_SIZE  136
-#define FASTINVAL_SMMU_STATE_SIZE 128
+/* Sizes of the state images (fastinval_vtd_save_state / fastinval_smmu_save_state / fastinval_amdvi_save_state of this
+ * library version). */
+#define FASTINVAL_VTD_STATE_SIZE   136
+#define FASTINVAL_SMMU_STATE_SIZE  128
+#define FASTINVAL_AMDVI_STATE_SIZE 144
 
 /* ---- Guest memory ---- */
 
@@ -705,7 +743,8 @@ int fastinval_guest_memory_write(fastinval_guest_memory_t mem, uint64_t gpa, con
 /* ---- Units ---- */
 
 /*
- * fastinval_vtd_create / fastinval_smmu_create - a unit at power-on state over the address space @mem.
+ * fastinval_vtd_create / fastinval_smmu_create / fastinval_amdvi_create - a unit at power-on state over the address
+ * space @mem.
  * @options: NULL for the default part.
  * @engine:  0 for the unit's own engine (from options->engine and ->fault_plan, destroyed with the unit), or an engine
  *           handle (not a unit's) whose caches the unit then shares with the engine's other users.
@@ -716,27 +755,34 @@ int fastinval_vtd_create(fastinval_guest_memory_t mem, const struct fastinval_vt
                          fastinval_engine_t engine, fastinval_vtd_t *out);
 int fastinval_smmu_create(fastinval_guest_memory_t mem, const struct fastinval_smmu_options *options,
                           fastinval_engine_t engine, fastinval_smmu_t *out);
+int fastinval_amdvi_create(fastinval_guest_memory_t mem, const struct fastinval_amdvi_options *options,
+                           fastinval_engine_t engine, fastinval_amdvi_t *out);
 
-/* fastinval_vtd_destroy / fastinval_smmu_destroy - destroy the unit (and its own engine). Returns 0, -EBADF, -EBUSY (a
+/* fastinval_vtd_destroy / fastinval_smmu_destroy / fastinval_amdvi_destroy - destroy the unit (and its own engine). Returns 0, -EBADF, -EBUSY (a
  * call on the unit, or on its handle used as an engine handle, is in flight: also from inside its own callbacks). */
 int fastinval_vtd_destroy(fastinval_vtd_t unit);
 int fastinval_smmu_destroy(fastinval_smmu_t unit);
+int fastinval_amdvi_destroy(fastinval_amdvi_t unit);
 
 /*
- * fastinval_vtd_read / _write, fastinval_smmu_read / _write - an MMIO access of @size 4 or 8 bytes at @offset in the
- * unit's register window (VT-d: 4 KiB; SMMUv3: page 0, 64 KiB). An 8-byte access to a pair of 32-bit registers is the
+ * fastinval_vtd_read / _write, fastinval_smmu_read / _write, fastinval_amdvi_read / _write - an MMIO access of @size 4
+ * or 8 bytes at @offset in the unit's register window (VT-d: 4 KiB; SMMUv3: page 0, 64 KiB; AMD-Vi: 16 KiB, 64-bit
+ * registers of which a 4-byte access reaches one half). An 8-byte access to a pair of 32-bit registers is the
  * low one then the high one. A guest access the unit does not claim (misaligned, outside the window, unimplemented)
  * reads 0 and ignores the write, and still returns 0: it is the guest's business. A write that lets the queue run (VT-d
- * IQT, GCMD.QIE, FSTS clearing IQE / ITE; SMMUv3 CMDQ_PROD, CR0.CMDQEN, GERRORN) processes it before returning.
+ * IQT, GCMD.QIE, FSTS clearing IQE / ITE; SMMUv3 CMDQ_PROD, CR0.CMDQEN, GERRORN; AMD-Vi Command Buffer Tail, Control)
+ * processes it before returning.
  * Returns 0, -EBADF, -EFAULT (value NULL), -EINVAL (size not 4 or 8: a VMM answers other guest sizes itself).
  */
 int fastinval_vtd_read(fastinval_vtd_t unit, uint32_t offset, uint32_t size, uint64_t *value);
 int fastinval_vtd_write(fastinval_vtd_t unit, uint32_t offset, uint32_t size, uint64_t value);
 int fastinval_smmu_read(fastinval_smmu_t unit, uint32_t offset, uint32_t size, uint64_t *value);
 int fastinval_smmu_write(fastinval_smmu_t unit, uint32_t offset, uint32_t size, uint64_t value);
+int fastinval_amdvi_read(fastinval_amdvi_t unit, uint32_t offset, uint32_t size, uint64_t *value);
+int fastinval_amdvi_write(fastinval_amdvi_t unit, uint32_t offset, uint32_t size, uint64_t value);
 
 /*
- * fastinval_vtd_save_state / fastinval_smmu_save_state - write the unit's versioned state image (registers, queue
+ * fastinval_vtd_save_state / fastinval_smmu_save_state / fastinval_amdvi_save_state - write the unit's versioned state image (registers, queue
  * positions, pending errors; not the caches) into @buf. With @size 0 (buf may be NULL) only the image size is returned.
  * Take it between register accesses, with the guest stopped.
  * Returns the image size (> 0), -EBADF, -EFAULT (buf NULL with size > 0), -ERANGE (size too small: nothing written),
@@ -745,24 +791,27 @@ int fastinval_smmu_write(fastinval_smmu_t unit, uint32_t offset, uint32_t size, 
  */
 int fastinval_vtd_save_state(fastinval_vtd_t unit, void *buf, size_t size);
 int fastinval_smmu_save_state(fastinval_smmu_t unit, void *buf, size_t size);
+int fastinval_amdvi_save_state(fastinval_amdvi_t unit, void *buf, size_t size);
 
-/* fastinval_vtd_restore_state / fastinval_smmu_restore_state - replace the registers and queue state with an image saved
+/* fastinval_vtd_restore_state / fastinval_smmu_restore_state / fastinval_amdvi_restore_state - replace the registers and queue state with an image saved
  * by a unit with the same options; nothing is processed and no interrupt sent by the restore itself. The image is checked
  * whole first: a bad one changes nothing. Returns 0, -EBADF, -EFAULT (image NULL), -EINVAL (short, wrong magic, version,
  * size or capabilities, impossible values), -EBUSY (from inside the unit's callback). */
 int fastinval_vtd_restore_state(fastinval_vtd_t unit, const void *image, size_t size);
 int fastinval_smmu_restore_state(fastinval_smmu_t unit, const void *image, size_t size);
+int fastinval_amdvi_restore_state(fastinval_amdvi_t unit, const void *image, size_t size);
 
-/* fastinval_vtd_reset / fastinval_smmu_reset - power-on state; the unit's own engine is emptied too (a caller's engine is
+/* fastinval_vtd_reset / fastinval_smmu_reset / fastinval_amdvi_reset - power-on state; the unit's own engine is emptied too (a caller's engine is
  * left to its owner). Returns 0, -EBADF, -EBUSY (from inside the unit's callback). */
 int fastinval_vtd_reset(fastinval_vtd_t unit);
 int fastinval_smmu_reset(fastinval_smmu_t unit);
+int fastinval_amdvi_reset(fastinval_amdvi_t unit);
 
 /*
- * fastinval_device_tlb_complete - answer device-TLB request @ticket of @unit (a VT-d or SMMUv3 unit handle) with @outcome
- * (enum fastinval_device_tlb_outcome). From any thread, also from inside the request callback. The answer is applied
- * on the calling thread: the entries are removed, the error raised, and a held wait or CMD_SYNC released, which runs the
- * queue on (interrupt and notifier callbacks then run on this thread). While requests are unanswered, save_state gives
+ * fastinval_device_tlb_complete - answer device-TLB request @ticket of @unit (a VT-d, SMMUv3 or AMD-Vi unit handle) with
+ * @outcome (enum fastinval_device_tlb_outcome). From any thread, also from inside the request callback. The answer is
+ * applied on the calling thread: the entries are removed, the error raised, and a held wait, CMD_SYNC or COMPLETION_WAIT
+ * released, which runs the queue on (interrupt and notifier callbacks then run on this thread). While requests are unanswered, save_state gives
  * -EBUSY; reset and restore_state drop them (their entries are removed, their tickets refused from then on).
  * Returns 0, -EBADF (not a live unit handle), -EINVAL (unknown outcome), -ENOENT (the ticket is not outstanding:
  * never issued, answered already, timed out, dropped, or the unit has no sink).
@@ -787,7 +836,7 @@ int fastinval_notifier_subscribe(fastinval_engine_t target, const struct fastinv
  */
 int fastinval_notifier_unsubscribe(fastinval_notifier_t notifier);
 
-/* ==== end of VT-d and SMMUv3 units ================================================================================ */
+/* ==== end of VT-d, SMMUv3 and AMD-Vi units ======================================================================= */
 /* ---- iommufd state: migration and reset ------------------------------------------------------------------------ */
 
 /*

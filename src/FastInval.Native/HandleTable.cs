@@ -12,6 +12,7 @@ internal enum HandleKind : byte
     Vtd = 17,
     Smmu = 18,
     Notifier = 19,
+    AmdVi = 20,
 }
 
 /// <summary>An object whose handle may stand for its engine: entering such a handle as <see cref="HandleKind.Engine"/>
@@ -93,14 +94,14 @@ internal static class HandleTable
     }
 
     /// <summary>Enters a call on <paramref name="handle"/>: 0 and the object, or -EBADF. Every 0 must be paired with
-    /// <see cref="Leave"/>. Asked for <see cref="HandleKind.Engine"/>, the handle of a VT-d or SMMUv3 unit enters that
+    /// <see cref="Leave"/>. Asked for <see cref="HandleKind.Engine"/>, the handle of a VT-d, SMMUv3 or AMD-Vi unit enters that
     /// unit (so it cannot be destroyed during the call) and yields its engine.</summary>
     public static int Enter<T>(ulong handle, HandleKind kind, out T? target)
         where T : class
     {
         target = null;
         HandleKind actual = (HandleKind)(byte)(handle >> KindShift);
-        Slot? slot = Find(handle, kind == HandleKind.Engine && actual is HandleKind.Vtd or HandleKind.Smmu ? actual : kind);
+        Slot? slot = Find(handle, kind == HandleKind.Engine && actual is HandleKind.Vtd or HandleKind.Smmu or HandleKind.AmdVi ? actual : kind);
         if (slot is null)
         {
             return -NativeErrno.EBADF;

@@ -1,19 +1,29 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using FastInval.AmdVi;
 using FastInval.Smmu;
 using FastInval.Vtd;
 
 namespace FastInval.Native;
 
-/// <summary>A VT-d or SMMUv3 unit behind a handle: the unit, the lock that serializes its calls (shared by every unit over
-/// one caller's engine) and, for a caller's engine, the share record that keeps that engine's handle from being
+/// <summary>A VT-d, SMMUv3 or AMD-Vi unit behind a handle: the unit, the lock that serializes its calls (shared by every
+/// unit over one caller's engine) and, for a caller's engine, the share record that keeps that engine's handle from being
 /// destroyed under it.</summary>
-internal sealed class NativeUnit(VtdIommu? vtd, SmmuV3? smmu, InvalidationEngine engine, Lock gate, NativeEngineShare? share,
+internal sealed class NativeUnit(VtdIommu? vtd, SmmuV3? smmu, AmdViIommu? amdVi, InvalidationEngine engine, Lock gate, NativeEngineShare? share,
     NativeUnitCallbacks callbacks) : IEngineHolder
 {
     public VtdIommu? Vtd { get; } = vtd;
 
     public SmmuV3? Smmu { get; } = smmu;
+
+    public AmdViIommu? AmdVi { get; } = amdVi;
+
+    /// <summary>The unit's state-image size.</summary>
+    public int StateSize => Vtd is not null ? VtdIommu.StateSize : Smmu is not null ? SmmuV3.StateSize : AmdViIommu.StateSize;
+
+    /// <summary>The unit's unanswered device-TLB requests.</summary>
+    public int OutstandingDeviceTlbRequests =>
+        Vtd?.OutstandingDeviceTlbRequests ?? Smmu?.OutstandingDeviceTlbRequests ?? AmdVi!.OutstandingDeviceTlbRequests;
 
     /// <inheritdoc/>
     public InvalidationEngine Engine { get; } = engine;
@@ -27,10 +37,65 @@ internal sealed class NativeUnit(VtdIommu? vtd, SmmuV3? smmu, InvalidationEngine
     /// <summary>Counts the interrupt callbacks running (always on the thread that holds <see cref="Gate"/>).</summary>
     public NativeUnitCallbacks Callbacks { get; } = callbacks;
 
+    public ulong ReadRegister(uint offset, int size) =>
+        Vtd?.ReadRegister(offset, size) ?? Smmu?.ReadRegister(offset, size) ?? AmdVi!.ReadRegister(offset, size);
+
+    public void WriteRegister(uint offset, ulong value, int size)
+    {
+        if (Vtd is not null)
+        {
+            Vtd.WriteRegister(offset, value, size);
+        }
+        else if (Smmu is not null)
+        {
+            Smmu.WriteRegister(offset, value, size);
+        }
+        else
+        {
+            AmdVi!.WriteRegister(offset, value, size);
+        }
+    }
+
+    public int SaveState(Span<byte> destination) =>
+        Vtd?.SaveState(destination) ?? Smmu?.SaveState(destination) ?? AmdVi!.SaveState(destination);
+
+    public void RestoreState(ReadOnlySpan<byte> image)
+    {
+        if (Vtd is not null)
+        {
+            Vtd.RestoreState(image);
+        }
+        else if (Smmu is not null)
+        {
+            Smmu.RestoreState(image);
+        }
+        else
+        {
+            AmdVi!.RestoreState(image);
+        }
+    }
+
+    public void Reset()
+    {
+        if (Vtd is not null)
+        {
+            Vtd.Reset();
+        }
+        else if (Smmu is not null)
+        {
+            Smmu.Reset();
+        }
+        else
+        {
+            AmdVi!.Reset();
+        }
+    }
+
     public void Dispose()
     {
         Vtd?.Dispose();
         Smmu?.Dispose();
+        AmdVi?.Dispose();
     }
 }
 
@@ -107,8 +172,8 @@ internal sealed class NativeEngineShare
     public int Units { get; set; }
 }
 
-/// <summary>The units' section of the C ABI (fastinval.h, "VT-d and SMMUv3 units"): guest memory, VT-d and SMMUv3
-/// units with MMIO register access, interrupt callbacks, invalidation notifiers, save / restore / reset.</summary>
+/// <summary>The units' section of the C ABI (fastinval.h, "VT-d, SMMUv3 and AMD-Vi units"): guest memory, VT-d, SMMUv3
+/// and AMD-Vi units with MMIO register access, interrupt callbacks, invalidation notifiers, save / restore / reset.</summary>
 internal static unsafe partial class NativeExports
 {
     private const uint VtdNoScalableMode = 1u << 0;
@@ -138,12 +203,18 @@ internal static unsafe partial class NativeExports
     private const uint SmmuNoSubstreams = 1u << 11;
     private const uint SmmuFlags = (1u << 12) - 1;
 
+    private const uint AmdViNoGuestTranslation = 1u << 0;
+    private const uint AmdViNoDeviceTlb = 1u << 1;
+    private const uint AmdViNoInvalidateAll = 1u << 2;
+    private const uint AmdViFlags = (1u << 3) - 1;
+
     private const byte FilterDomain = 1;
     private const byte FilterAddressSpace = 2;
     private const byte FilterSource = 4;
     private const byte FilterRange = 8;
 
     private const uint InterruptMsi = 0;
+    private const uint InterruptAmdVi = 4;
 
     /// <summary>The size of the first version of fastinval_vtd_options and fastinval_smmu_options, before the device-TLB
     /// sink was appended.</summary>
@@ -327,7 +398,7 @@ internal static unsafe partial class NativeExports
         }
     }
 
-    // ---- VT-d and SMMUv3 units -------------------------------------------------------------------------
+    // ---- VT-d, SMMUv3 and AMD-Vi units -------------------------------------------------------------------------
 
     [UnmanagedCallersOnly(EntryPoint = "fastinval_vtd_create")]
     public static int VtdCreate(ulong memoryHandle, NativeVtdOptions* options, ulong engineHandle, ulong* handle)
@@ -342,7 +413,7 @@ internal static unsafe partial class NativeExports
             *handle = 0;
             var callbacks = new NativeUnitCallbacks();
             int rc = ToVtdOptions(options, engineHandle != 0, callbacks, out VtdOptions? vtdOptions);
-            return rc != 0 ? rc : CreateUnit(memoryHandle, engineHandle, HandleKind.Vtd, vtdOptions, null, callbacks, handle);
+            return rc != 0 ? rc : CreateUnit(memoryHandle, engineHandle, HandleKind.Vtd, vtdOptions, null, null, callbacks, handle);
         }
         catch (Exception e)
         {
@@ -363,7 +434,28 @@ internal static unsafe partial class NativeExports
             *handle = 0;
             var callbacks = new NativeUnitCallbacks();
             int rc = ToSmmuOptions(options, engineHandle != 0, callbacks, out SmmuOptions? smmuOptions);
-            return rc != 0 ? rc : CreateUnit(memoryHandle, engineHandle, HandleKind.Smmu, null, smmuOptions, callbacks, handle);
+            return rc != 0 ? rc : CreateUnit(memoryHandle, engineHandle, HandleKind.Smmu, null, smmuOptions, null, callbacks, handle);
+        }
+        catch (Exception e)
+        {
+            return NativeErrno.FromException(e);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "fastinval_amdvi_create")]
+    public static int AmdViCreate(ulong memoryHandle, NativeAmdViOptions* options, ulong engineHandle, ulong* handle)
+    {
+        try
+        {
+            if (handle == null)
+            {
+                return -NativeErrno.EFAULT;
+            }
+
+            *handle = 0;
+            var callbacks = new NativeUnitCallbacks();
+            int rc = ToAmdViOptions(options, engineHandle != 0, callbacks, out AmdViOptions? amdViOptions);
+            return rc != 0 ? rc : CreateUnit(memoryHandle, engineHandle, HandleKind.AmdVi, null, null, amdViOptions, callbacks, handle);
         }
         catch (Exception e)
         {
@@ -407,8 +499,26 @@ internal static unsafe partial class NativeExports
     [UnmanagedCallersOnly(EntryPoint = "fastinval_smmu_reset")]
     public static int SmmuReset(ulong handle) => UnitReset(handle, HandleKind.Smmu);
 
+    [UnmanagedCallersOnly(EntryPoint = "fastinval_amdvi_destroy")]
+    public static int AmdViDestroy(ulong handle) => DestroyUnit(handle, HandleKind.AmdVi);
+
+    [UnmanagedCallersOnly(EntryPoint = "fastinval_amdvi_read")]
+    public static int AmdViRead(ulong handle, uint offset, uint size, ulong* value) => UnitRead(handle, HandleKind.AmdVi, offset, size, value);
+
+    [UnmanagedCallersOnly(EntryPoint = "fastinval_amdvi_write")]
+    public static int AmdViWrite(ulong handle, uint offset, uint size, ulong value) => UnitWrite(handle, HandleKind.AmdVi, offset, size, value);
+
+    [UnmanagedCallersOnly(EntryPoint = "fastinval_amdvi_save_state")]
+    public static int AmdViSaveState(ulong handle, void* buffer, nuint size) => UnitSave(handle, HandleKind.AmdVi, buffer, size);
+
+    [UnmanagedCallersOnly(EntryPoint = "fastinval_amdvi_restore_state")]
+    public static int AmdViRestoreState(ulong handle, void* image, nuint size) => UnitRestore(handle, HandleKind.AmdVi, image, size);
+
+    [UnmanagedCallersOnly(EntryPoint = "fastinval_amdvi_reset")]
+    public static int AmdViReset(ulong handle) => UnitReset(handle, HandleKind.AmdVi);
+
     private static int CreateUnit(ulong memoryHandle, ulong engineHandle, HandleKind kind, VtdOptions? vtdOptions, SmmuOptions? smmuOptions,
-        NativeUnitCallbacks callbacks, ulong* handle)
+        AmdViOptions? amdViOptions, NativeUnitCallbacks callbacks, ulong* handle)
     {
         int rc = HandleTable.Enter(memoryHandle, HandleKind.GuestMemory, out GuestAddressSpace? memory);
         if (rc != 0)
@@ -420,7 +530,7 @@ internal static unsafe partial class NativeExports
         {
             if (engineHandle == 0)
             {
-                NativeUnit own = NewUnit(memory!, null, vtdOptions, smmuOptions, new Lock(), null, callbacks);
+                NativeUnit own = NewUnit(memory!, null, vtdOptions, smmuOptions, amdViOptions, new Lock(), null, callbacks);
                 rc = AddHandle(own, kind, handle);
                 if (rc != 0)
                 {
@@ -448,7 +558,7 @@ internal static unsafe partial class NativeExports
                 try
                 {
                     NativeEngineShare share = s_shares.GetOrCreateValue(engine!);
-                    NativeUnit unit = NewUnit(memory!, engine, vtdOptions, smmuOptions, share.Gate, share, callbacks);
+                    NativeUnit unit = NewUnit(memory!, engine, vtdOptions, smmuOptions, amdViOptions, share.Gate, share, callbacks);
                     rc = AddHandle(unit, kind, handle);
                     if (rc != 0)
                     {
@@ -476,16 +586,22 @@ internal static unsafe partial class NativeExports
     }
 
     private static NativeUnit NewUnit(GuestAddressSpace memory, InvalidationEngine? engine, VtdOptions? vtdOptions, SmmuOptions? smmuOptions,
-        Lock gate, NativeEngineShare? share, NativeUnitCallbacks callbacks)
+        AmdViOptions? amdViOptions, Lock gate, NativeEngineShare? share, NativeUnitCallbacks callbacks)
     {
         if (vtdOptions is not null)
         {
             VtdIommu vtd = engine is null ? new VtdIommu(memory, vtdOptions) : new VtdIommu(memory, engine, vtdOptions);
-            return new NativeUnit(vtd, null, vtd.Engine, gate, share, callbacks);
+            return new NativeUnit(vtd, null, null, vtd.Engine, gate, share, callbacks);
+        }
+
+        if (amdViOptions is not null)
+        {
+            AmdViIommu amdVi = engine is null ? new AmdViIommu(memory, amdViOptions) : new AmdViIommu(memory, engine, amdViOptions);
+            return new NativeUnit(null, null, amdVi, amdVi.Engine, gate, share, callbacks);
         }
 
         SmmuV3 smmu = engine is null ? new SmmuV3(memory, smmuOptions) : new SmmuV3(memory, engine, smmuOptions);
-        return new NativeUnit(null, smmu, smmu.Engine, gate, share, callbacks);
+        return new NativeUnit(null, smmu, null, smmu.Engine, gate, share, callbacks);
     }
 
     private static int DestroyUnit(ulong handle, HandleKind kind)
@@ -563,7 +679,7 @@ internal static unsafe partial class NativeExports
         {
             using (unit!.Gate.EnterScope())
             {
-                *value = unit.Vtd is VtdIommu vtd ? vtd.ReadRegister(offset, (int)size) : unit.Smmu!.ReadRegister(offset, (int)size);
+                *value = unit.ReadRegister(offset, (int)size);
             }
 
             return 0;
@@ -595,14 +711,7 @@ internal static unsafe partial class NativeExports
         {
             using (unit!.Gate.EnterScope())
             {
-                if (unit.Vtd is VtdIommu vtd)
-                {
-                    vtd.WriteRegister(offset, value, (int)size);
-                }
-                else
-                {
-                    unit.Smmu!.WriteRegister(offset, value, (int)size);
-                }
+                unit.WriteRegister(offset, value, (int)size);
             }
 
             return 0;
@@ -619,7 +728,12 @@ internal static unsafe partial class NativeExports
 
     private static int UnitSave(ulong handle, HandleKind kind, void* buffer, nuint size)
     {
-        int stateSize = kind == HandleKind.Vtd ? VtdIommu.StateSize : SmmuV3.StateSize;
+        int stateSize = kind switch
+        {
+            HandleKind.Vtd => VtdIommu.StateSize,
+            HandleKind.Smmu => SmmuV3.StateSize,
+            _ => AmdViIommu.StateSize,
+        };
         if (size == 0)
         {
             // The size query: answered for a live handle only, so that a stale one is still -EBADF.
@@ -654,13 +768,12 @@ internal static unsafe partial class NativeExports
             var destination = new Span<byte>(buffer, stateSize);
             using (unit!.Gate.EnterScope())
             {
-                if (unit.Callbacks.OnThisThread ||
-                    (unit.Vtd is VtdIommu v ? v.OutstandingDeviceTlbRequests : unit.Smmu!.OutstandingDeviceTlbRequests) != 0)
+                if (unit.Callbacks.OnThisThread || unit.OutstandingDeviceTlbRequests != 0)
                 {
                     return -NativeErrno.EBUSY;
                 }
 
-                return unit.Vtd is VtdIommu vtd ? vtd.SaveState(destination) : unit.Smmu!.SaveState(destination);
+                return unit.SaveState(destination);
             }
         }
         catch (InvalidOperationException e) when (e is not ObjectDisposedException)
@@ -705,14 +818,7 @@ internal static unsafe partial class NativeExports
                     return -NativeErrno.EBUSY;
                 }
 
-                if (unit.Vtd is VtdIommu vtd)
-                {
-                    vtd.RestoreState(source);
-                }
-                else
-                {
-                    unit.Smmu!.RestoreState(source);
-                }
+                unit.RestoreState(source);
             }
 
             return 0;
@@ -748,14 +854,7 @@ internal static unsafe partial class NativeExports
                     return -NativeErrno.EBUSY;
                 }
 
-                if (unit.Vtd is VtdIommu vtd)
-                {
-                    vtd.Reset();
-                }
-                else
-                {
-                    unit.Smmu!.Reset();
-                }
+                unit.Reset();
             }
 
             return 0;
@@ -995,6 +1094,51 @@ internal static unsafe partial class NativeExports
         return 0;
     }
 
+    private static int ToAmdViOptions(NativeAmdViOptions* o, bool callersEngine, NativeUnitCallbacks callbacks, out AmdViOptions? options)
+    {
+        options = null;
+        if (o == null)
+        {
+            options = new AmdViOptions();
+            return 0;
+        }
+
+        if (o->Size != (uint)sizeof(NativeAmdViOptions) || (o->Flags & ~AmdViFlags) != 0 || o->Reserved != 0 ||
+            (o->Interrupt == null && o->InterruptUser != null))
+        {
+            return -NativeErrno.EINVAL;
+        }
+
+        int rc = UnitEngineOptions(&o->Engine, o->FaultPlan, callersEngine, out EngineOptions? engine, out FaultPlan? plan);
+        DeviceTlbSinkOptions? sink = null;
+        rc = rc != 0 ? rc : ToSinkOptions(&o->DeviceTlb, callbacks, out sink);
+        if (rc != 0)
+        {
+            return rc;
+        }
+
+        uint f = o->Flags;
+        Action? interrupt = null;
+        if (o->Interrupt != null)
+        {
+            delegate* unmanaged<void*, uint, ulong, uint, void> fn = o->Interrupt;
+            nint user = (nint)o->InterruptUser;
+            interrupt = () => Interrupt(callbacks, fn, user, InterruptAmdVi, 0, 0); // AMD-Vi's interrupt has no address or data
+        }
+
+        options = new AmdViOptions
+        {
+            GuestTranslation = (f & AmdViNoGuestTranslation) == 0,
+            DeviceTlb = (f & AmdViNoDeviceTlb) == 0,
+            InvalidateAll = (f & AmdViNoInvalidateAll) == 0,
+            Interrupt = interrupt,
+            Engine = engine,
+            FaultPlan = plan,
+            DeviceTlbSink = sink,
+        };
+        return 0;
+    }
+
     /// <summary>struct fastinval_device_tlb_sink to <see cref="DeviceTlbSinkOptions"/> (null: none, as a zeroed struct or a
     /// version-1 options struct without it).</summary>
     private static int ToSinkOptions(NativeDeviceTlbSink* s, NativeUnitCallbacks callbacks, out DeviceTlbSinkOptions? options)
@@ -1034,7 +1178,7 @@ internal static unsafe partial class NativeExports
             }
 
             HandleKind kind = (HandleKind)(byte)(handle >> 24);
-            if (kind is not (HandleKind.Vtd or HandleKind.Smmu))
+            if (kind is not (HandleKind.Vtd or HandleKind.Smmu or HandleKind.AmdVi))
             {
                 return -NativeErrno.EBADF;
             }

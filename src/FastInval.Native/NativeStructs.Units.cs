@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace FastInval.Native;
 
-// The C structs of the units' section of fastinval.h ("VT-d and SMMUv3 units"), field for field. Each is blittable with
+// The C structs of the units' section of fastinval.h ("VT-d, SMMUv3 and AMD-Vi units"), field for field. Each is blittable with
 // an explicit size; the header asserts the same sizes and offsets with _Static_assert, and the layout tests assert these.
 
 /// <summary>struct fastinval_device_tlb_sink (32 bytes, LP64).</summary>
@@ -56,6 +56,20 @@ internal unsafe struct NativeSmmuOptions
     public byte MaxCommandQueueLog2;
     public byte OutputAddressBits;
     public uint Reserved;
+    public NativeEngineOptions Engine;
+    public NativeFaultPlan* FaultPlan;
+    public delegate* unmanaged<void*, uint, ulong, uint, void> Interrupt;
+    public void* InterruptUser;
+    public NativeDeviceTlbSink DeviceTlb;
+}
+
+/// <summary>struct fastinval_amdvi_options (96 bytes, LP64).</summary>
+[StructLayout(LayoutKind.Sequential, Size = 96)]
+internal unsafe struct NativeAmdViOptions
+{
+    public uint Size;
+    public uint Flags;
+    public ulong Reserved;
     public NativeEngineOptions Engine;
     public NativeFaultPlan* FaultPlan;
     public delegate* unmanaged<void*, uint, ulong, uint, void> Interrupt;

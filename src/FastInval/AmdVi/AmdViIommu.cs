@@ -55,7 +55,7 @@ namespace FastInval.AmdVi;
 /// engine's ownership are the queue core VT-d and SMMUv3 run on; this type keeps the registers, the decoder's outcomes and
 /// the event log.</para>
 /// </remarks>
-public sealed class AmdViIommu : IDisposable, IDeviceTlbClient
+public sealed partial class AmdViIommu : IDisposable, IDeviceTlbClient
 {
     private const int EntrySize = AmdViCommandLayout.Size;
 

@@ -5,7 +5,7 @@ namespace FastInval.Internals;
 
 /// <summary>
 /// The 8-byte header every unit's migration image starts with (magic u32 at 0, version u16 at 4, size u16 at 6, all
-/// little-endian), and the checks of it, shared by <c>VtdIommu</c> and <c>SmmuV3</c> (docs/migration.md).
+/// little-endian), and the checks of it, shared by <c>VtdIommu</c>, <c>SmmuV3</c> and <c>AmdViIommu</c> (docs/migration.md).
 /// </summary>
 internal static class StateImage
 {

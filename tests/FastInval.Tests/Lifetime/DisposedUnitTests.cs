@@ -1,4 +1,5 @@
 using System.Reflection;
+using FastInval.AmdVi;
 using FastInval.Smmu;
 using FastInval.Tests.Smmu;
 using FastInval.Uapi;
@@ -65,6 +66,27 @@ public class DisposedUnitTests
         AssertEveryPublicMemberIsCovered<SmmuV3>(nameof(SmmuV3.Engine), nameof(SmmuV3.CommandFetches), nameof(SmmuV3.InternalErrors), nameof(SmmuV3.OutstandingDeviceTlbRequests),
             nameof(SmmuV3.ReadRegister), nameof(SmmuV3.WriteRegister), nameof(SmmuV3.SaveState), nameof(SmmuV3.RestoreState),
             nameof(SmmuV3.Reset));
+    }
+
+    [Fact]
+    public void AmdVi_EveryPublicMember_ThrowsObjectDisposed_DisposeIsIdempotent()
+    {
+        var unit = new AmdViIommu(new GuestMemory());
+        unit.Dispose();
+        unit.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => unit.Engine);
+        Assert.Throws<ObjectDisposedException>(() => unit.CommandFetches);
+        Assert.Throws<ObjectDisposedException>(() => unit.InternalErrors);
+        Assert.Throws<ObjectDisposedException>(() => unit.OutstandingDeviceTlbRequests);
+        Assert.Throws<ObjectDisposedException>(() => unit.ReadRegister(AmdViRegisters.ExtendedFeatures, 8));
+        Assert.Throws<ObjectDisposedException>(() => unit.ReadRegister(0x5000, 3));             // even an access that would be ignored
+        Assert.Throws<ObjectDisposedException>(() => unit.WriteRegister(AmdViRegisters.CommandBufferTail, 0x10, 4));
+        Assert.Throws<ObjectDisposedException>(() => unit.SaveState(new byte[AmdViIommu.StateSize]));
+        Assert.Throws<ObjectDisposedException>(() => unit.RestoreState(new byte[AmdViIommu.StateSize]));
+        Assert.Throws<ObjectDisposedException>(unit.Reset);
+        AssertEveryPublicMemberIsCovered<AmdViIommu>(nameof(AmdViIommu.Engine), nameof(AmdViIommu.CommandFetches), nameof(AmdViIommu.InternalErrors),
+            nameof(AmdViIommu.OutstandingDeviceTlbRequests), nameof(AmdViIommu.ReadRegister), nameof(AmdViIommu.WriteRegister), nameof(AmdViIommu.SaveState),
+            nameof(AmdViIommu.RestoreState), nameof(AmdViIommu.Reset));
     }
 
     [Fact]

@@ -86,6 +86,14 @@ public sealed unsafe class NativeUnitsTests
         Assert.Equal(16, (int)((byte*)&s.Engine - (byte*)&s));
         Assert.Equal(48, (int)((byte*)&s.Interrupt - (byte*)&s));
         Assert.Equal(64, (int)((byte*)&s.DeviceTlb - (byte*)&s));
+        Assert.Equal(96, sizeof(NativeAmdViOptions));
+        var a = default(NativeAmdViOptions);
+        Assert.Equal(8, (int)((byte*)&a.Reserved - (byte*)&a));
+        Assert.Equal(16, (int)((byte*)&a.Engine - (byte*)&a));
+        Assert.Equal(40, (int)((byte*)&a.FaultPlan - (byte*)&a));
+        Assert.Equal(48, (int)((byte*)&a.Interrupt - (byte*)&a));
+        Assert.Equal(56, (int)((byte*)&a.InterruptUser - (byte*)&a));
+        Assert.Equal(64, (int)((byte*)&a.DeviceTlb - (byte*)&a));
         var f = default(NativeNotifierFilter);
         Assert.Equal(8, (int)((byte*)&f.AddressSpaceId - (byte*)&f));
         Assert.Equal(16, (int)((byte*)&f.First - (byte*)&f));
@@ -96,6 +104,8 @@ public sealed unsafe class NativeUnitsTests
         Assert.Equal((byte)InvalidationStatus.CompletionError, p[41]);
         Assert.Equal(136, VtdIommu.StateSize);
         Assert.Equal(128, FastInval.Smmu.SmmuV3.StateSize);
+        Assert.Equal(144, FastInval.AmdVi.AmdViIommu.StateSize);
+        Assert.Equal(4, (int)InvalidationSource.AmdViCommandBuffer);
     }
 
     [Fact]

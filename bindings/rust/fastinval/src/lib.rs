@@ -15,7 +15,7 @@
 pub mod sys;
 pub mod units;
 
-pub use units::{GuestAccess, GuestMemory, Interrupt, InvalidationRecord, NotifierFilter, SmmuOptions, Subscription, Unit, VtdOptions};
+pub use units::{AmdViOptions, GuestAccess, GuestMemory, Interrupt, InvalidationRecord, NotifierFilter, SmmuOptions, Subscription, Unit, VtdOptions};
 
 use std::ffi::CStr;
 use std::fmt;

@@ -1,8 +1,8 @@
-//! VT-d and SMMUv3 units over guest memory: the units' section of `fastinval.h`.
+//! VT-d, SMMUv3 and AMD-Vi units over guest memory: the units' section of `fastinval.h`.
 //!
 //! * [`GuestMemory`]: a guest-physical address space over RAM slices the VMM owns ([`GuestMemory::map`] borrows them
 //!   for the memory's lifetime `'a`) or over a [`GuestAccess`] implementation (the VMM's own DMA accessors).
-//! * [`Unit`]: a VT-d remapping unit ([`Unit::vtd`]) or an SMMUv3 ([`Unit::smmu`]) driven by MMIO
+//! * [`Unit`]: a VT-d remapping unit ([`Unit::vtd`]), an SMMUv3 ([`Unit::smmu`]) or an AMD-Vi IOMMU ([`Unit::amdvi`]) driven by MMIO
 //!   ([`Unit::read`] / [`Unit::write`]); its caches are an [`Engine`] ([`Unit::engine`], [`Unit::engine_mut`]).
 //!   Interrupts go to a closure; [`Unit::save_state`] / [`Unit::restore_state`] / [`Unit::reset`] for migration.
 //! * [`Subscription`]: an invalidation notifier; dropping it unsubscribes.
@@ -62,6 +62,20 @@ pub mod sys {
         pub interrupt_user: *mut c_void,
     }
 
+    /// struct fastinval_amdvi_options (96 bytes; `device_tlb` is struct fastinval_device_tlb_sink, zeroed: no sink).
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub struct fastinval_amdvi_options {
+        pub size: u32,
+        pub flags: u32,
+        pub reserved: u64,
+        pub engine: fastinval_engine_options,
+        pub fault_plan: *const fastinval_fault_plan,
+        pub interrupt: Option<fastinval_interrupt_fn>,
+        pub interrupt_user: *mut c_void,
+        pub device_tlb: [u64; 4],
+    }
+
     #[repr(C)]
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct fastinval_invalidation_record {
@@ -108,6 +122,13 @@ pub mod sys {
         pub fn fastinval_smmu_restore_state(unit: u64, image: *const c_void, size: usize) -> c_int;
         pub fn fastinval_vtd_reset(unit: u64) -> c_int;
         pub fn fastinval_smmu_reset(unit: u64) -> c_int;
+        pub fn fastinval_amdvi_create(mem: u64, options: *const fastinval_amdvi_options, engine: u64, out: *mut u64) -> c_int;
+        pub fn fastinval_amdvi_destroy(unit: u64) -> c_int;
+        pub fn fastinval_amdvi_read(unit: u64, offset: u32, size: u32, value: *mut u64) -> c_int;
+        pub fn fastinval_amdvi_write(unit: u64, offset: u32, size: u32, value: u64) -> c_int;
+        pub fn fastinval_amdvi_save_state(unit: u64, buf: *mut c_void, size: usize) -> c_int;
+        pub fn fastinval_amdvi_restore_state(unit: u64, image: *const c_void, size: usize) -> c_int;
+        pub fn fastinval_amdvi_reset(unit: u64) -> c_int;
         pub fn fastinval_notifier_subscribe(target: u64, filter: *const fastinval_notifier_filter, fn_: Option<fastinval_notify_fn>,
             user: *mut c_void, out: *mut u64) -> c_int;
         pub fn fastinval_notifier_unsubscribe(notifier: u64) -> c_int;
@@ -147,12 +168,23 @@ pub mod smmu_flags {
     pub const NO_SUBSTREAMS: u32 = 0x800;
 }
 
+/// AMD-Vi capability flags of [`AmdViOptions::flags`] (FASTINVAL_AMDVI_*); 0 is the default part, everything on.
+pub mod amdvi_flags {
+    /// EFR.GTSup off: GN is a reserved bit.
+    pub const NO_GUEST_TRANSLATION: u32 = 0x1;
+    /// IotlbSup off: INVALIDATE_IOTLB_PAGES is illegal.
+    pub const NO_DEVICE_TLB: u32 = 0x2;
+    /// EFR.IASup off: INVALIDATE_IOMMU_ALL is illegal.
+    pub const NO_INVALIDATE_ALL: u32 = 0x4;
+}
+
 /// Where a notifier record came from (enum fastinval_record_source).
 pub mod record_source {
     pub const ENGINE: u8 = 0;
     pub const VTD_QUEUE: u8 = 1;
     pub const SMMU_CMDQ: u8 = 2;
     pub const IOMMUFD: u8 = 3;
+    pub const AMDVI_CMDBUF: u8 = 4;
 }
 
 /// An interrupt a unit raises.
@@ -166,6 +198,9 @@ pub enum Interrupt {
     SmmuCommandSync,
     /// SMMUv3 wake-up event (CS = SIG_SEV).
     SmmuEvent,
+    /// The AMD-Vi interrupt (an event recorded, the event log overflowing, a COMPLETION_WAIT with I = 1): no address or
+    /// data, Status says which.
+    AmdVi,
 }
 
 /// The closure that receives a unit's interrupts (on the thread of the register write that raised them).
@@ -301,13 +336,25 @@ pub struct SmmuOptions {
     pub interrupt: Option<InterruptHandler>,
 }
 
+/// Options of an AMD-Vi unit: FASTINVAL_AMDVI_* flags ([`amdvi_flags`]), engine, fault plan (it also decides
+/// command-fetch errors) and the interrupt closure ([`Interrupt::AmdVi`]). This wrapper gives no device-TLB sink: the fault
+/// plan answers INVALIDATE_IOTLB_PAGES.
+#[derive(Default)]
+pub struct AmdViOptions {
+    pub flags: u32,
+    pub engine: Option<EngineOptions>,
+    pub fault_plan: Option<FaultPlan>,
+    pub interrupt: Option<InterruptHandler>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Vtd,
     Smmu,
+    AmdVi,
 }
 
-/// A VT-d or SMMUv3 unit. Register calls take `&self` (the library serializes the calls on one unit); the unit's caches
+/// A VT-d, SMMUv3 or AMD-Vi unit. Register calls take `&self` (the library serializes the calls on one unit); the unit's caches
 /// are reached through [`Unit::engine`] / [`Unit::engine_mut`]. Destroyed on drop.
 pub struct Unit<'a> {
     handle: u64,
@@ -327,6 +374,7 @@ unsafe extern "C" fn on_interrupt(user: *mut c_void, kind: u32, address: u64, da
         1 => Interrupt::SmmuGlobalError,
         2 => Interrupt::SmmuCommandSync,
         3 => Interrupt::SmmuEvent,
+        4 => Interrupt::AmdVi,
         _ => Interrupt::Msi { address, data },
     };
     let _ = catch_unwind(AssertUnwindSafe(|| handler(interrupt)));
@@ -366,6 +414,34 @@ impl<'a> Unit<'a> {
     /// An SMMUv3 over `memory` running on the caller's `engine`.
     pub fn smmu_on(memory: &GuestMemory<'a>, engine: &'a Engine, options: SmmuOptions) -> Result<Unit<'a>> {
         Self::new_smmu(memory, options, engine.handle)
+    }
+
+    /// An AMD-Vi unit at power-on state over `memory`, with its own engine.
+    pub fn amdvi(memory: &GuestMemory<'a>, options: AmdViOptions) -> Result<Unit<'a>> {
+        Self::new_amdvi(memory, options, 0)
+    }
+
+    /// An AMD-Vi unit over `memory` running on the caller's `engine`.
+    pub fn amdvi_on(memory: &GuestMemory<'a>, engine: &'a Engine, options: AmdViOptions) -> Result<Unit<'a>> {
+        Self::new_amdvi(memory, options, engine.handle)
+    }
+
+    fn new_amdvi(memory: &GuestMemory<'a>, options: AmdViOptions, engine: u64) -> Result<Unit<'a>> {
+        let interrupt = options.interrupt.map(Box::new);
+        let plan = options.fault_plan.as_ref().map(crate::raw_fault_plan).transpose()?;
+        let raw = sys::fastinval_amdvi_options {
+            size: size_of::<sys::fastinval_amdvi_options>() as u32,
+            flags: options.flags,
+            reserved: 0,
+            engine: raw_engine_options(&options.engine),
+            fault_plan: plan.as_ref().map_or(std::ptr::null(), |p| p as *const _),
+            interrupt: interrupt.as_ref().map(|_| on_interrupt as sys::fastinval_interrupt_fn),
+            interrupt_user: interrupt.as_ref().map_or(std::ptr::null_mut(), |b| &**b as *const InterruptHandler as *mut c_void),
+            device_tlb: [0; 4],
+        };
+        let mut handle = 0;
+        check(unsafe { sys::fastinval_amdvi_create(memory.handle, &raw, engine, &mut handle) })?;
+        Ok(Unit::wrap(handle, Kind::AmdVi, interrupt, memory))
     }
 
     fn new_vtd(memory: &GuestMemory<'a>, options: VtdOptions, engine: u64) -> Result<Unit<'a>> {
@@ -442,6 +518,7 @@ impl<'a> Unit<'a> {
         let rc = match self.kind {
             Kind::Vtd => unsafe { sys::fastinval_vtd_read(self.handle, offset, size, &mut v) },
             Kind::Smmu => unsafe { sys::fastinval_smmu_read(self.handle, offset, size, &mut v) },
+            Kind::AmdVi => unsafe { sys::fastinval_amdvi_read(self.handle, offset, size, &mut v) },
         };
         check(rc).map(|_| v)
     }
@@ -451,6 +528,7 @@ impl<'a> Unit<'a> {
         let rc = match self.kind {
             Kind::Vtd => unsafe { sys::fastinval_vtd_write(self.handle, offset, size, value) },
             Kind::Smmu => unsafe { sys::fastinval_smmu_write(self.handle, offset, size, value) },
+            Kind::AmdVi => unsafe { sys::fastinval_amdvi_write(self.handle, offset, size, value) },
         };
         check(rc).map(|_| ())
     }
@@ -466,6 +544,7 @@ impl<'a> Unit<'a> {
         let rc = match self.kind {
             Kind::Vtd => unsafe { sys::fastinval_vtd_save_state(self.handle, p, buf.len()) },
             Kind::Smmu => unsafe { sys::fastinval_smmu_save_state(self.handle, p, buf.len()) },
+            Kind::AmdVi => unsafe { sys::fastinval_amdvi_save_state(self.handle, p, buf.len()) },
         };
         check(rc).map(|n| n as usize)
     }
@@ -486,6 +565,7 @@ impl<'a> Unit<'a> {
         let rc = match self.kind {
             Kind::Vtd => unsafe { sys::fastinval_vtd_restore_state(self.handle, image.as_ptr() as *const c_void, image.len()) },
             Kind::Smmu => unsafe { sys::fastinval_smmu_restore_state(self.handle, image.as_ptr() as *const c_void, image.len()) },
+            Kind::AmdVi => unsafe { sys::fastinval_amdvi_restore_state(self.handle, image.as_ptr() as *const c_void, image.len()) },
         };
         check(rc).map(|_| ())
     }
@@ -495,6 +575,7 @@ impl<'a> Unit<'a> {
         let rc = match self.kind {
             Kind::Vtd => unsafe { sys::fastinval_vtd_reset(self.handle) },
             Kind::Smmu => unsafe { sys::fastinval_smmu_reset(self.handle) },
+            Kind::AmdVi => unsafe { sys::fastinval_amdvi_reset(self.handle) },
         };
         check(rc).map(|_| ())
     }
@@ -512,6 +593,7 @@ impl Drop for Unit<'_> {
         match self.kind {
             Kind::Vtd => unsafe { sys::fastinval_vtd_destroy(self.handle) },
             Kind::Smmu => unsafe { sys::fastinval_smmu_destroy(self.handle) },
+            Kind::AmdVi => unsafe { sys::fastinval_amdvi_destroy(self.handle) },
         };
     }
 }
@@ -593,6 +675,12 @@ mod tests {
     fn unit_layouts_match_the_header() {
         assert_eq!(size_of::<sys::fastinval_vtd_options>(), 64);
         assert_eq!(size_of::<sys::fastinval_smmu_options>(), 64);
+        assert_eq!(size_of::<sys::fastinval_amdvi_options>(), 96);
+        let a = std::mem::MaybeUninit::<sys::fastinval_amdvi_options>::uninit();
+        let base = a.as_ptr() as usize;
+        assert_eq!(unsafe { std::ptr::addr_of!((*a.as_ptr()).engine) } as usize - base, 16);
+        assert_eq!(unsafe { std::ptr::addr_of!((*a.as_ptr()).interrupt) } as usize - base, 48);
+        assert_eq!(unsafe { std::ptr::addr_of!((*a.as_ptr()).device_tlb) } as usize - base, 64);
         assert_eq!(size_of::<InvalidationRecord>(), 48);
         assert_eq!(size_of::<sys::fastinval_notifier_filter>(), 32);
         let r = InvalidationRecord::default();

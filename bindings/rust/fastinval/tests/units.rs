@@ -216,3 +216,86 @@ fn smmu_over_an_accessor_runs_cmd_sync() {
     assert_eq!((cons >> 24) & 0x7F, 1);
     assert_eq!(irqs.lock().unwrap()[2], Interrupt::Msi { address: 0x1800, data: 0x78 });
 }
+
+#[test]
+fn amdvi_command_buffer_runs_with_event_log_interrupts_and_migration() {
+    const CMD_BASE: u32 = 0x0008;
+    const EVT_BASE: u32 = 0x0010;
+    const CONTROL: u32 = 0x0018;
+    const EFR: u32 = 0x0030;
+    const HEAD: u32 = 0x2000;
+    const TAIL: u32 = 0x2008;
+    const EVT_TAIL: u32 = 0x2018;
+    const STATUS_REG: u32 = 0x2020;
+    const CMD: u64 = 0x10000;
+    const EVT: u64 = 0x20000;
+    const STORE: u64 = 0x30000;
+    const LEN_256: u64 = 8 << 56;
+    let enable = 1 | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 12); // IommuEn, EventLogEn, EventIntEn, ComWaitIntEn, CmdBufEn
+    let put = |mem: &GuestMemory, slot: u64, qw0: u64, qw1: u64| {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&qw0.to_le_bytes());
+        b[8..].copy_from_slice(&qw1.to_le_bytes());
+        mem.write(CMD + slot * 16, &b).unwrap();
+    };
+    let read_u64 = |mem: &GuestMemory, gpa: u64| {
+        let mut b = [0u8; 8];
+        mem.read(gpa, &mut b).unwrap();
+        u64::from_le_bytes(b)
+    };
+
+    let mut ram = vec![0u8; 1 << 20];
+    let mut mem = GuestMemory::new().unwrap();
+    mem.map(0, &mut ram).unwrap();
+    let irqs = Arc::new(Mutex::new(Vec::new()));
+    let log = irqs.clone();
+    let mut unit = Unit::amdvi(&mem, AmdViOptions { interrupt: Some(Box::new(move |i| log.lock().unwrap().push(i))), ..Default::default() }).unwrap();
+    assert_eq!(unit.read(EFR, 8).unwrap() & (1 << 6), 1 << 6); // IASup
+    let entry = IotlbEntry { input_address: 0x5000, output_address: 0x9000, address_space_id: ADDRESS_SPACE_NONE, domain_id: 3, rights: 3,
+                             stage: stage::STAGE2, granule: 1, size_log2: 12, ..Default::default() };
+    assert_eq!(unit.engine_mut().fill_iotlb(&entry).unwrap(), FillResult::Inserted);
+    let sources = Arc::new(Mutex::new(Vec::new()));
+    let s = sources.clone();
+    let sub = unit.subscribe(&NotifierFilter::default(), move |records| s.lock().unwrap().extend(records.iter().map(|r| r.source))).unwrap();
+    unit.write(CMD_BASE, 8, CMD | LEN_256).unwrap();
+    unit.write(EVT_BASE, 8, EVT | LEN_256).unwrap();
+    unit.write(CONTROL, 8, enable).unwrap();
+    put(&mem, 0, (3 << 60) | (3 << 32), 0x5000 | 2); // INVALIDATE_IOMMU_PAGES, domain 3, PDE
+    put(&mem, 1, (1 << 60) | STORE | 0b11, 0xABCD); // COMPLETION_WAIT, S and I
+    unit.write(TAIL, 4, 32).unwrap();
+    assert_eq!(unit.read(HEAD, 8).unwrap(), 32);
+    assert_eq!(read_u64(&mem, STORE), 0xABCD);
+    assert!(unit.engine().lookup_iotlb(stage::STAGE2, 3, ADDRESS_SPACE_NONE, 0x5000).unwrap().is_none());
+    let seen = sources.lock().unwrap().clone();
+    assert!(!seen.is_empty() && seen.iter().all(|&s| s == record_source::AMDVI_CMDBUF)); // one command may be several descriptors
+    assert_eq!(*irqs.lock().unwrap(), vec![Interrupt::AmdVi]);
+    drop(sub);
+
+    // An illegal command: ILLEGAL_COMMAND_ERROR in the event log, the buffer stopped on it.
+    put(&mem, 2, 0xF << 60, 0);
+    unit.write(TAIL, 4, 48).unwrap();
+    assert_eq!(unit.read(HEAD, 8).unwrap(), 32);
+    assert_eq!(unit.read(EVT_TAIL, 8).unwrap(), 16);
+    assert_eq!(read_u64(&mem, EVT) >> 60, 5);
+    assert_eq!(read_u64(&mem, EVT + 8), CMD + 32);
+    assert_eq!(irqs.lock().unwrap().len(), 2);
+    assert_eq!(unit.read(STATUS_REG, 8).unwrap() & (1 << 4), 0); // CmdBufRun = 0
+
+    // Migration into a second unit, which continues after the guest's restart; then reset.
+    let image = unit.save_state().unwrap();
+    assert_eq!(image.len(), 144);
+    let copy = Unit::amdvi(&mem, AmdViOptions::default()).unwrap();
+    let other = Unit::amdvi(&mem, AmdViOptions { flags: units::amdvi_flags::NO_INVALIDATE_ALL, ..Default::default() }).unwrap();
+    assert_eq!(other.restore_state(&image), Err(Error(errno::EINVAL))); // another EFR
+    copy.restore_state(&image).unwrap();
+    assert_eq!(copy.read(HEAD, 8).unwrap(), 32);
+    copy.write(CONTROL, 8, enable & !(1 << 12)).unwrap();
+    copy.write(HEAD, 4, 48).unwrap();
+    copy.write(CONTROL, 8, enable).unwrap();
+    put(&mem, 3, (1 << 60) | (STORE + 8) | 1, 0x77);
+    copy.write(TAIL, 4, 64).unwrap();
+    assert_eq!(read_u64(&mem, STORE + 8), 0x77);
+    copy.reset().unwrap();
+    assert_eq!(copy.read(CONTROL, 8).unwrap(), 0);
+    assert_eq!(copy.read(HEAD, 8).unwrap(), 0);
+}
