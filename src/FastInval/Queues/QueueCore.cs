@@ -106,32 +106,7 @@ internal sealed class QueueCore
     /// <summary>Admits slots [<paramref name="start"/>, +<paramref name="count"/>) just decoded into the batch: false when
     /// their device-TLB invalidations need more tickets than are free (the front end stops the queue before the guest
     /// descriptor they came from, and goes on when an answer frees one).</summary>
-    public bool Admit(int start, int count)
-    {
-        if (Tickets is null)
-        {
-            return true;
-        }
-
-        int needed = 0;
-        foreach (ref readonly InvalidationDescriptor d in _batch.AsSpan(start, count))
-        {
-            needed += d.Scope == InvalidationScope.DeviceTlb ? 1 : 0;
-        }
-
-        if (needed == 0)
-        {
-            return true;
-        }
-
-        if (_admitted + needed > Tickets.Free)
-        {
-            return false;
-        }
-
-        _admitted += needed;
-        return true;
-    }
+    public bool Admit(int start, int count) => Admit(_batch.AsSpan(start, count));
 
     /// <summary>Admits <paramref name="decoded"/>, the descriptors one guest command decoded to, before they are added
     /// with <see cref="Add"/>: false when their device-TLB invalidations need more tickets than are free.</summary>
@@ -157,18 +132,13 @@ internal sealed class QueueCore
         return true;
     }
 
-    /// <summary><see cref="Add"/> after <see cref="Admit(int, int)"/>: false (nothing added) when a device-TLB invalidation finds no
-    /// free ticket.</summary>
+    /// <summary><see cref="Admit(ReadOnlySpan{InvalidationDescriptor})"/> of one descriptor, then <see cref="Add"/>: false
+    /// (nothing added) when a device-TLB invalidation finds no free ticket.</summary>
     public bool TryAdd(in InvalidationDescriptor descriptor, ulong index)
     {
-        if (Tickets is not null && descriptor.Scope == InvalidationScope.DeviceTlb)
+        if (!Admit(new ReadOnlySpan<InvalidationDescriptor>(in descriptor)))
         {
-            if (_admitted + 1 > Tickets.Free)
-            {
-                return false;
-            }
-
-            _admitted++;
+            return false;
         }
 
         Add(in descriptor, index);
