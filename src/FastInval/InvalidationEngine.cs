@@ -131,6 +131,7 @@ public sealed partial class InvalidationEngine : IDisposable
         return scope;
     }
 
+    [SkipLocalsInit]
     private InvalidationStatus ExecuteOne(in InvalidationDescriptor descriptor)
     {
         if (!DescriptorPredicates.IsValid(in descriptor))

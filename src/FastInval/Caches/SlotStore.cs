@@ -531,13 +531,15 @@ internal sealed unsafe class SlotStore : IDisposable
         FastAssert.True(false, "slot not found on its probe path");
     }
 
-    /// <summary>Writer side: a cursor over the occupied ways on the probe path of <paramref name="hash"/> (see
-    /// <see cref="NextOnPath"/>).</summary>
-    public PathCursor PathOf(ulong hash) => new((uint)hash & _bucketMask);
+    /// <summary>Writer side: a cursor over the ways on the probe path of <paramref name="hash"/> whose fingerprint is
+    /// the hash's (see <see cref="NextOnPath"/>).</summary>
+    public PathCursor PathOf(ulong hash) => new((uint)hash & _bucketMask, FingerprintOf(hash) * ByteOnes);
 
     /// <summary>
-    /// Writer side: the slot of the next occupied way on the cursor's probe path (every entry there, whatever its key),
-    /// or false at the end of the path. The caller may remove the slot it was given before asking for the next one.
+    /// Writer side: the slot of the next way on the cursor's probe path whose fingerprint matches the path's hash (every
+    /// entry with that hash, and the few others whose fingerprint collides), or false at the end of the path. The
+    /// caller may remove the slot it was given (<see cref="UnlinkOnPath"/>, <see cref="Unlink"/>) before asking for the
+    /// next one.
     /// </summary>
     public bool NextOnPath(ref PathCursor cursor, out int slot)
     {
@@ -549,11 +551,14 @@ internal sealed unsafe class SlotStore : IDisposable
                 IndexLineTouches++;
             }
 
-            while (cursor.Way < Ways)
+            if (cursor.Way < Ways)
             {
-                int way = cursor.Way++;
-                if (((byte*)&ib->Fingerprints)[way] != 0)
+                // Matching ways at or after the cursor's way (bit 8k+7 marks way k).
+                ulong matches = ZeroBytes(ib->Fingerprints ^ cursor.Pattern) & (ulong.MaxValue << (cursor.Way * 8));
+                if (matches != 0)
                 {
+                    int way = BitOperations.TrailingZeroCount(matches) >> 3;
+                    cursor.Way = way + 1;
                     slot = (int)ib->Slots[way];
                     return true;
                 }
@@ -565,8 +570,35 @@ internal sealed unsafe class SlotStore : IDisposable
                 return false;
             }
 
-            cursor = new PathCursor((cursor.Bucket + 1) & _bucketMask) { Steps = cursor.Steps };
+            cursor.Bucket = (cursor.Bucket + 1) & _bucketMask;
+            cursor.Way = 0;
         }
+    }
+
+    /// <summary>
+    /// Writer side: <see cref="Unlink"/> of the slot <see cref="NextOnPath"/> just returned, when that slot's entry has
+    /// the path's own hash (its home is the path's first bucket): the way is known, so nothing is searched.
+    /// </summary>
+    public void UnlinkOnPath(ref PathCursor cursor, int slot)
+    {
+        FastAssert.True((_tag[slot] & ValidBit) != 0);
+        IndexBucket* ib = _buckets + cursor.Bucket;
+        int way = cursor.Way - 1;
+        FastAssert.True(way >= 0 && ib->Slots[way] == (uint)slot);
+        BeginWrite(ib);
+        ((byte*)&ib->Fingerprints)[way] = 0;
+        EndWrite(ib);
+
+        // The entry no longer passes the buckets before it.
+        for (uint x = cursor.Home; x != cursor.Bucket; x = (x + 1) & _bucketMask)
+        {
+            _buckets[x].Overflow--;
+        }
+
+        _tag[slot] = 0;
+        _records[slot].Tag = 0;
+        _spare[_spareCount++] = slot;
+        _count--;
     }
 
     /// <summary>Diagnostic (writer side, tests): a bucket's overflow count and number of occupied ways.</summary>
@@ -659,12 +691,20 @@ internal sealed unsafe class SlotStore : IDisposable
 /// <summary>A writer's position on a probe path of the index (see <see cref="SlotStore.NextOnPath"/>).</summary>
 internal struct PathCursor
 {
-    public PathCursor(uint bucket)
+    public PathCursor(uint home, ulong pattern)
     {
-        Bucket = bucket;
+        Home = home;
+        Bucket = home;
+        Pattern = pattern;
     }
 
-    public uint Bucket { get; }
+    /// <summary>The path's first bucket (the home of its hash).</summary>
+    public uint Home { get; }
+
+    /// <summary>The hash's fingerprint in every byte.</summary>
+    public ulong Pattern { get; }
+
+    public uint Bucket { get; set; }
 
     public int Way { get; set; }
 

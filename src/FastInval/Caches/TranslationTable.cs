@@ -258,13 +258,26 @@ internal sealed class TranslationTable : IDisposable
             ulong lastBlock = last >> s;
             while (true)
             {
-                PathCursor cursor = _store.PathOf(Hash(space, _keysAddressSpace ? addressSpaceKey : 0, s, block));
+                ulong pathHash = Hash(space, _keysAddressSpace ? addressSpaceKey : 0, s, block);
+                PathCursor cursor = _store.PathOf(pathHash);
                 while (_store.NextOnPath(ref cursor, out int slot))
                 {
-                    // Every entry on the path is checked (other keys too): removing one the descriptor covers is right.
-                    if (op.Match(_store.Tag(slot), _store.First(slot), _store.Last(slot)))
+                    // Entries of other keys whose fingerprint collides are checked too: removing one the descriptor
+                    // covers is right.
+                    ulong tag = _store.Tag(slot), slotFirst = _store.First(slot), slotLast = _store.Last(slot);
+                    if (op.Match(tag, slotFirst, slotLast))
                     {
-                        Remove(slot);
+                        ulong hash = HashOfSlot(tag, slotFirst, slotLast);
+                        if (hash == pathHash)
+                        {
+                            _store.UnlinkOnPath(ref cursor, slot);
+                        }
+                        else
+                        {
+                            _store.Unlink(hash, slot);
+                        }
+
+                        Uncount(tag, slotFirst, slotLast);
                         removed++;
                     }
                 }
