@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Times calls into libfastinval.so from C (bench/native/abi_bench.c) and writes bench/results/<cpu>/native-abi.txt.
+# Times calls into libfastinval.so from C (bench/native/abi_bench.c) beside the same calls in process from .NET, and
+# writes bench/results/<cpu>/native-abi.txt.
 # Needs native/build.sh first. Run on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,10 +15,32 @@ vendor=$(grep -m1 vendor_id /proc/cpuinfo | cut -d: -f2 | tr -d " ")
 case "$vendor" in AuthenticAMD) prefix=amd-epyc ;; *) prefix=$(echo "$vendor" | tr "[:upper:]" "[:lower:]") ;; esac
 dir=bench/results/${prefix}-family${family}-model${model}
 mkdir -p "$dir"
+# The C rows and their in-process .NET peer (FastInval.Benchmarks --native-peer: the same engine, entries, keys and
+# batch through the .NET API), in interleaved rounds so that load on the machine falls on both alike; each row's best.
+dotnet build bench/FastInval.Benchmarks -c Release -nologo -v q > "$out/bench-build.log" 2>&1 || { echo "bench build failed (see $out/bench-build.log)"; exit 1; }
+peer=(dotnet bench/FastInval.Benchmarks/bin/Release/net10.0/FastInval.Benchmarks.dll --native-peer)
+rounds=${FASTINVAL_BENCH_ROUNDS:-3}
+load=$(cut -d" " -f1-3 /proc/loadavg)
+: > "$out/abi-c.txt"; : > "$out/abi-net.txt"
+for _ in $(seq "$rounds"); do
+  "$out/abi_bench" >> "$out/abi-c.txt"
+  "${peer[@]}" >> "$out/abi-net.txt"
+done
+best() { awk -v n="$2" '$1 == n { if (b == "" || $2 < b) b = $2 } END { print b }' "$1"; }
 {
   echo "# libfastinval.so called from C: $cpu (family $family model $model), $(nproc) vCPU, $(uname -r)"
-  echo "# native/bench.sh, $(date -u +%Y-%m-%d), best of 7 runs, ns per call; load average at start: $(cut -d" " -f1-3 /proc/loadavg)"
-  "$out/abi_bench"
+  echo "# native/bench.sh, $(date -u "+%Y-%m-%d %H:%M") UTC, $rounds interleaved rounds of C then .NET, each the best of 7 runs; ns per call"
+  echo "# load average at start: $load; at end: $(cut -d" " -f1-3 /proc/loadavg)"
+  echo "# added = C - .NET: what the C ABI (transition, handle table, argument checks, result copy) adds to the call"
+  printf "%-7s %10s %10s %10s\n" call "C ns" ".NET ns" "added ns"
+  for n in empty counts lookup exec64; do
+    c=$(best "$out/abi-c.txt" "$n"); d=$(best "$out/abi-net.txt" "$n")
+    if [ -n "$d" ]; then
+      printf "%-7s %10s %10s %10.1f\n" "$n" "$c" "$d" "$(awk -v c="$c" -v d="$d" 'BEGIN { print c - d }')"
+    else
+      printf "%-7s %10s %10s %10s\n" "$n" "$c" "-" "-"
+    fi
+  done
 } | tee "$dir/native-abi.txt"
 
 # The user-space /dev/iommu: ioctl(IOMMU_HWPT_INVALIDATE) of a 1,024-entry VT-d S1 array through the preload and through

@@ -95,6 +95,7 @@ internal sealed class InvalidationSequence
     }
 
     /// <summary>Writer side: every token of <paramref name="key"/> goes stale.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void BumpKey(uint key)
     {
         ref ulong c = ref _key[KeyIndex(key)];
@@ -103,6 +104,7 @@ internal sealed class InvalidationSequence
     }
 
     /// <summary>Writer side: tokens of <paramref name="key"/> whose entries may overlap [first, last] go stale.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void BumpRange(uint key, ulong first, ulong last)
     {
         ulong firstRegion = first >> RegionShift;

@@ -533,6 +533,7 @@ internal sealed unsafe class SlotStore : IDisposable
 
     /// <summary>Writer side: a cursor over the ways on the probe path of <paramref name="hash"/> whose fingerprint is
     /// the hash's (see <see cref="NextOnPath"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public PathCursor PathOf(ulong hash) => new((uint)hash & _bucketMask, FingerprintOf(hash) * ByteOnes);
 
     /// <summary>
@@ -541,6 +542,7 @@ internal sealed unsafe class SlotStore : IDisposable
     /// caller may remove the slot it was given (<see cref="UnlinkOnPath"/>, <see cref="Unlink"/>) before asking for the
     /// next one.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool NextOnPath(ref PathCursor cursor, out int slot)
     {
         while (true)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using FastInval.Caches;
 using FastInval.Kernels;
 
@@ -12,6 +13,7 @@ internal static class DescriptorPredicates
 {
     private const ulong Never = 1; // (mask 0, value 1): an alternative that never holds
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool IsValid(in InvalidationDescriptor d)
     {
         const InvalidationFlags knownFlags = InvalidationFlags.MatchDomain | InvalidationFlags.MatchAddressSpace |
@@ -53,6 +55,7 @@ internal static class DescriptorPredicates
     }
 
     /// <summary>The scalar form of <see cref="Iotlb"/> (index probes).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static RangeMatch IotlbMatch(in InvalidationDescriptor d, bool withRange)
     {
         ulong m0 = TranslationTag.ValidBit, v0 = TranslationTag.ValidBit;
@@ -192,6 +195,7 @@ internal static class DescriptorPredicates
     }
 
     /// <summary>Spans (as a bit mask) that a granule hint and a level hint allow for leaves and for tables.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static (ulong Leaves, ulong Tables) HintedSizes(Granule granule, int level)
     {
         if (granule == Granule.Any)
