@@ -318,12 +318,19 @@ impl Drop for GuestMemory<'_> {
 /// and the interrupt closure.
 #[derive(Default)]
 pub struct VtdOptions {
+    /// Capability flags ([`vtd_flags`]); 0: the default part, everything on, caching mode off.
     pub flags: u32,
+    /// Host address width (HAW) 32-64; 0 = 48.
     pub host_address_width: u8,
+    /// CAP.MAMV 1-63; 0 = 18.
     pub max_address_mask: u8,
+    /// ECAP.MHMV 1-15; 0 = 15.
     pub max_handle_mask: u8,
+    /// The unit's own engine's capacities; `None`: the defaults (must be `None` with [`Unit::vtd_on`]).
     pub engine: Option<EngineOptions>,
+    /// Injected device-TLB failures and descriptor-fetch errors; `None`: none (must be `None` with [`Unit::vtd_on`]).
     pub fault_plan: Option<FaultPlan>,
+    /// Receives every MSI the unit sends (fault and completion events); `None`: none.
     pub interrupt: Option<InterruptHandler>,
     /// The device-TLB sink ([`crate::device_tlb`]): device-TLB invalidations go to the VMM, which answers them; `None`:
     /// the fault plan answers them at once.
@@ -333,13 +340,21 @@ pub struct VtdOptions {
 /// Options of an SMMUv3: FASTINVAL_SMMU_* flags, field values (0 = default), engine, fault plan and interrupts.
 #[derive(Default)]
 pub struct SmmuOptions {
+    /// Capability flags ([`smmu_flags`]); 0: the default part.
     pub flags: u32,
+    /// IDR1.SSIDSIZE 1-20; 0 = 20.
     pub substream_id_bits: u8,
+    /// IDR1.SIDSIZE 1-32; 0 = 16.
     pub stream_id_bits: u8,
+    /// IDR1.CMDQS 1-19; 0 = 19.
     pub max_cmdq_log2: u8,
+    /// IDR5.OAS: 32, 36, 40, 42, 44, 48 or 52; 0 = 48.
     pub output_address_bits: u8,
+    /// The unit's own engine's capacities; `None`: the defaults (must be `None` with [`Unit::smmu_on`]).
     pub engine: Option<EngineOptions>,
+    /// Injected device-TLB failures and command-fetch errors; `None`: none (must be `None` with [`Unit::smmu_on`]).
     pub fault_plan: Option<FaultPlan>,
+    /// Receives the MSIs (CMD_SYNC, GERROR) and the wired outputs; `None`: none.
     pub interrupt: Option<InterruptHandler>,
     /// The device-TLB sink ([`crate::device_tlb`]): device-TLB invalidations go to the VMM, which answers them; `None`:
     /// the fault plan answers them at once.
@@ -351,9 +366,13 @@ pub struct SmmuOptions {
 /// requests; without one the fault plan answers them).
 #[derive(Default)]
 pub struct AmdViOptions {
+    /// Capability flags ([`amdvi_flags`]); 0: the default part, everything on.
     pub flags: u32,
+    /// The unit's own engine's capacities; `None`: the defaults (must be `None` with [`Unit::amdvi_on`]).
     pub engine: Option<EngineOptions>,
+    /// Injected device-TLB failures and command-fetch errors; `None`: none (must be `None` with [`Unit::amdvi_on`]).
     pub fault_plan: Option<FaultPlan>,
+    /// Receives [`Interrupt::AmdVi`]; `None`: none.
     pub interrupt: Option<InterruptHandler>,
     /// The device-TLB sink ([`crate::device_tlb`]): device-TLB invalidations go to the VMM, which answers them; `None`:
     /// the fault plan answers them at once.

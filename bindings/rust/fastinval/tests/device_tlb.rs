@@ -385,3 +385,35 @@ fn amdvi_completion_wait_is_held_until_the_iotlb_invalidation_is_answered() {
     assert!(!cached(&unit, 0x10, 0x7000));
     assert!(unit.save_state().is_ok());
 }
+
+#[test]
+fn dropping_a_unit_while_another_thread_answers_destroys_it_and_releases_the_sink() {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    let mut ram = vec![0u8; 1 << 16];
+    let mut mem = GuestMemory::new().unwrap();
+    mem.map(0, &mut ram).unwrap();
+    let sink = Arc::new(Recorder::default());
+    let current = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (c, s) = (current.clone(), stop.clone());
+    // Answers a forged ticket of the current unit without pause: each call is in flight on the unit while drop runs.
+    let answerer = thread::spawn(move || {
+        let mut calls = 0u64;
+        while !s.load(Ordering::SeqCst) {
+            let _ = DeviceTlbCompletion::from_raw(c.load(Ordering::SeqCst), 1).complete(DeviceTlbOutcome::Ok);
+            calls += 1;
+        }
+        calls
+    });
+    for _ in 0..200 {
+        let unit = vtd(&mem, sink.clone(), None);
+        let handle = unit.handle();
+        current.store(handle, Ordering::SeqCst);
+        thread::yield_now();
+        drop(unit);
+        assert_eq!(Arc::strong_count(&sink), 1); // destroyed, not leaked
+        assert_eq!(DeviceTlbCompletion::from_raw(handle, 1).complete(DeviceTlbOutcome::Ok), Err(Error(errno::EBADF)));
+    }
+    stop.store(true, Ordering::SeqCst);
+    assert!(answerer.join().unwrap() > 0);
+}
