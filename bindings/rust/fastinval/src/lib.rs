@@ -5,15 +5,21 @@
 //! * [`Iommufd`]: an emulated open `/dev/iommu` whose [`Iommufd::ioctl`] answers the kernel's iommufd requests with
 //!   this process's own pointers (a bad pointer is `EFAULT`, never a signal).
 //!
-//! * [`Unit`]: a VT-d or SMMUv3 unit over [`GuestMemory`] (the VMM's RAM slices or its own accessor), driven by MMIO,
-//!   with interrupt and invalidation-notifier closures and migration state (see [`units`]).
+//! * [`Unit`]: a VT-d, SMMUv3 or AMD-Vi unit over [`GuestMemory`] (the VMM's RAM slices or its own accessor), driven by
+//!   MMIO, with interrupt and invalidation-notifier closures and migration state (see [`units`]).
+//! * [`DeviceTlbSink`]: the VMM's receiver of a unit's device-TLB invalidations ([`DeviceTlbOptions`] in the unit options);
+//!   each [`DeviceTlbRequest`] is answered later, from any thread, through its [`DeviceTlbCompletion`] while the unit
+//!   holds the guest's next wait (see [`device_tlb`]).
 //!
 //! Every failure is an [`Error`] carrying the library's errno. Threading follows the C ABI: lookups take `&self` and may
 //! run on several threads; fills, execute and the fault plan take `&mut self` (the C ABI requires them serialized).
 //! No dependencies; link with `native/build.sh`'s `artifacts/native` (or set `FASTINVAL_LIB_DIR`).
 
+pub mod device_tlb;
 pub mod sys;
 pub mod units;
+
+pub use device_tlb::{DeviceTlbCompletion, DeviceTlbOptions, DeviceTlbOutcome, DeviceTlbRequest, DeviceTlbSink};
 
 pub use units::{AmdViOptions, GuestAccess, GuestMemory, Interrupt, InvalidationRecord, NotifierFilter, SmmuOptions, Subscription, Unit, VtdOptions};
 

@@ -17,12 +17,14 @@ use std::os::raw::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use crate::device_tlb::{DeviceTlbOptions, SinkState};
 use crate::{check, errno, Engine, EngineOptions, Error, FaultPlan, Result};
 
 /// Raw declarations of the units' section of fastinval.h.
 pub mod sys {
     #![allow(non_camel_case_types)]
     use super::*;
+    use crate::device_tlb::sys::fastinval_device_tlb_sink;
     use crate::sys::{fastinval_descriptor, fastinval_engine_options, fastinval_fault_plan};
 
     pub type fastinval_guest_read_fn = unsafe extern "C" fn(*mut c_void, u64, *mut c_void, usize) -> c_int;
@@ -44,6 +46,7 @@ pub mod sys {
         pub fault_plan: *const fastinval_fault_plan,
         pub interrupt: Option<fastinval_interrupt_fn>,
         pub interrupt_user: *mut c_void,
+        pub device_tlb: fastinval_device_tlb_sink,
     }
 
     #[repr(C)]
@@ -60,9 +63,10 @@ pub mod sys {
         pub fault_plan: *const fastinval_fault_plan,
         pub interrupt: Option<fastinval_interrupt_fn>,
         pub interrupt_user: *mut c_void,
+        pub device_tlb: fastinval_device_tlb_sink,
     }
 
-    /// struct fastinval_amdvi_options (96 bytes; `device_tlb` is struct fastinval_device_tlb_sink, zeroed: no sink).
+    /// struct fastinval_amdvi_options (96 bytes; `device_tlb` zeroed: no sink).
     #[repr(C)]
     #[derive(Clone, Copy)]
     pub struct fastinval_amdvi_options {
@@ -73,7 +77,7 @@ pub mod sys {
         pub fault_plan: *const fastinval_fault_plan,
         pub interrupt: Option<fastinval_interrupt_fn>,
         pub interrupt_user: *mut c_void,
-        pub device_tlb: [u64; 4],
+        pub device_tlb: fastinval_device_tlb_sink,
     }
 
     #[repr(C)]
@@ -314,37 +318,65 @@ impl Drop for GuestMemory<'_> {
 /// and the interrupt closure.
 #[derive(Default)]
 pub struct VtdOptions {
+    /// Capability flags ([`vtd_flags`]); 0: the default part, everything on, caching mode off.
     pub flags: u32,
+    /// Host address width (HAW) 32-64; 0 = 48.
     pub host_address_width: u8,
+    /// CAP.MAMV 1-63; 0 = 18.
     pub max_address_mask: u8,
+    /// ECAP.MHMV 1-15; 0 = 15.
     pub max_handle_mask: u8,
+    /// The unit's own engine's capacities; `None`: the defaults (must be `None` with [`Unit::vtd_on`]).
     pub engine: Option<EngineOptions>,
+    /// Injected device-TLB failures and descriptor-fetch errors; `None`: none (must be `None` with [`Unit::vtd_on`]).
     pub fault_plan: Option<FaultPlan>,
+    /// Receives every MSI the unit sends (fault and completion events); `None`: none.
     pub interrupt: Option<InterruptHandler>,
+    /// The device-TLB sink ([`crate::device_tlb`]): device-TLB invalidations go to the VMM, which answers them; `None`:
+    /// the fault plan answers them at once.
+    pub device_tlb: Option<DeviceTlbOptions>,
 }
 
 /// Options of an SMMUv3: FASTINVAL_SMMU_* flags, field values (0 = default), engine, fault plan and interrupts.
 #[derive(Default)]
 pub struct SmmuOptions {
+    /// Capability flags ([`smmu_flags`]); 0: the default part.
     pub flags: u32,
+    /// IDR1.SSIDSIZE 1-20; 0 = 20.
     pub substream_id_bits: u8,
+    /// IDR1.SIDSIZE 1-32; 0 = 16.
     pub stream_id_bits: u8,
+    /// IDR1.CMDQS 1-19; 0 = 19.
     pub max_cmdq_log2: u8,
+    /// IDR5.OAS: 32, 36, 40, 42, 44, 48 or 52; 0 = 48.
     pub output_address_bits: u8,
+    /// The unit's own engine's capacities; `None`: the defaults (must be `None` with [`Unit::smmu_on`]).
     pub engine: Option<EngineOptions>,
+    /// Injected device-TLB failures and command-fetch errors; `None`: none (must be `None` with [`Unit::smmu_on`]).
     pub fault_plan: Option<FaultPlan>,
+    /// Receives the MSIs (CMD_SYNC, GERROR) and the wired outputs; `None`: none.
     pub interrupt: Option<InterruptHandler>,
+    /// The device-TLB sink ([`crate::device_tlb`]): device-TLB invalidations go to the VMM, which answers them; `None`:
+    /// the fault plan answers them at once.
+    pub device_tlb: Option<DeviceTlbOptions>,
 }
 
 /// Options of an AMD-Vi unit: FASTINVAL_AMDVI_* flags ([`amdvi_flags`]), engine, fault plan (it also decides
-/// command-fetch errors) and the interrupt closure ([`Interrupt::AmdVi`]). This wrapper gives no device-TLB sink: the fault
-/// plan answers INVALIDATE_IOTLB_PAGES.
+/// command-fetch errors), the interrupt closure ([`Interrupt::AmdVi`]) and the device-TLB sink (INVALIDATE_IOTLB_PAGES as
+/// requests; without one the fault plan answers them).
 #[derive(Default)]
 pub struct AmdViOptions {
+    /// Capability flags ([`amdvi_flags`]); 0: the default part, everything on.
     pub flags: u32,
+    /// The unit's own engine's capacities; `None`: the defaults (must be `None` with [`Unit::amdvi_on`]).
     pub engine: Option<EngineOptions>,
+    /// Injected device-TLB failures and command-fetch errors; `None`: none (must be `None` with [`Unit::amdvi_on`]).
     pub fault_plan: Option<FaultPlan>,
+    /// Receives [`Interrupt::AmdVi`]; `None`: none.
     pub interrupt: Option<InterruptHandler>,
+    /// The device-TLB sink ([`crate::device_tlb`]): device-TLB invalidations go to the VMM, which answers them; `None`:
+    /// the fault plan answers them at once.
+    pub device_tlb: Option<DeviceTlbOptions>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -360,7 +392,8 @@ pub struct Unit<'a> {
     handle: u64,
     kind: Kind,
     engine: ManuallyDrop<Engine>, // the unit's handle used as an engine handle: never destroyed as one
-    _interrupt: Option<Box<InterruptHandler>>,
+    interrupt: Option<Box<InterruptHandler>>,
+    sink: Option<Box<SinkState>>, // named by the unit's device_tlb.user: dropped only once destroy returned 0
     _access: Option<Arc<AccessBox>>,
     _borrows: PhantomData<&'a ()>,
 }
@@ -428,6 +461,7 @@ impl<'a> Unit<'a> {
 
     fn new_amdvi(memory: &GuestMemory<'a>, options: AmdViOptions, engine: u64) -> Result<Unit<'a>> {
         let interrupt = options.interrupt.map(Box::new);
+        let (sink, sink_raw) = SinkState::new(options.device_tlb.as_ref());
         let plan = options.fault_plan.as_ref().map(crate::raw_fault_plan).transpose()?;
         let raw = sys::fastinval_amdvi_options {
             size: size_of::<sys::fastinval_amdvi_options>() as u32,
@@ -437,15 +471,16 @@ impl<'a> Unit<'a> {
             fault_plan: plan.as_ref().map_or(std::ptr::null(), |p| p as *const _),
             interrupt: interrupt.as_ref().map(|_| on_interrupt as sys::fastinval_interrupt_fn),
             interrupt_user: interrupt.as_ref().map_or(std::ptr::null_mut(), |b| &**b as *const InterruptHandler as *mut c_void),
-            device_tlb: [0; 4],
+            device_tlb: sink_raw,
         };
         let mut handle = 0;
         check(unsafe { sys::fastinval_amdvi_create(memory.handle, &raw, engine, &mut handle) })?;
-        Ok(Unit::wrap(handle, Kind::AmdVi, interrupt, memory))
+        Ok(Unit::wrap(handle, Kind::AmdVi, interrupt, sink, memory))
     }
 
     fn new_vtd(memory: &GuestMemory<'a>, options: VtdOptions, engine: u64) -> Result<Unit<'a>> {
         let interrupt = options.interrupt.map(Box::new);
+        let (sink, sink_raw) = SinkState::new(options.device_tlb.as_ref());
         let plan = options.fault_plan.as_ref().map(crate::raw_fault_plan).transpose()?;
         let raw = sys::fastinval_vtd_options {
             size: size_of::<sys::fastinval_vtd_options>() as u32,
@@ -459,14 +494,16 @@ impl<'a> Unit<'a> {
             fault_plan: plan.as_ref().map_or(std::ptr::null(), |p| p as *const _),
             interrupt: interrupt.as_ref().map(|_| on_interrupt as sys::fastinval_interrupt_fn),
             interrupt_user: interrupt.as_ref().map_or(std::ptr::null_mut(), |b| &**b as *const InterruptHandler as *mut c_void),
+            device_tlb: sink_raw,
         };
         let mut handle = 0;
         check(unsafe { sys::fastinval_vtd_create(memory.handle, &raw, engine, &mut handle) })?;
-        Ok(Unit::wrap(handle, Kind::Vtd, interrupt, memory))
+        Ok(Unit::wrap(handle, Kind::Vtd, interrupt, sink, memory))
     }
 
     fn new_smmu(memory: &GuestMemory<'a>, options: SmmuOptions, engine: u64) -> Result<Unit<'a>> {
         let interrupt = options.interrupt.map(Box::new);
+        let (sink, sink_raw) = SinkState::new(options.device_tlb.as_ref());
         let plan = options.fault_plan.as_ref().map(crate::raw_fault_plan).transpose()?;
         let raw = sys::fastinval_smmu_options {
             size: size_of::<sys::fastinval_smmu_options>() as u32,
@@ -480,18 +517,23 @@ impl<'a> Unit<'a> {
             fault_plan: plan.as_ref().map_or(std::ptr::null(), |p| p as *const _),
             interrupt: interrupt.as_ref().map(|_| on_interrupt as sys::fastinval_interrupt_fn),
             interrupt_user: interrupt.as_ref().map_or(std::ptr::null_mut(), |b| &**b as *const InterruptHandler as *mut c_void),
+            device_tlb: sink_raw,
         };
         let mut handle = 0;
         check(unsafe { sys::fastinval_smmu_create(memory.handle, &raw, engine, &mut handle) })?;
-        Ok(Unit::wrap(handle, Kind::Smmu, interrupt, memory))
+        Ok(Unit::wrap(handle, Kind::Smmu, interrupt, sink, memory))
     }
 
-    fn wrap(handle: u64, kind: Kind, interrupt: Option<Box<InterruptHandler>>, memory: &GuestMemory<'a>) -> Unit<'a> {
+    fn wrap(handle: u64, kind: Kind, interrupt: Option<Box<InterruptHandler>>, sink: Option<Box<SinkState>>, memory: &GuestMemory<'a>) -> Unit<'a> {
+        if let Some(s) = &sink {
+            s.set_unit(handle);
+        }
         Unit {
             handle,
             kind,
             engine: ManuallyDrop::new(Engine { handle }),
-            _interrupt: interrupt,
+            interrupt,
+            sink,
             _access: memory.access.clone(),
             _borrows: PhantomData,
         }
@@ -588,13 +630,30 @@ impl<'a> Unit<'a> {
 
 impl Drop for Unit<'_> {
     fn drop(&mut self) {
-        // -EBUSY needs a call in flight on this unit, which a borrow of self would show; the unit is gone before the
-        // interrupt closure and the accessor are dropped.
-        match self.kind {
-            Kind::Vtd => unsafe { sys::fastinval_vtd_destroy(self.handle) },
-            Kind::Smmu => unsafe { sys::fastinval_smmu_destroy(self.handle) },
-            Kind::AmdVi => unsafe { sys::fastinval_amdvi_destroy(self.handle) },
-        };
+        // -EBUSY means a call on this unit is in flight on another thread: a DeviceTlbCompletion::complete (which needs no
+        // borrow of the unit) or the library's time-out timer. Such a call ends, so retry for a while. If the unit cannot
+        // be destroyed (a drop from inside one of its own callbacks), leak what the library may still call rather than
+        // free it under the library.
+        let mut rc = 0;
+        for attempt in 0..2000 {
+            rc = match self.kind {
+                Kind::Vtd => unsafe { sys::fastinval_vtd_destroy(self.handle) },
+                Kind::Smmu => unsafe { sys::fastinval_smmu_destroy(self.handle) },
+                Kind::AmdVi => unsafe { sys::fastinval_amdvi_destroy(self.handle) },
+            };
+            if rc != -(errno::EBUSY) {
+                break;
+            }
+            if attempt < 100 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        if rc != 0 {
+            std::mem::forget(self.interrupt.take());
+            std::mem::forget(self.sink.take());
+        }
     }
 }
 
@@ -673,8 +732,10 @@ mod tests {
 
     #[test]
     fn unit_layouts_match_the_header() {
-        assert_eq!(size_of::<sys::fastinval_vtd_options>(), 64);
-        assert_eq!(size_of::<sys::fastinval_smmu_options>(), 64);
+        assert_eq!(size_of::<sys::fastinval_vtd_options>(), 96);
+        assert_eq!(size_of::<sys::fastinval_smmu_options>(), 96);
+        assert_eq!(std::mem::offset_of!(sys::fastinval_vtd_options, device_tlb), 64);
+        assert_eq!(std::mem::offset_of!(sys::fastinval_smmu_options, device_tlb), 64);
         assert_eq!(size_of::<sys::fastinval_amdvi_options>(), 96);
         let a = std::mem::MaybeUninit::<sys::fastinval_amdvi_options>::uninit();
         let base = a.as_ptr() as usize;
