@@ -87,11 +87,17 @@ fn answer_elsewhere(completion: DeviceTlbCompletion, outcome: DeviceTlbOutcome) 
     thread::spawn(move || completion.complete(outcome)).join().unwrap()
 }
 
+/// Guest memory with `ram` mapped at guest-physical 0.
+fn guest(ram: &mut [u8]) -> GuestMemory<'_> {
+    let mut mem = GuestMemory::new().unwrap();
+    mem.map(0, ram).unwrap();
+    mem
+}
+
 #[test]
 fn vtd_wait_is_held_until_another_thread_answers() {
     let mut ram = vec![0u8; 1 << 20];
-    let mut mem = GuestMemory::new().unwrap();
-    mem.map(0, &mut ram).unwrap();
+    let mem = guest(&mut ram);
     let sink = Arc::new(Recorder::default());
     let mut unit = vtd(&mem, sink.clone(), None);
     fill(&mut unit, 0x10, 0x4000);
@@ -126,8 +132,7 @@ fn vtd_wait_is_held_until_another_thread_answers() {
 #[test]
 fn vtd_requests_answered_out_of_order_release_the_wait_after_the_last() {
     let mut ram = vec![0u8; 1 << 20];
-    let mut mem = GuestMemory::new().unwrap();
-    mem.map(0, &mut ram).unwrap();
+    let mem = guest(&mut ram);
     let sink = Arc::new(Recorder::default());
     let mut unit = vtd(&mem, sink.clone(), None);
     fill(&mut unit, 0x10, 0x4000);
@@ -159,8 +164,7 @@ fn vtd_requests_answered_out_of_order_release_the_wait_after_the_last() {
 #[test]
 fn vtd_silent_device_times_out_as_ite() {
     let mut ram = vec![0u8; 1 << 20];
-    let mut mem = GuestMemory::new().unwrap();
-    mem.map(0, &mut ram).unwrap();
+    let mem = guest(&mut ram);
     let sink = Arc::new(Recorder::default());
     let mut unit = vtd(&mem, sink.clone(), Some(Duration::from_millis(20)));
     fill(&mut unit, 0x40, 0x4000);
@@ -184,8 +188,7 @@ fn vtd_silent_device_times_out_as_ite() {
 #[test]
 fn vtd_timeout_answer_is_ite_at_once() {
     let mut ram = vec![0u8; 1 << 20];
-    let mut mem = GuestMemory::new().unwrap();
-    mem.map(0, &mut ram).unwrap();
+    let mem = guest(&mut ram);
     let sink = Arc::new(Recorder::default());
     let mut unit = vtd(&mem, sink.clone(), None);
     fill(&mut unit, 0x41, 0x4000);
@@ -203,8 +206,7 @@ fn vtd_timeout_answer_is_ite_at_once() {
 #[test]
 fn vtd_completion_error_answer_is_ice() {
     let mut ram = vec![0u8; 1 << 20];
-    let mut mem = GuestMemory::new().unwrap();
-    mem.map(0, &mut ram).unwrap();
+    let mem = guest(&mut ram);
     let sink = Arc::new(Recorder::default());
     let mut unit = vtd(&mem, sink.clone(), None);
     fill(&mut unit, 0x30, 0xC000);
@@ -223,8 +225,7 @@ fn vtd_completion_error_answer_is_ice() {
 #[test]
 fn vtd_answer_from_inside_the_callback_completes_within_the_doorbell_write() {
     let mut ram = vec![0u8; 1 << 20];
-    let mut mem = GuestMemory::new().unwrap();
-    mem.map(0, &mut ram).unwrap();
+    let mem = guest(&mut ram);
     let sink = Arc::new(Recorder { answer_inside: Some(DeviceTlbOutcome::Ok), ..Default::default() });
     let mut unit = vtd(&mem, sink.clone(), None);
     fill(&mut unit, 0x50, 0x4000);
@@ -241,8 +242,7 @@ fn vtd_answer_from_inside_the_callback_completes_within_the_doorbell_write() {
 #[test]
 fn stale_forged_and_orphaned_tickets_are_refused() {
     let mut ram = vec![0u8; 1 << 20];
-    let mut mem = GuestMemory::new().unwrap();
-    mem.map(0, &mut ram).unwrap();
+    let mem = guest(&mut ram);
     let sink = Arc::new(Recorder::default());
     let mut unit = vtd(&mem, sink.clone(), None);
     fill(&mut unit, 0x60, 0x4000);
@@ -277,8 +277,7 @@ fn stale_forged_and_orphaned_tickets_are_refused() {
 #[test]
 fn bad_sink_options_are_einval() {
     let mut ram = vec![0u8; 1 << 16];
-    let mut mem = GuestMemory::new().unwrap();
-    mem.map(0, &mut ram).unwrap();
+    let mem = guest(&mut ram);
     for (max, ok) in [(100, false), (8, false), (1 << 17, false), (16, true), (65536, true), (0, true)] {
         let device_tlb = DeviceTlbOptions { max_outstanding: max, ..DeviceTlbOptions::new(Arc::new(Recorder::default())) };
         let r = Unit::vtd(&mem, VtdOptions { device_tlb: Some(device_tlb), ..Default::default() });
@@ -302,8 +301,7 @@ impl DeviceTlbSink for Panics {
 #[test]
 fn panicking_sink_is_caught_and_answered_as_a_timeout() {
     let mut ram = vec![0u8; 1 << 20];
-    let mut mem = GuestMemory::new().unwrap();
-    mem.map(0, &mut ram).unwrap();
+    let mem = guest(&mut ram);
     let sink = Arc::new(Panics(AtomicI32::new(0)));
     let device_tlb = DeviceTlbOptions { sink: sink.clone(), timeout: None, max_outstanding: 0 };
     let mut unit = Unit::vtd(&mem, VtdOptions { device_tlb: Some(device_tlb), ..Default::default() }).unwrap();
@@ -328,8 +326,7 @@ fn smmu_cmd_sync_is_held_until_the_atc_invalidation_is_answered() {
     const CMDQ_CONS: u32 = 0x9C;
     const MSI: u64 = 0x30000;
     let mut ram = vec![0u8; 1 << 20];
-    let mut mem = GuestMemory::new().unwrap();
-    mem.map(0, &mut ram).unwrap();
+    let mem = guest(&mut ram);
     let sink = Arc::new(Recorder::default());
     let mut unit = Unit::smmu(&mem, SmmuOptions { device_tlb: Some(DeviceTlbOptions::new(sink.clone())), ..Default::default() }).unwrap();
     unit.write(CMDQ_BASE, 8, QUEUE | 4).unwrap(); // 16 entries
@@ -361,8 +358,7 @@ fn amdvi_completion_wait_is_held_until_the_iotlb_invalidation_is_answered() {
     const STORE: u64 = 0x30000;
     const LEN_256: u64 = 8 << 56;
     let mut ram = vec![0u8; 1 << 20];
-    let mut mem = GuestMemory::new().unwrap();
-    mem.map(0, &mut ram).unwrap();
+    let mem = guest(&mut ram);
     let sink = Arc::new(Recorder::default());
     let mut unit = Unit::amdvi(&mem, AmdViOptions { device_tlb: Some(DeviceTlbOptions::new(sink.clone())), ..Default::default() }).unwrap();
     unit.write(CMD_BASE, 8, QUEUE | LEN_256).unwrap();
@@ -390,8 +386,7 @@ fn amdvi_completion_wait_is_held_until_the_iotlb_invalidation_is_answered() {
 fn dropping_a_unit_while_another_thread_answers_destroys_it_and_releases_the_sink() {
     use std::sync::atomic::{AtomicBool, AtomicU64};
     let mut ram = vec![0u8; 1 << 16];
-    let mut mem = GuestMemory::new().unwrap();
-    mem.map(0, &mut ram).unwrap();
+    let mem = guest(&mut ram);
     let sink = Arc::new(Recorder::default());
     let current = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
