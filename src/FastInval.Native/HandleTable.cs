@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace FastInval.Native;
 
 /// <summary>Kinds of object a handle names (bits 24–31 of a handle). Later units (VT-d, SMMUv3, preload contexts) take
@@ -96,6 +98,7 @@ internal static class HandleTable
     /// <summary>Enters a call on <paramref name="handle"/>: 0 and the object, or -EBADF. Every 0 must be paired with
     /// <see cref="Leave"/>. Asked for <see cref="HandleKind.Engine"/>, the handle of a VT-d, SMMUv3 or AMD-Vi unit enters that
     /// unit (so it cannot be destroyed during the call) and yields its engine.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // at each call site T is exact: the type test is one compare
     public static int Enter<T>(ulong handle, HandleKind kind, out T? target)
         where T : class
     {
@@ -139,6 +142,7 @@ internal static class HandleTable
     }
 
     /// <summary>Leaves a call entered with <see cref="Enter"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Leave(ulong handle)
     {
         int index = (int)(handle & IndexMask) - 1;
@@ -194,6 +198,7 @@ internal static class HandleTable
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Slot? Find(ulong handle, HandleKind kind)
     {
         int index = (int)(handle & IndexMask) - 1;

@@ -281,8 +281,8 @@ internal static unsafe partial class NativeExports
 
         try
         {
-            bool hit = engine!.Iotlb.TryLookup((TranslationStage)stage, domainId, addressSpaceId, address, out Translation t);
-            *result = ToNative(hit, in t);
+            bool hit = engine!.Iotlb.TryLookupPinned((TranslationStage)stage, domainId, addressSpaceId, address, out Translation t); // the handle pins the engine
+            WriteTranslation(hit, in t, result);
             return hit ? 1 : 0;
         }
         catch (Exception e)
@@ -311,8 +311,8 @@ internal static unsafe partial class NativeExports
 
         try
         {
-            bool hit = engine!.DeviceTlb.TryLookup(sourceId, pasid, address, out Translation t);
-            *result = ToNative(hit, in t);
+            bool hit = engine!.DeviceTlb.TryLookupPinned(sourceId, pasid, address, out Translation t); // the handle pins the engine
+            WriteTranslation(hit, in t, result);
             return hit ? 1 : 0;
         }
         catch (Exception e)
@@ -645,7 +645,23 @@ internal static unsafe partial class NativeExports
         return 0;
     }
 
-    private static NativeTranslation ToNative(bool hit, in Translation t) => hit
-        ? new NativeTranslation { OutputAddress = t.OutputAddress, InputBase = t.InputBase, Rights = (ushort)t.Rights, SizeLog2 = t.SizeLog2, Global = t.Global ? (byte)1 : (byte)0 }
-        : default;
+    /// <summary>Writes a lookup's result field by field straight into the caller's struct (a struct built on the stack
+    /// and copied would be read back in 16-byte pieces from 8-byte stores: a store-forwarding stall on every lookup).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WriteTranslation(bool hit, in Translation t, NativeTranslation* result)
+    {
+        if (hit)
+        {
+            result->OutputAddress = t.OutputAddress;
+            result->InputBase = t.InputBase;
+            result->Rights = (ushort)t.Rights;
+            result->SizeLog2 = t.SizeLog2;
+            result->Global = t.Global ? (byte)1 : (byte)0;
+            result->Reserved = 0;
+        }
+        else
+        {
+            *result = default;
+        }
+    }
 }

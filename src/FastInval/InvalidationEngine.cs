@@ -309,6 +309,7 @@ public sealed partial class InvalidationEngine : IDisposable
     /// <c>TryFill</c> whose token predates this call is refused (see <see cref="InvalidationToken"/>). Keys: the domain
     /// for the IOTLB, the source id for device TLBs and configuration caches; without a key, the whole cache.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void NoteInvalidation(in InvalidationDescriptor d)
     {
         switch (d.Scope)
@@ -375,6 +376,8 @@ public sealed partial class InvalidationEngine : IDisposable
     private static bool IsWholeIotlb(in InvalidationDescriptor d) =>
         d.Stages == StageMask.All && (d.Flags & (InvalidationFlags.MatchDomain | InvalidationFlags.MatchAddressSpace | InvalidationFlags.LeafOnly)) == 0;
 
+    [SkipLocalsInit] // every local is assigned before use: no frame clear per descriptor
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // into ExecuteOne, as tiered PGO does; NativeAOT would not
     private void ExecuteIotlbRange(in InvalidationDescriptor d)
     {
         RangeMatch match = DescriptorPredicates.IotlbMatch(in d, withRange: true);
@@ -399,8 +402,15 @@ public sealed partial class InvalidationEngine : IDisposable
                 ulong cost = SaturatingAdd(TranslationTable.ProbeCost(nonGlobal, d.First, d.Last), TranslationTable.ProbeCost(global, d.First, d.Last));
                 if (ShouldProbe(cost, table.Store.ScanEnd))
                 {
-                    table.RemoveByProbe(in match, d.DomainId, key, nonGlobal, d.First, d.Last);
-                    table.RemoveByProbe(in match, d.DomainId, TranslationTag.GlobalKey, global, d.First, d.Last);
+                    if (nonGlobal != 0)
+                    {
+                        table.RemoveByProbe(in match, d.DomainId, key, nonGlobal, d.First, d.Last);
+                    }
+
+                    if (global != 0) // usually none: no call at all
+                    {
+                        table.RemoveByProbe(in match, d.DomainId, TranslationTag.GlobalKey, global, d.First, d.Last);
+                    }
                     return;
                 }
             }
@@ -562,8 +572,10 @@ public sealed partial class InvalidationEngine : IDisposable
     }
 
     /// <summary>Probing the hash index is chosen when it costs less than scanning the store.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool ShouldProbe(ulong probes, nuint scanEnd) => probes <= (ulong)scanEnd / ProbeToScanRatio;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong SaturatingAdd(ulong a, ulong b) => a > ulong.MaxValue - b ? ulong.MaxValue : a + b;
 
     /// <summary>Frees the caches' native storage. Safe while lookups run on other threads (they finish first; later ones

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using FastInval.Caches;
 using FastInval.Internals;
 
@@ -165,6 +166,15 @@ public sealed class DeviceTlb : IDisposable
         }
     }
 
+    /// <summary><see cref="TryLookup(uint, uint, ulong, out Translation)"/> for a caller that itself keeps the cache from
+    /// being disposed for the whole call (see <see cref="TranslationCache.TryLookupPinned"/>): no reader slot.</summary>
+    internal bool TryLookupPinned(uint sourceId, uint pasid, ulong address, out Translation translation)
+    {
+        _lifetime.ThrowIfDisposed();
+        return LookupInside(sourceId, pasid, address, out translation);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool LookupInside(uint sourceId, uint pasid, ulong address, out Translation translation)
     {
         if (!AddressSpace.IsValid(pasid) ||

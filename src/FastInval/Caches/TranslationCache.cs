@@ -168,6 +168,19 @@ public sealed class TranslationCache : IDisposable
     public bool TryLookup(TranslationStage stage, ushort domainId, uint addressSpaceId, ulong address, out Translation translation) =>
         Lookup(stage, domainId, addressSpaceId, address, ulong.MaxValue, leaf: true, out translation);
 
+    /// <summary>
+    /// <see cref="TryLookup(TranslationStage, ushort, uint, ulong, out Translation)"/> for a caller that itself keeps the
+    /// cache from being disposed for the whole call, so that no reader slot is taken (a thread-local access, which in a
+    /// NativeAOT shared library is a call into the dynamic loader). The C ABI's handle table is such a caller: it counts
+    /// the call, and a handle with a call in flight cannot be destroyed. Throws <see cref="ObjectDisposedException"/>
+    /// when the cache is already disposed.
+    /// </summary>
+    internal bool TryLookupPinned(TranslationStage stage, ushort domainId, uint addressSpaceId, ulong address, out Translation translation)
+    {
+        _lifetime.ThrowIfDisposed();
+        return LookupInside(stage, domainId, addressSpaceId, address, ulong.MaxValue, leaf: true, out translation);
+    }
+
     /// <summary>Finds the paging-structure entry spanning 2^<paramref name="spanLog2"/> bytes around <paramref name="address"/>
     /// (same priority and miss rules as <see cref="TryLookup(TranslationStage, ushort, uint, ulong, out Translation)"/>; a span no table level has is a miss).</summary>
     public bool TryLookupTable(TranslationStage stage, ushort domainId, uint addressSpaceId, ulong address, int spanLog2, out Translation translation)

@@ -165,6 +165,7 @@ internal static class DescriptorPredicates
     /// The address-space group: with MatchAddressSpace, (non-global ∧ id equal) ∨ (global ∧ IncludeGlobal);
     /// otherwise always true.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (ulong M1, ulong V1, ulong M2, ulong V2) AddressSpaceGroup(in InvalidationDescriptor d, ulong globalBit)
     {
         if ((d.Flags & InvalidationFlags.MatchAddressSpace) == 0)

@@ -155,6 +155,7 @@ internal readonly struct RangeMatch
 {
     public readonly ulong M0, V0, M1, V1, M2, V2, M3, V3, M4, V4, Any, Lo, Hi;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public RangeMatch(ulong m0, ulong v0, ulong m1, ulong v1, ulong m2, ulong v2, ulong m3, ulong v3, ulong m4, ulong v4,
         ulong any, ulong lo, ulong hi)
     {

@@ -16,7 +16,7 @@ public class LifetimeTests
     public static TheoryData<string> TranslationCacheMembers() => new()
     {
         "Capacity", "Count", "MemoryBytes", "Fill", "Fill-malformed", "TryFill", "TryFill-out", "GetInvalidationToken",
-        "TryLookup", "TryLookup-token", "TryLookup-invalid", "TryLookupTable", "TryLookupTable-bad-span", "Clear", "CopyTo", "ToArray",
+        "TryLookup", "TryLookup-token", "TryLookup-invalid", "TryLookupPinned", "TryLookupTable", "TryLookupTable-bad-span", "Clear", "CopyTo", "ToArray",
     };
 
     [Theory]
@@ -41,6 +41,7 @@ public class LifetimeTests
             "TryLookup" => () => cache.TryLookup(TranslationStage.Stage1, 1, 1, 0x4000, out _),
             "TryLookup-token" => () => cache.TryLookup(TranslationStage.Stage1, 1, 1, 0x4000, out _, out _),
             "TryLookup-invalid" => () => cache.TryLookup((TranslationStage)3, 1, 1, 0x4000, out _),
+            "TryLookupPinned" => () => cache.TryLookupPinned(TranslationStage.Stage1, 1, 1, 0x4000, out _),
             "TryLookupTable" => () => cache.TryLookupTable(TranslationStage.Stage1, 1, 1, 0x4000, 21, out _),
             "TryLookupTable-bad-span" => () => cache.TryLookupTable(TranslationStage.Stage1, 1, 1, 0x4000, 64, out _),
             "Clear" => cache.Clear,
@@ -54,7 +55,7 @@ public class LifetimeTests
     public static TheoryData<string> DeviceTlbMembers() => new()
     {
         "Capacity", "Count", "MemoryBytes", "Fill", "Fill-malformed", "TryFill", "TryFill-out", "GetInvalidationToken",
-        "TryLookup", "TryLookup-token", "TryLookup-invalid", "Clear", "ToArray",
+        "TryLookup", "TryLookup-token", "TryLookup-invalid", "TryLookupPinned", "Clear", "ToArray",
     };
 
     [Theory]
@@ -80,6 +81,7 @@ public class LifetimeTests
             "TryLookup" => () => tlb.TryLookup(1, 1, 0x4000, out _),
             "TryLookup-token" => () => tlb.TryLookup(1, 1, 0x4000, out _, out _),
             "TryLookup-invalid" => () => tlb.TryLookup(1, uint.MaxValue - 5, 0x4000, out _),
+            "TryLookupPinned" => () => tlb.TryLookupPinned(1, 1, 0x4000, out _),
             "Clear" => tlb.Clear,
             _ => () => tlb.ToArray(),
         };
