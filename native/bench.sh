@@ -15,30 +15,39 @@ vendor=$(grep -m1 vendor_id /proc/cpuinfo | cut -d: -f2 | tr -d " ")
 case "$vendor" in AuthenticAMD) prefix=amd-epyc ;; *) prefix=$(echo "$vendor" | tr "[:upper:]" "[:lower:]") ;; esac
 dir=bench/results/${prefix}-family${family}-model${model}
 mkdir -p "$dir"
-# The C rows and their in-process .NET peer (FastInval.Benchmarks --native-peer: the same engine, entries, keys and
-# batch through the .NET API), in interleaved rounds so that load on the machine falls on both alike; each row's best.
+# The C rows and their in-process .NET peers, in interleaved rounds so that load on the machine falls on all alike; each
+# row's best. Two peers run the same engine, entries, keys and batch through the .NET API: bench/FastInval.NativePeer,
+# compiled ahead of time as libfastinval.so is (so C minus it is what the C ABI itself adds: transition, handle table,
+# argument checks, result copy), and FastInval.Benchmarks --native-peer under the tiered JIT (so the AOT peer minus it is
+# what ahead-of-time code costs against the JIT with dynamic PGO, whatever the ABI).
 dotnet build bench/FastInval.Benchmarks -c Release -nologo -v q > "$out/bench-build.log" 2>&1 || { echo "bench build failed (see $out/bench-build.log)"; exit 1; }
-peer=(dotnet bench/FastInval.Benchmarks/bin/Release/net10.0/FastInval.Benchmarks.dll --native-peer)
+aotcc=$(command -v clang || command -v gcc)
+dotnet publish bench/FastInval.NativePeer -c Release -r "$(uname -m | sed 's/x86_64/linux-x64/;s/aarch64/linux-arm64/')" -nologo -v q \
+  -p:CppCompilerAndLinker="$aotcc" -o "$out/peer-aot" > "$out/peer-aot-build.log" 2>&1 || { echo "AOT peer publish failed (see $out/peer-aot-build.log)"; exit 1; }
+jit=(dotnet bench/FastInval.Benchmarks/bin/Release/net10.0/FastInval.Benchmarks.dll --native-peer)
 rounds=${FASTINVAL_BENCH_ROUNDS:-3}
 load=$(cut -d" " -f1-3 /proc/loadavg)
-: > "$out/abi-c.txt"; : > "$out/abi-net.txt"
+: > "$out/abi-c.txt"; : > "$out/abi-aot.txt"; : > "$out/abi-jit.txt"
 for _ in $(seq "$rounds"); do
   "$out/abi_bench" >> "$out/abi-c.txt"
-  "${peer[@]}" >> "$out/abi-net.txt"
+  "$out/peer-aot/FastInval.NativePeer" >> "$out/abi-aot.txt"
+  "${jit[@]}" >> "$out/abi-jit.txt"
 done
 best() { awk -v n="$2" '$1 == n { if (b == "" || $2 < b) b = $2 } END { print b }' "$1"; }
 {
   echo "# libfastinval.so called from C: $cpu (family $family model $model), $(nproc) vCPU, $(uname -r)"
-  echo "# native/bench.sh, $(date -u "+%Y-%m-%d %H:%M") UTC, $rounds interleaved rounds of C then .NET, each the best of 7 runs; ns per call"
+  echo "# native/bench.sh, $(date -u "+%Y-%m-%d %H:%M") UTC, $rounds interleaved rounds of C, .NET AOT, .NET JIT, each the best of 7 runs; ns per call"
   echo "# load average at start: $load; at end: $(cut -d" " -f1-3 /proc/loadavg)"
-  echo "# added = C - .NET: what the C ABI (transition, handle table, argument checks, result copy) adds to the call"
-  printf "%-7s %10s %10s %10s\n" call "C ns" ".NET ns" "added ns"
+  echo "# added = C - AOT: what the C ABI (transition, handle table, argument checks, result copy) adds to the same compiled code"
+  echo "# aot-jit = AOT - JIT: what NativeAOT code costs against the tiered JIT with dynamic PGO (not the ABI)"
+  printf "%-7s %10s %10s %10s %10s %10s\n" call "C ns" "AOT ns" "JIT ns" "added ns" "aot-jit"
   for n in empty counts lookup exec64; do
-    c=$(best "$out/abi-c.txt" "$n"); d=$(best "$out/abi-net.txt" "$n")
-    if [ -n "$d" ]; then
-      printf "%-7s %10s %10s %10.1f\n" "$n" "$c" "$d" "$(awk -v c="$c" -v d="$d" 'BEGIN { print c - d }')"
+    c=$(best "$out/abi-c.txt" "$n"); a=$(best "$out/abi-aot.txt" "$n"); j=$(best "$out/abi-jit.txt" "$n")
+    if [ -n "$a" ]; then
+      printf "%-7s %10s %10s %10s %10.1f %10.1f\n" "$n" "$c" "$a" "$j" "$(awk -v c="$c" -v a="$a" 'BEGIN { print c - a }')" \
+        "$(awk -v a="$a" -v j="$j" 'BEGIN { print a - j }')"
     else
-      printf "%-7s %10s %10s %10s\n" "$n" "$c" "-" "-"
+      printf "%-7s %10s %10s %10s %10s %10s\n" "$n" "$c" "-" "-" "-" "-"
     fi
   done
 } | tee "$dir/native-abi.txt"

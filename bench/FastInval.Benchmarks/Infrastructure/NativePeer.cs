@@ -7,7 +7,9 @@ namespace FastInval.Benchmarks.Infrastructure;
 /// engine (default options: a 65,536-entry IOTLB), the same 4,096 cached pages, the same lookup key sequence and the same
 /// 64-descriptor batch, timed the same way (best of 7 runs of a fixed iteration count, ns per call), through the .NET API
 /// instead of the C ABI. Each row is run once untimed first, so that the JIT has tiered the loop up; the C side needs
-/// no warm-up. The difference of the two is what the C ABI adds to a call.
+/// no warm-up. The same file is compiled twice: here, under the tiered JIT, and ahead of time in
+/// <c>bench/FastInval.NativePeer</c>, as <c>libfastinval.so</c> is. The C row minus the AOT row is what the C ABI adds to
+/// a call; the AOT row minus the JIT row is what ahead-of-time code costs, ABI or not.
 /// </summary>
 internal static class NativePeer
 {
