@@ -82,7 +82,18 @@ public sealed partial class InvalidationEngine : IDisposable
         ConfigCache = new ConfigurationCache(options.ConfigCacheCapacity, _writerLock);
         Kernel = options.Kernel;
         FaultPlan = options.FaultPlan ?? FaultPlan.None;
+        Metrics = FastInvalMetrics.Register(this);
     }
+
+    // Metrics: descriptors executed, by scope (index = InvalidationScope; 0 counts invalid descriptors). Written under the
+    // writer lock; read by the meter's collection.
+    private readonly long[] _executed = new long[8];
+
+    /// <summary>Descriptors executed with <paramref name="scope"/> (<see cref="InvalidationScope.None"/>: invalid ones).</summary>
+    internal long ExecutedCount(InvalidationScope scope) => Volatile.Read(ref _executed[(byte)scope & 7]);
+
+    /// <summary>This engine's registration with the <c>FastInval</c> meter (its unit tag).</summary>
+    internal FastInvalMetrics.Registration Metrics { get; }
 
     /// <summary>The IOTLB (leaf and paging-structure entries).</summary>
     public TranslationCache Iotlb { get; }
@@ -136,6 +147,7 @@ public sealed partial class InvalidationEngine : IDisposable
     {
         if (!DescriptorPredicates.IsValid(in descriptor))
         {
+            _executed[0]++; // metrics: invalid descriptors
             return InvalidationStatus.Invalid;
         }
 
@@ -312,6 +324,7 @@ public sealed partial class InvalidationEngine : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void NoteInvalidation(in InvalidationDescriptor d)
     {
+        _executed[(byte)d.Scope & 7]++; // metrics: descriptors executed by scope (1-4)
         switch (d.Scope)
         {
             case InvalidationScope.Iotlb:
@@ -584,6 +597,7 @@ public sealed partial class InvalidationEngine : IDisposable
     public void Dispose()
     {
         Volatile.Write(ref _disposed, 1);
+        FastInvalMetrics.Unregister(Metrics);
         Iotlb.Dispose();
         DeviceTlb.Dispose();
         ConfigCache.Dispose();

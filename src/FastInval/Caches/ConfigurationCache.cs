@@ -113,6 +113,7 @@ public sealed class ConfigurationCache : IDisposable
         {
             if (!Sequence.IsCurrent(in token, entry.SourceId, 0, 0))
             {
+                Store.CountStale();
                 result = FillResult.Stale;
                 return false;
             }
@@ -213,8 +214,10 @@ public sealed class ConfigurationCache : IDisposable
         ulong asField = TranslationTag.EncodeAddressSpace(addressSpaceId);
         ulong kindBits = ConfigTag.Kind(kind);
         const ulong identity = ~ConfigTag.DomainMask;
-        if (!Store.TryRead(HashOf(kindBits, sourceId, asField), identity, ConfigTag.ValidBit | kindBits | asField,
-                sourceId, 0, out ulong tag, out ulong value))
+        bool hit = Store.TryRead(HashOf(kindBits, sourceId, asField), identity, ConfigTag.ValidBit | kindBits | asField,
+            sourceId, 0, out ulong tag, out ulong value);
+        Store.CountLookup(hit);
+        if (!hit)
         {
             entry = default;
             return false;

@@ -119,6 +119,7 @@ public sealed class DeviceTlb : IDisposable
         {
             if (!Table.Sequence.IsCurrent(in token, entry.SourceId, entry.InputAddress, entry.SizeLog2))
             {
+                Table.Store.CountStale();
                 result = FillResult.Stale;
                 return false;
             }
@@ -177,9 +178,16 @@ public sealed class DeviceTlb : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool LookupInside(uint sourceId, uint pasid, ulong address, out Translation translation)
     {
-        if (!AddressSpace.IsValid(pasid) ||
-            !Table.TryLookup(CommonBits | TranslationTag.Space(sourceId), sourceId, pasid, address, ulong.MaxValue, s_sizeBits,
-                leaf: true, out ulong tag, out ulong first, out int sizeLog2, out ulong value))
+        if (!AddressSpace.IsValid(pasid))
+        {
+            translation = default;
+            return false;
+        }
+
+        bool hit = Table.TryLookup(CommonBits | TranslationTag.Space(sourceId), sourceId, pasid, address, ulong.MaxValue, s_sizeBits,
+            leaf: true, out ulong tag, out ulong first, out int sizeLog2, out ulong value);
+        Table.Store.CountLookup(hit);
+        if (!hit)
         {
             translation = default;
             return false;

@@ -186,6 +186,56 @@ internal sealed unsafe class SlotStore : IDisposable
     /// bucket of a fill or removal, and every further bucket a probe path crossed.</summary>
     public long IndexLineTouches { get; private set; }
 
+    // Metrics (docs/metrics.md): plain writer-side counts (the writer lock serializes them) and reader-side lookup
+    // counts taken only while the meter's lookup instrument is observed. Managed fields: never in the shared layout.
+    private long _inserted, _replaced, _removed, _evicted, _stale, _hits, _misses;
+
+    /// <summary>Entries linked (fills that added an entry) since construction.</summary>
+    public long Inserted => Volatile.Read(ref _inserted);
+
+    /// <summary>Fills that replaced an entry of the same identity.</summary>
+    public long Replaced => Volatile.Read(ref _replaced);
+
+    /// <summary>Entries removed, by invalidation, eviction or clearing.</summary>
+    public long Removed => Volatile.Read(ref _removed);
+
+    /// <summary>Entries removed to make room (CLOCK victims).</summary>
+    public long Evicted => Volatile.Read(ref _evicted);
+
+    /// <summary>TryFill calls refused for a stale token.</summary>
+    public long Stale => Volatile.Read(ref _stale);
+
+    /// <summary>Writer side: a TryFill refused for a stale token.</summary>
+    public void CountStale() => _stale++;
+
+    /// <summary>Lookups that hit, counted while observed.</summary>
+    public long Hits => Volatile.Read(ref _hits);
+
+    /// <summary>Lookups that missed, counted while observed.</summary>
+    public long Misses => Volatile.Read(ref _misses);
+
+    /// <summary>Reader side: counts a lookup's outcome when someone observes lookups (one static flag test otherwise).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void CountLookup(bool hit)
+    {
+        if (MetricsGate.LookupsObserved)
+        {
+            CountLookupObserved(hit);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void CountLookupObserved(bool hit)
+    {
+        if (!FastInvalMetrics.LookupsEnabled)
+        {
+            MetricsGate.LookupsObserved = false; // the last listener left: back to free
+            return;
+        }
+
+        Interlocked.Increment(ref (hit ? ref _hits : ref _misses));
+    }
+
     /// <summary>End (exclusive, multiple of 8) of the slot range a scan must cover.</summary>
     public nuint ScanEnd => (nuint)((_highWater + TagScan.Padding - 1) & ~(TagScan.Padding - 1));
 
@@ -423,6 +473,7 @@ internal sealed unsafe class SlotStore : IDisposable
         _records[slot].Tag &= ~ValidBit;
         _spare[_spareCount++] = slot | DeadFlag;
         _count--;
+        _removed++;
     }
 
     /// <summary>Takes a dead slot (from <see cref="Allocate"/>) out of the index; <paramref name="hash"/> is the hash of
@@ -438,6 +489,8 @@ internal sealed unsafe class SlotStore : IDisposable
     /// path of <paramref name="hash"/>.</summary>
     public void Link(ulong hash, int slot, ulong tag, ulong first, ulong last, ulong value)
     {
+        _inserted++;
+
         // The slot is in no bucket now, so its record can be written before the way that publishes it.
         SlotRecord* r = _records + slot;
         r->First = first;
@@ -475,6 +528,7 @@ internal sealed unsafe class SlotStore : IDisposable
     /// (same identity, new translation).</summary>
     public void Update(int bucket, int slot, ulong tag, ulong value)
     {
+        _replaced++;
         IndexBucket* ib = _buckets + bucket;
         BeginWrite(ib);
         _records[slot].Tag = tag;
@@ -493,6 +547,7 @@ internal sealed unsafe class SlotStore : IDisposable
         _records[slot].Tag = 0;
         _spare[_spareCount++] = slot;
         _count--;
+        _removed++;
     }
 
     private void RemoveFromIndex(ulong hash, int slot)
@@ -601,6 +656,7 @@ internal sealed unsafe class SlotStore : IDisposable
         _records[slot].Tag = 0;
         _spare[_spareCount++] = slot;
         _count--;
+        _removed++;
     }
 
     /// <summary>Diagnostic (writer side, tests): a bucket's overflow count and number of occupied ways.</summary>
@@ -657,6 +713,7 @@ internal sealed unsafe class SlotStore : IDisposable
                 continue;
             }
 
+            _evicted++;
             return slot;
         }
     }
@@ -683,6 +740,7 @@ internal sealed unsafe class SlotStore : IDisposable
 
         _highWater = 0;
         _spareCount = 0;
+        _removed += _count;
         _count = 0;
         _hand = 0;
     }

@@ -129,6 +129,7 @@ public sealed class TranslationCache : IDisposable
             // Checked under the writer lock, which every invalidation holds while it advances the sequence and removes.
             if (!Table.Sequence.IsCurrent(in token, entry.DomainId, entry.InputAddress, entry.SizeLog2))
             {
+                Table.Store.CountStale();
                 result = FillResult.Stale;
                 return false;
             }
@@ -219,8 +220,10 @@ public sealed class TranslationCache : IDisposable
 
         ulong common = Caches.TranslationTag.ValidBit | Caches.TranslationTag.Stage((StageMask)stage) |
                        (leaf ? Caches.TranslationTag.LeafBit : 0) | Caches.TranslationTag.Space(domainId);
-        if (!Table.TryLookup(common, domainId, addressSpaceId, address, sizeMask, s_sizeBits, leaf,
-                out ulong tag, out ulong first, out int sizeLog2, out ulong value))
+        bool hit = Table.TryLookup(common, domainId, addressSpaceId, address, sizeMask, s_sizeBits, leaf,
+            out ulong tag, out ulong first, out int sizeLog2, out ulong value);
+        Table.Store.CountLookup(hit);
+        if (!hit)
         {
             translation = default;
             return false;

@@ -69,6 +69,13 @@ internal sealed class QueueCore
             EngineOptions options = engineOptions ?? new EngineOptions();
             Engine = new InvalidationEngine(options) { FaultPlan = faultPlan ?? options.FaultPlan };
             OwnsEngine = true;
+            Engine.Metrics.Kind = source switch // the unit tag of the FastInval meter
+            {
+                InvalidationSource.VtdQueue => "vtd",
+                InvalidationSource.SmmuCommandQueue => "smmu",
+                InvalidationSource.AmdViCommandBuffer => "amdvi",
+                _ => "unit",
+            };
         }
     }
 

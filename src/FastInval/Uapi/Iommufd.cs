@@ -326,9 +326,16 @@ public sealed partial class Iommufd : IDisposable
         }
     }
 
-    private InvalidationEngine VtdEngine => _vtdEngine ??= new InvalidationEngine(_options.EngineOptions);
+    private InvalidationEngine VtdEngine => _vtdEngine ??= NewEngine("iommufd-vtd");
 
-    private InvalidationEngine SmmuEngine => _smmuEngine ??= new InvalidationEngine(_options.EngineOptions);
+    private InvalidationEngine SmmuEngine => _smmuEngine ??= NewEngine("iommufd-smmu");
+
+    private InvalidationEngine NewEngine(string kind)
+    {
+        var engine = new InvalidationEngine(_options.EngineOptions);
+        engine.Metrics.Kind = kind; // the unit tag of the FastInval meter
+        return engine;
+    }
 
     /// <summary>
     /// iommufd_fops_ioctl: (1) a number outside the command table goes to the VFIO compatibility handler, not modelled
