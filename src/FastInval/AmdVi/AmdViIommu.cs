@@ -491,6 +491,13 @@ public sealed partial class AmdViIommu : IDisposable, IDeviceTlbClient
     /// <summary>Writes one event-log entry (or notes the overflow) and signals the interrupt when enabled.</summary>
     private void Record(in AmdViEvent e)
     {
+        switch (e.Code) // counted whether or not the log can take the entry: the guest's command failed either way
+        {
+            case AmdViEventCode.IllegalCommandError: _core.Engine.Metrics.CountQueueError(QueueError.IllegalCommand); break;
+            case AmdViEventCode.CommandHardwareError: _core.Engine.Metrics.CountQueueError(QueueError.CommandHardwareError); break;
+            case AmdViEventCode.IotlbInvalidationTimeout: _core.Engine.Metrics.CountQueueError(QueueError.IotlbInvTimeout); break;
+        }
+
         if (!EventLogRunning || (_status & StatusEventOverflow) != 0)
         {
             return; // lost: no log running, or discarded until software clears the overflow

@@ -26,6 +26,11 @@ internal static class FastInvalMetrics
 
     private static readonly string[] s_scopes = ["invalid", "iotlb", "iotlb_range", "device_tlb", "config"];
     private static readonly string[] s_caches = ["iotlb", "device_tlb", "config"];
+    private static readonly string[] s_errors =
+    [
+        "iqe", "ite", "ice", "cerror_ill", "cerror_abt", "cerror_atc_inv_sync", "illegal_command", "command_hardware_error",
+        "iotlb_inv_timeout",
+    ];
 
     private static readonly ObservableCounter<long> s_lookups = s_meter.CreateObservableCounter("fastinval.lookups", ObserveLookups,
         "{lookup}", "Lookups by cache and result (hit, miss); counted only while this instrument is observed.");
@@ -41,6 +46,9 @@ internal static class FastInvalMetrics
         s_meter.CreateObservableCounter("fastinval.evictions", ObserveEvictions, "{entry}",
             "Entries evicted (CLOCK victims) to make room for a fill, by cache.");
         s_meter.CreateObservableUpDownCounter("fastinval.entries", ObserveEntries, "{entry}", "Entries cached now, by cache.");
+        s_meter.CreateObservableCounter("fastinval.queue.errors", ObserveQueueErrors, "{error}",
+            "Errors the units' queues reported to their guests, by architected error (iqe, ite, ice, cerror_ill, cerror_abt, " +
+            "cerror_atc_inv_sync, illegal_command, command_hardware_error, iotlb_inv_timeout).");
     }
 
     /// <summary>True while some listener observes <c>fastinval.lookups</c>.</summary>
@@ -97,6 +105,15 @@ internal static class FastInvalMetrics
         }
 
         public bool TryGetEngine(out InvalidationEngine? engine) => _engine.TryGetTarget(out engine);
+
+        private readonly long[] _queueErrors = new long[(int)QueueError.Count];
+
+        /// <summary>Counts an error a unit's queue reported to its guest (units sharing an engine count together; any
+        /// thread).</summary>
+        public void CountQueueError(QueueError error) => Interlocked.Increment(ref _queueErrors[(int)error]);
+
+        /// <summary>Errors of one kind counted so far.</summary>
+        public long QueueErrors(QueueError error) => Volatile.Read(ref _queueErrors[(int)error]);
     }
 
     private static List<(string Unit, InvalidationEngine Engine)> Snapshot()
@@ -197,11 +214,62 @@ internal static class FastInvalMetrics
         return result;
     }
 
+    private static IEnumerable<Measurement<long>> ObserveQueueErrors()
+    {
+        var result = new List<Measurement<long>>();
+        lock (s_lock)
+        {
+            foreach (Registration r in s_units)
+            {
+                for (int e = 0; e < s_errors.Length; e++)
+                {
+                    result.Add(M(r.QueueErrors((QueueError)e), r.Unit, "fastinval.error", s_errors[e]));
+                }
+            }
+        }
+
+        return result;
+    }
+
     private static IEnumerable<Measurement<long>> ObserveRemoved() => PerCache(s => s.Removed);
 
     private static IEnumerable<Measurement<long>> ObserveEvictions() => PerCache(s => s.Evicted);
 
     private static IEnumerable<Measurement<long>> ObserveEntries() => PerCache(s => s.Count);
+}
+
+/// <summary>The architected errors a unit's queue reports, as the meter counts them.</summary>
+internal enum QueueError
+{
+    /// <summary>VT-d invalidation queue error (FSTS.IQE).</summary>
+    Iqe,
+
+    /// <summary>VT-d invalidation time-out error (FSTS.ITE).</summary>
+    Ite,
+
+    /// <summary>VT-d invalidation completion error (FSTS.ICE).</summary>
+    Ice,
+
+    /// <summary>SMMUv3 CERROR_ILL.</summary>
+    CerrorIll,
+
+    /// <summary>SMMUv3 CERROR_ABT.</summary>
+    CerrorAbt,
+
+    /// <summary>SMMUv3 CERROR_ATC_INV_SYNC.</summary>
+    CerrorAtcInvSync,
+
+    /// <summary>AMD-Vi ILLEGAL_COMMAND_ERROR.</summary>
+    IllegalCommand,
+
+    /// <summary>AMD-Vi COMMAND_HARDWARE_ERROR.</summary>
+    CommandHardwareError,
+
+    /// <summary>AMD-Vi IOTLB_INV_TIMEOUT.</summary>
+    IotlbInvTimeout,
+
+    /// <summary>The number of kinds.</summary>
+    Count,
 }
 
 /// <summary>The one flag a lookup tests for the meter (a class of its own with no static constructor, so that even

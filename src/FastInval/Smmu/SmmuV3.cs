@@ -607,6 +607,12 @@ public sealed partial class SmmuV3 : IDisposable, IDeviceTlbClient
 
     private void RaiseCommandError(SmmuCommandError error)
     {
+        _core.Engine.Metrics.CountQueueError(error switch
+        {
+            SmmuCommandError.Illegal => QueueError.CerrorIll,
+            SmmuCommandError.Abort => QueueError.CerrorAbt,
+            _ => QueueError.CerrorAtcInvSync,
+        });
         _cmdqCons = (_cmdqCons & ~ConsErrMask) | ((uint)error << ConsErrShift);
         RaiseGlobalError(GerrorCmdqErr);
     }

@@ -474,12 +474,14 @@ public sealed partial class VtdIommu : IDisposable, IDeviceTlbClient
 
     private void RaiseQueueError(VtdQueueError code)
     {
+        _core.Engine.Metrics.CountQueueError(QueueError.Iqe);
         _iqercd = (_iqercd & ~(0xFUL << IqeiShift)) | ((ulong)code << IqeiShift);
         RaiseFault(Iqe);
     }
 
     private void RaiseTimeout(uint sourceId)
     {
+        _core.Engine.Metrics.CountQueueError(QueueError.Ite);
         if ((_fsts & Ite) == 0)
         {
             _iqercd = (_iqercd & ~(0xFFFFUL << ItesidShift)) | ((ulong)(sourceId & 0xFFFF) << ItesidShift);
@@ -490,6 +492,7 @@ public sealed partial class VtdIommu : IDisposable, IDeviceTlbClient
 
     private void RaiseCompletionError(uint sourceId)
     {
+        _core.Engine.Metrics.CountQueueError(QueueError.Ice);
         if ((_fsts & Ice) == 0)
         {
             _iqercd = (_iqercd & ~(0xFFFFUL << IcesidShift)) | ((ulong)(sourceId & 0xFFFF) << IcesidShift);

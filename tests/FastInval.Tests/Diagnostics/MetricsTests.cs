@@ -2,6 +2,9 @@ using System.Diagnostics.Metrics;
 using FastInval.AmdVi;
 using FastInval.Internals;
 using FastInval.Smmu;
+using FastInval.Tests.AmdVi;
+using FastInval.Tests.Smmu;
+using FastInval.Tests.Vtd;
 using FastInval.Vtd;
 
 namespace FastInval.Tests.Diagnostics;
@@ -174,6 +177,27 @@ public sealed class MetricsTests
         Assert.Empty(Collect(vtdUnit));
         Assert.Empty(Collect(smmuUnit));
         Assert.Empty(Collect(amdViUnit));
+    }
+
+    [Fact]
+    public void QueueErrors_CountEachArchitectedErrorOfEachUnit()
+    {
+        using var vtd = new VtdRig();
+        vtd.Enable();
+        vtd.Submit(Dsc.Iotlb(2, 1).With(0, 40)); // a reserved bit: IQE
+        Assert.Equal(1, Collect(vtd.Engine.Metrics.Unit)["fastinval.queue.errors{fastinval.error=iqe}"]);
+
+        using var smmu = new SmmuRig();
+        smmu.Submit(new SmmuCommand(0x7F, 0), Cmd.Sync()); // unknown opcode: CERROR_ILL
+        Dictionary<string, long> s = Collect(smmu.Engine.Metrics.Unit);
+        Assert.Equal(1, s["fastinval.queue.errors{fastinval.error=cerror_ill}"]);
+        Assert.Equal(0, s["fastinval.queue.errors{fastinval.error=iqe}"]);
+
+        using var amdVi = new AmdViRig(new AmdViOptions { GuestTranslation = false });
+        amdVi.Submit(AmdViCommand.InvalidateIommuPages(1, 0x5000, pasid: 3)); // guest PASID without GT: ILLEGAL_COMMAND_ERROR
+        Dictionary<string, long> a = Collect(amdVi.Engine.Metrics.Unit);
+        Assert.Equal(1, a["fastinval.queue.errors{fastinval.error=illegal_command}"]);
+        Assert.Equal(0, a["fastinval.queue.errors{fastinval.error=cerror_ill}"]);
     }
 
     [Fact]
