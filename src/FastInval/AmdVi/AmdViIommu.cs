@@ -125,6 +125,7 @@ public sealed partial class AmdViIommu : IDisposable, IDeviceTlbClient
         ArgumentNullException.ThrowIfNull(memory);
         options ??= new AmdViOptions();
         _core = new QueueCore(engine, options.Engine, options.FaultPlan, InvalidationSource.AmdViCommandBuffer, nameof(AmdViOptions));
+        _core.DepthSource = QueueDepth;
         _memory = memory;
         _interrupt = options.Interrupt;
         _caps = new AmdViCapabilities(options);
@@ -526,6 +527,9 @@ public sealed partial class AmdViIommu : IDisposable, IDeviceTlbClient
             _interrupt?.Invoke();
         }
     }
+
+    /// <summary>Commands between the command buffer's head and tail (the meter's <c>fastinval.queue.depth</c>).</summary>
+    private long QueueDepth() => (long)(((_commandTail - _commandHead) & (RingBytes(_commandBase) - 1)) / EntrySize);
 
     /// <summary>Disposes the unit and, if the unit built it, its engine (a caller's engine is left alone). Afterwards
     /// every member but <see cref="Dispose"/> (which may be called again) throws <see cref="ObjectDisposedException"/>.

@@ -46,6 +46,8 @@ internal static class FastInvalMetrics
         s_meter.CreateObservableCounter("fastinval.evictions", ObserveEvictions, "{entry}",
             "Entries evicted (CLOCK victims) to make room for a fill, by cache.");
         s_meter.CreateObservableUpDownCounter("fastinval.entries", ObserveEntries, "{entry}", "Entries cached now, by cache.");
+        s_meter.CreateObservableUpDownCounter("fastinval.queue.depth", ObserveQueueDepth, "{descriptor}",
+            "Descriptors or commands the guest has posted that the unit has not consumed yet (tail minus head), per unit.");
         s_meter.CreateObservableCounter("fastinval.queue.errors", ObserveQueueErrors, "{error}",
             "Errors the units' queues reported to their guests, by architected error (iqe, ite, ice, cerror_ill, cerror_abt, " +
             "cerror_atc_inv_sync, illegal_command, command_hardware_error, iotlb_inv_timeout).");
@@ -107,6 +109,56 @@ internal static class FastInvalMetrics
         public bool TryGetEngine(out InvalidationEngine? engine) => _engine.TryGetTarget(out engine);
 
         private readonly long[] _queueErrors = new long[(int)QueueError.Count];
+        private readonly List<WeakReference<Queues.QueueCore>> _queues = [];
+
+        /// <summary>True once a unit's queue runs on this engine.</summary>
+        public bool HasQueues
+        {
+            get
+            {
+                lock (_queues)
+                {
+                    return _queues.Count != 0;
+                }
+            }
+        }
+
+        /// <summary>Adds a unit's queue (its constructor) whose depth the meter reports.</summary>
+        public void AddQueue(Queues.QueueCore queue)
+        {
+            lock (_queues)
+            {
+                _queues.Add(new WeakReference<Queues.QueueCore>(queue));
+            }
+        }
+
+        /// <summary>Takes a disposed unit's queue out.</summary>
+        public void RemoveQueue(Queues.QueueCore queue)
+        {
+            lock (_queues)
+            {
+                _queues.RemoveAll(w => !w.TryGetTarget(out Queues.QueueCore? q) || q == queue);
+            }
+        }
+
+        /// <summary>The depth of every queue on this engine, added (a register read without the units' locks: a
+        /// reading taken during a write may be one write old).</summary>
+        public long QueueDepth()
+        {
+            long depth = 0;
+            lock (_queues)
+            {
+                foreach (WeakReference<Queues.QueueCore> w in _queues)
+                {
+                    if (w.TryGetTarget(out Queues.QueueCore? q) && q.DepthSource is Func<long> source)
+                    {
+                        depth += source();
+                    }
+                }
+            }
+
+            return depth;
+        }
 
         /// <summary>Counts an error a unit's queue reported to its guest (units sharing an engine count together; any
         /// thread).</summary>
@@ -208,6 +260,23 @@ internal static class FastInvalMetrics
                 Caches.SlotStore s = StoreOf(e, cache);
                 result.Add(M(s.Hits, unit, s_caches[cache], "fastinval.result", "hit"));
                 result.Add(M(s.Misses, unit, s_caches[cache], "fastinval.result", "miss"));
+            }
+        }
+
+        return result;
+    }
+
+    private static IEnumerable<Measurement<long>> ObserveQueueDepth()
+    {
+        var result = new List<Measurement<long>>();
+        lock (s_lock)
+        {
+            foreach (Registration r in s_units)
+            {
+                if (r.HasQueues)
+                {
+                    result.Add(new Measurement<long>(r.QueueDepth(), new KeyValuePair<string, object?>("fastinval.unit", r.Unit)));
+                }
             }
         }
 

@@ -77,7 +77,13 @@ internal sealed class QueueCore
                 _ => "unit",
             };
         }
+
+        Engine.Metrics.AddQueue(this);
     }
+
+    /// <summary>The unit's queue depth for the meter (<c>fastinval.queue.depth</c>): posted and not yet consumed entries,
+    /// read from its registers. Set by the front end once it is built.</summary>
+    public Func<long>? DepthSource { get; set; }
 
     /// <summary>The engine the unit executes on.</summary>
     public InvalidationEngine Engine { get; }
@@ -252,6 +258,7 @@ internal sealed class QueueCore
         }
 
         IsDisposed = true;
+        Engine.Metrics.RemoveQueue(this);
         Tickets?.Dispose();
         if (OwnsEngine && !_running)
         {

@@ -142,6 +142,7 @@ public sealed partial class SmmuV3 : IDisposable, IDeviceTlbClient
         _cmdqMaxLog2 = options.MaxCommandQueueLog2;
         _oasMask = (1UL << options.OutputAddressBits) - 1;
         _core = new QueueCore(engine, options.Engine, options.FaultPlan, InvalidationSource.SmmuCommandQueue, nameof(SmmuOptions));
+        _core.DepthSource = QueueDepth;
         _core.AttachDeviceTlbSink(this, options.DeviceTlbSink);
 
         _idr[0] = (f.Stage2 ? Idr0S2p : 0) | (f.Stage1 ? Idr0S1p : 0) | (2u << Idr0TtfShift) /* AArch64 */ | Idr0CohAcc |
@@ -648,6 +649,9 @@ public sealed partial class SmmuV3 : IDisposable, IDeviceTlbClient
             _wired?.Invoke(SmmuInterrupt.GlobalError);
         }
     }
+
+    /// <summary>Commands between CMDQ_CONS and CMDQ_PROD (the meter's <c>fastinval.queue.depth</c>).</summary>
+    private long QueueDepth() => (_cmdqProd - _cmdqCons) & ((2u << QueueLog2) - 1);
 
     /// <summary>Disposes the SMMU and, if the SMMU built it, its engine (a caller's engine is left alone). Afterwards
     /// every member but <see cref="Dispose"/> (which may be called again) throws <see cref="ObjectDisposedException"/>.

@@ -169,6 +169,7 @@ public sealed partial class VtdIommu : IDisposable, IDeviceTlbClient
         _scalableMode = options.ScalableMode;
         _caps = new VtdCapabilities(options);
         _core = new QueueCore(engine, options.Engine, options.FaultPlan, InvalidationSource.VtdQueue, nameof(VtdOptions));
+        _core.DepthSource = QueueDepth;
         _cap = BuildCap(options);
         _ecap = BuildEcap(options, in _caps);
         _core.AttachDeviceTlbSink(this, options.DeviceTlbSink);
@@ -794,6 +795,15 @@ public sealed partial class VtdIommu : IDisposable, IDeviceTlbClient
         }
 
         return ecap;
+    }
+
+    /// <summary>Descriptors between IQH and IQT (the meter's <c>fastinval.queue.depth</c>).</summary>
+    private long QueueDepth()
+    {
+        ulong iqa = _iqa;
+        ulong width = (iqa & IqaDw) != 0 ? 32UL : 16UL;
+        ulong size = PageSize << (int)(iqa & IqaQsMask);
+        return (long)(((_iqt - _iqh) & (size - 1)) / width);
     }
 
     /// <summary>Disposes the unit and, if the unit built it, its engine (a caller's engine is left alone). Afterwards

@@ -180,24 +180,31 @@ public sealed class MetricsTests
     }
 
     [Fact]
-    public void QueueErrors_CountEachArchitectedErrorOfEachUnit()
+    public void QueueErrorsAndDepth_CountEachArchitectedErrorOfEachUnit_DepthIsTailMinusHead()
     {
         using var vtd = new VtdRig();
         vtd.Enable();
-        vtd.Submit(Dsc.Iotlb(2, 1).With(0, 40)); // a reserved bit: IQE
-        Assert.Equal(1, Collect(vtd.Engine.Metrics.Unit)["fastinval.queue.errors{fastinval.error=iqe}"]);
+        vtd.Submit(Dsc.Iotlb(2, 1).With(0, 40), Dsc.Iotlb(2, 1), Dsc.Iotlb(2, 1)); // a reserved bit: IQE, IQH stays on it
+        Dictionary<string, long> v = Collect(vtd.Engine.Metrics.Unit);
+        Assert.Equal(1, v["fastinval.queue.errors{fastinval.error=iqe}"]);
+        Assert.Equal(3, v["fastinval.queue.depth{}"]); // the bad descriptor and the two behind it
 
         using var smmu = new SmmuRig();
         smmu.Submit(new SmmuCommand(0x7F, 0), Cmd.Sync()); // unknown opcode: CERROR_ILL
         Dictionary<string, long> s = Collect(smmu.Engine.Metrics.Unit);
         Assert.Equal(1, s["fastinval.queue.errors{fastinval.error=cerror_ill}"]);
         Assert.Equal(0, s["fastinval.queue.errors{fastinval.error=iqe}"]);
+        Assert.Equal(2, s["fastinval.queue.depth{}"]); // CONS on the bad command, PROD past the CMD_SYNC
 
         using var amdVi = new AmdViRig(new AmdViOptions { GuestTranslation = false });
         amdVi.Submit(AmdViCommand.InvalidateIommuPages(1, 0x5000, pasid: 3)); // guest PASID without GT: ILLEGAL_COMMAND_ERROR
         Dictionary<string, long> a = Collect(amdVi.Engine.Metrics.Unit);
         Assert.Equal(1, a["fastinval.queue.errors{fastinval.error=illegal_command}"]);
         Assert.Equal(0, a["fastinval.queue.errors{fastinval.error=cerror_ill}"]);
+        Assert.Equal(1, a["fastinval.queue.depth{}"]); // the head stops on the illegal command
+
+        using var engine = new InvalidationEngine();
+        Assert.False(Collect(engine.Metrics.Unit).ContainsKey("fastinval.queue.depth{}")); // a bare engine has no queue
     }
 
     [Fact]
